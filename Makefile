@@ -1,0 +1,47 @@
+# Two commands: `make run` (set up + run on the committed sample), `make test` (set up + tests).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Prefect runs offline and quietly; its temporary server needs time on 2 cores (DESIGN.md §9).
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
+
+.PHONY: run test lint format sample dashboard clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(BIN)/journey run --config journey.toml
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src pipelines tests
+	$(BIN)/ruff format --check src pipelines tests
+	$(BIN)/mypy
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff format src pipelines tests
+	$(BIN)/ruff check --fix src pipelines tests
+
+# Regenerate the committed sample (tests check it matches the generator byte for byte).
+sample: $(VENV)/.installed-run
+	$(BIN)/journey sample --customers 500 --seed 42 --out data/sample
+
+dashboard: $(VENV)/.installed-run
+	$(BIN)/journey dashboard --config journey.toml
+
+clean:
+	rm -rf $(VENV) journeys.duckdb journeys.duckdb.wal reports/dashboard.html .pytest_cache

@@ -1,0 +1,65 @@
+"""The main flow: source files to DuckDB tables, marts and the dashboard.
+
+Each task calls one function of ``journey_analytics.jobs``; retries and ordering live here,
+logic does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from journey_analytics import jobs
+from journey_analytics.config import Settings, load_settings
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did, for the command line's closing summary."""
+
+    database: Path
+    batches: list[jobs.BatchReport]
+    core: jobs.CoreReport
+    journeys: jobs.JourneyReport
+    marts: dict[str, int]
+    dashboard: Path
+
+
+@task(name="ingest-sources", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def ingest_sources(settings: Settings) -> list[jobs.BatchReport]:
+    return jobs.ingest_sources(settings)
+
+
+@task(name="stitch-identities", cache_policy=NO_CACHE)
+def build_core(settings: Settings) -> jobs.CoreReport:
+    return jobs.build_core(settings)
+
+
+@task(name="build-journeys", cache_policy=NO_CACHE)
+def build_journeys(settings: Settings) -> jobs.JourneyReport:
+    return jobs.build_journeys(settings)
+
+
+@task(name="build-marts", cache_policy=NO_CACHE)
+def build_marts(settings: Settings) -> dict[str, int]:
+    return jobs.build_marts(settings)
+
+
+@task(name="export-dashboard", retries=1, cache_policy=NO_CACHE)
+def export_dashboard(settings: Settings) -> Path:
+    return jobs.export_dashboard(settings)
+
+
+@flow(name="journey-run", log_prints=True)
+def journey_run(config_path: str = "journey.toml") -> RunSummary:
+    """Runs the whole pipeline for the sources named in ``config_path``."""
+    settings = load_settings(config_path)
+    batches = ingest_sources(settings)
+    core = build_core(settings)
+    journeys = build_journeys(settings)
+    marts = build_marts(settings)
+    dashboard = export_dashboard(settings)
+    return RunSummary(settings.database_path, batches, core, journeys, marts, dashboard)

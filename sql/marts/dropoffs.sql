@@ -1,0 +1,32 @@
+-- marts.dropoffs: one row per touchpoint: closed journeys through it, drop-offs there, rate.
+with
+
+closed_journeys as (
+    select journey_id, status, last_touchpoint from journeys.journeys where status <> 'open'
+),
+
+through as (
+    select steps.touchpoint, count(distinct steps.journey_id) as journeys_through
+    from journeys.steps as steps
+    inner join closed_journeys using (journey_id)
+    group by steps.touchpoint
+),
+
+exits as (
+    select last_touchpoint as touchpoint, count(*) as exits
+    from closed_journeys
+    where status = 'dropped'
+    group by last_touchpoint
+),
+
+final as (
+    select
+        through.touchpoint,
+        through.journeys_through,
+        coalesce(exits.exits, 0) as exits,
+        coalesce(exits.exits, 0) / through.journeys_through as dropoff_rate
+    from through
+    left join exits using (touchpoint)
+)
+
+select * from final order by touchpoint

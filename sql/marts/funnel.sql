@@ -1,0 +1,48 @@
+-- marts.funnel: one row per journey stage, awareness to loyalty.
+-- A closed journey "reaches" a stage when its furthest stage is that one or a later one;
+-- it drops off at its furthest stage when it ended without a conversion.
+with
+
+stages as (
+    select * from (values
+        (1, 'awareness'), (2, 'interest'), (3, 'consideration'),
+        (4, 'purchase'), (5, 'usage'), (6, 'loyalty')
+    ) as t(stage_order, stage)
+),
+
+closed_journeys as (
+    select journey_id, status from journeys.journeys where status <> 'open'
+),
+
+furthest as (
+    select
+        steps.journey_id,
+        any_value(closed_journeys.status) as status,
+        max(stages.stage_order) as furthest_stage_order
+    from journeys.steps as steps
+    inner join closed_journeys using (journey_id)
+    inner join stages on stages.stage = steps.stage
+    group by steps.journey_id
+),
+
+final as (
+    select
+        stages.stage_order,
+        stages.stage,
+        count(furthest.journey_id) filter (
+            where furthest.furthest_stage_order >= stages.stage_order
+        ) as journeys,
+        coalesce(
+            journeys / nullif((select count(*) from furthest), 0), 0
+        )::double as share_of_journeys,
+        count(furthest.journey_id) filter (
+            where furthest.furthest_stage_order = stages.stage_order
+            and furthest.status = 'dropped'
+        ) as dropoffs,
+        coalesce(dropoffs / nullif(journeys, 0), 0)::double as dropoff_rate
+    from stages
+    left join furthest on true
+    group by stages.stage_order, stages.stage
+)
+
+select * from final order by stage_order

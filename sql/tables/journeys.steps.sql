@@ -1,0 +1,15 @@
+-- journeys.steps: one row per event in a journey, with its position.
+create table if not exists journeys.steps (
+    journey_id varchar not null,
+    position bigint not null,           -- 1-based, in event-time order
+    event_id varchar not null,
+    customer_key varchar not null,
+    session_id varchar not null,
+    occurred_at timestamptz not null,
+    touchpoint varchar not null,
+    channel varchar not null,
+    stage varchar not null,
+    is_conversion boolean not null,
+    is_fulfilment boolean not null,     -- a later step of the journey's order (pickup, review, return)
+    primary key (journey_id, position)
+);

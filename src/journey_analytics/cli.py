@@ -1,0 +1,109 @@
+"""The ``journey`` command line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from journey_analytics.errors import DatabaseLockedError, JourneyError
+
+app = typer.Typer(
+    help="Reconstruct cross-channel customer journeys from clickstream, CRM and POS data.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="TOML config file (paths in it are relative to it).")
+]
+
+# Prefect runs offline: no telemetry, and patience for its temporary server on small machines.
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+}
+
+
+def _fail(error: JourneyError) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+    return typer.Exit(code=3 if isinstance(error, DatabaseLockedError) else 2)
+
+
+@app.command()
+def run(config: ConfigOption = Path("journey.toml")) -> None:
+    """Run the whole pipeline: ingest, stitch, journeys, marts, dashboard.
+
+    Example: journey run --config journey.toml
+    """
+    for name, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    from pipelines.journey_flow import journey_run  # noqa: PLC0415 (after the env is set)
+
+    try:
+        summary = journey_run(str(config))
+    except JourneyError as error:
+        raise _fail(error) from None
+    table = Table(title="Sources")
+    for column in ("source", "file", "status", "read", "loaded", "duplicates", "rejected"):
+        table.add_column(column, justify="left" if column in {"source", "file", "status"}
+                         else "right")
+    for batch in summary.batches:
+        table.add_row(batch.source, batch.file, batch.status, str(batch.rows_read),
+                      str(batch.rows_loaded), str(batch.rows_duplicate), str(batch.rows_rejected))
+    console.print(table)
+    core, journeys = summary.core, summary.journeys
+    console.print(
+        f"{core.events} events, {core.customers} customers, {journeys.sessions} sessions, "
+        f"{journeys.journeys} journeys ({journeys.conversions} converted, "
+        f"{journeys.dropped} dropped, {journeys.open} open)"
+    )
+    console.print("patterns: " + ", ".join(f"{k} {v}" for k, v in journeys.patterns.items()))
+    console.print(f"database:  {summary.database}")
+    console.print(f"dashboard: {summary.dashboard}")
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Option(help="Folder to write the sample into.")] = Path(
+        "data/sample"),
+    customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 500,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 42,
+) -> None:
+    """Generate a synthetic omnichannel sample with its ground truth.
+
+    Example: journey sample --customers 500 --seed 42 --out data/sample
+    """
+    from journey_analytics.sample import generate_sample  # noqa: PLC0415
+
+    summary = generate_sample(out, customers=customers, seed=seed)
+    console.print(
+        f"{summary.customers} customers, {summary.journeys} journeys, {summary.events} events, "
+        f"{summary.conversions} conversions written to {out}"
+    )
+
+
+@app.command()
+def dashboard(config: ConfigOption = Path("journey.toml")) -> None:
+    """Rebuild the dashboard HTML from the marts of the last run.
+
+    Example: journey dashboard --config journey.toml
+    """
+    from journey_analytics import jobs  # noqa: PLC0415
+    from journey_analytics.config import load_settings  # noqa: PLC0415
+
+    try:
+        path = jobs.export_dashboard(load_settings(config))
+    except JourneyError as error:
+        raise _fail(error) from None
+    console.print(f"dashboard: {path}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,31 @@
+"""The project's exceptions: one base class, and errors that name where and what went wrong."""
+
+from __future__ import annotations
+
+
+class JourneyError(Exception):
+    """Base class of every error journey-analytics raises on purpose."""
+
+
+class ConfigError(JourneyError):
+    """The configuration (TOML file, environment, taxonomy or rules file) is not usable."""
+
+
+class SourceError(JourneyError):
+    """A source file cannot be read at all (missing, unreadable, wrong columns)."""
+
+
+class DatabaseLockedError(JourneyError):
+    """Another process holds the DuckDB file open for writing."""
+
+
+def format_problems(title: str, problems: list[str]) -> str:
+    """Joins collected validation problems into one readable message.
+
+    Example:
+        >>> print(format_problems("journey.toml is not valid", ["a: expected int, found 'x'"]))
+        journey.toml is not valid:
+          - a: expected int, found 'x'
+    """
+    lines = [f"{title}:"] + [f"  - {problem}" for problem in problems]
+    return "\n".join(lines)

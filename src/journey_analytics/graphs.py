@@ -1,0 +1,141 @@
+"""Transition graphs: journey steps to a ``networkx.DiGraph`` of touchpoint transitions.
+
+Input grain: one step of a journey (``journeys.steps``) and one row per journey (its status).
+Output grain: ``transition_edges`` one row per (journey, transition); ``transition_graph`` a
+DiGraph over touchpoints plus ``START``, ``CONVERSION`` and ``DROP_OFF``, one edge per
+(from, to) with ``transitions``, ``customers``, ``probability``, ``median_seconds`` and
+``p90_seconds``; ``graph_to_frame`` one row per edge (``marts.transitions``).
+
+The graph covers each journey up to its conversion: fulfilment steps after it (pickup,
+review) are not transitions towards the sale. Noise touchpoints are dropped and consecutive
+repeats collapsed as in the paths; seconds run from the last event of one touchpoint to the
+first event of the next. Open journeys have no end edge.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import polars as pl
+
+START, CONVERSION, DROP_OFF = "START", "CONVERSION", "DROP_OFF"
+
+
+def _runs(steps: pl.DataFrame, *, drop_touchpoints: tuple[str, ...], collapse_repeats: bool
+          ) -> pl.DataFrame:
+    """Consecutive steps of one touchpoint folded into one run with its first and last time."""
+    kept = steps.filter(
+        ~pl.col("is_fulfilment") & ~pl.col("touchpoint").is_in(list(drop_touchpoints))
+    ).sort("journey_id", "position")
+    changed = pl.col("touchpoint") != pl.col("touchpoint").shift()
+    run_start = changed.fill_null(True) if collapse_repeats else pl.lit(True)
+    return (
+        kept.with_columns(run_start.cast(pl.Int64).cum_sum().over("journey_id").alias("run"))
+        .group_by("journey_id", "run", maintain_order=True)
+        .agg(
+            pl.col("customer_key").first(),
+            pl.col("touchpoint").first(),
+            pl.col("occurred_at").min().alias("first_at"),
+            pl.col("occurred_at").max().alias("last_at"),
+        )
+    )
+
+
+def transition_edges(
+    steps: pl.DataFrame,
+    journeys: pl.DataFrame,
+    *,
+    drop_touchpoints: tuple[str, ...],
+    collapse_repeats: bool,
+) -> pl.DataFrame:
+    """Every transition of every journey, including ``START ->`` and ``-> CONVERSION`` /
+    ``-> DROP_OFF`` edges: columns journey_id, customer_key, from_touchpoint, to_touchpoint,
+    seconds."""
+    runs = _runs(steps, drop_touchpoints=drop_touchpoints, collapse_repeats=collapse_repeats)
+    inner = runs.with_columns(
+        pl.col("touchpoint").shift().over("journey_id").alias("from_touchpoint"),
+        (pl.col("first_at") - pl.col("last_at").shift().over("journey_id"))
+        .dt.total_microseconds()
+        .truediv(1e6)
+        .alias("seconds"),
+    ).select(
+        "journey_id",
+        "customer_key",
+        pl.col("from_touchpoint").fill_null(START),
+        pl.col("touchpoint").alias("to_touchpoint"),
+        "seconds",
+    )
+    end_node = (
+        pl.when(pl.col("status") == "converted")
+        .then(pl.lit(CONVERSION))
+        .when(pl.col("status") == "dropped")
+        .then(pl.lit(DROP_OFF))
+    )
+    ends = (
+        runs.group_by("journey_id", maintain_order=True)
+        .agg(pl.col("customer_key").last(), pl.col("touchpoint").last().alias("from_touchpoint"))
+        .join(journeys.select("journey_id", "status"), on="journey_id")
+        .select(
+            "journey_id",
+            "customer_key",
+            "from_touchpoint",
+            end_node.alias("to_touchpoint"),
+            pl.lit(None, dtype=pl.Float64).alias("seconds"),
+        )
+        .filter(pl.col("to_touchpoint").is_not_null())
+    )
+    return pl.concat([inner, ends]).sort("journey_id", maintain_order=True)
+
+
+def transition_graph(edges: pl.DataFrame) -> nx.DiGraph:
+    """Aggregates transitions into a DiGraph with counts, customers, probability and timing."""
+    aggregated = (
+        edges.group_by("from_touchpoint", "to_touchpoint")
+        .agg(
+            pl.len().cast(pl.Int64).alias("transitions"),
+            pl.col("customer_key").n_unique().cast(pl.Int64).alias("customers"),
+            pl.col("seconds").median().alias("median_seconds"),
+            pl.col("seconds").quantile(0.9, interpolation="linear").alias("p90_seconds"),
+        )
+        .with_columns(
+            (pl.col("transitions") / pl.col("transitions").sum().over("from_touchpoint")).alias(
+                "probability"
+            )
+        )
+        .sort("from_touchpoint", "to_touchpoint")
+    )
+    graph = nx.DiGraph()
+    for row in aggregated.iter_rows(named=True):
+        source, target = row.pop("from_touchpoint"), row.pop("to_touchpoint")
+        graph.add_edge(source, target, **row)
+    return graph
+
+
+def graph_to_frame(graph: nx.DiGraph, *, segment: str) -> pl.DataFrame:
+    """The graph's edges as rows of ``marts.transitions``."""
+    schema = {
+        "segment": pl.String, "from_touchpoint": pl.String, "to_touchpoint": pl.String,
+        "transitions": pl.Int64, "customers": pl.Int64, "probability": pl.Float64,
+        "median_seconds": pl.Float64, "p90_seconds": pl.Float64,
+    }
+    rows = [
+        {
+            "segment": segment,
+            "from_touchpoint": source,
+            "to_touchpoint": target,
+            **{name: data[name] for name in ("transitions", "customers", "probability",
+                                             "median_seconds", "p90_seconds")},
+        }
+        for source, target, data in graph.edges(data=True)
+    ]
+    return pl.DataFrame(rows, schema=schema).sort("from_touchpoint", "to_touchpoint")
+
+
+def segment_transitions(edges: pl.DataFrame, journeys: pl.DataFrame) -> pl.DataFrame:
+    """``marts.transitions`` for the segments ``all``, ``converted`` and ``dropped``."""
+    statuses = journeys.select("journey_id", "status")
+    with_status = edges.join(statuses, on="journey_id")
+    frames = [graph_to_frame(transition_graph(edges), segment="all")]
+    for status in ("converted", "dropped"):
+        subset = with_status.filter(pl.col("status") == status).drop("status")
+        frames.append(graph_to_frame(transition_graph(subset), segment=status))
+    return pl.concat(frames)

@@ -1,0 +1,643 @@
+"""Ingest: source files to accepted rows and rejects, then accepted rows to canonical events.
+
+Input grain: one line of a JSON-lines file, or one data row of a CSV file.
+Output grain: ``parse_*`` give one row per accepted source row (typed, identifiers hashed,
+with ``file``, ``line_no`` and ``record_key``) and one reject per refused row (reason code,
+line, raw text with PII masked); ``events_from_*`` give one canonical event (DESIGN.md §3)
+per touchpoint. Every source row ends accepted, as a duplicate, or rejected: nothing is
+dropped silently.
+
+Everything here is pure: bytes in, frames out. Reading files and writing tables is done by
+``jobs.py`` through ``warehouse.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import polars as pl
+
+from journey_analytics.errors import SourceError
+from journey_analytics.privacy import keyed_hash, normalise_email, normalise_phone, redact
+
+MONEY = pl.Decimal(18, 2)
+UTC_TIME = pl.Datetime("us", "UTC")
+
+EVENT_SCHEMA: dict[str, pl.DataType] = {
+    "event_id": pl.String(),
+    "source": pl.String(),
+    "channel": pl.String(),
+    "touchpoint": pl.String(),
+    "stage": pl.String(),
+    "is_managed": pl.Boolean(),
+    "is_conversion": pl.Boolean(),
+    "occurred_at": UTC_TIME,
+    "ingested_at": UTC_TIME,
+    "batch_id": pl.String(),
+    "anonymous_id": pl.String(),
+    "user_id": pl.String(),
+    "email_hash": pl.String(),
+    "phone_hash": pl.String(),
+    "loyalty_id": pl.String(),
+    "payment_hash": pl.String(),
+    "customer_key": pl.String(),
+    "order_id": pl.String(),
+    "store_id": pl.String(),
+    "product_id": pl.String(),
+    "category": pl.String(),
+    "fulfilment": pl.String(),
+    "revenue": MONEY,
+    "currency": pl.String(),
+    "properties": pl.String(),
+}
+REJECT_SCHEMA: dict[str, pl.DataType] = {
+    "file": pl.String(),
+    "line_no": pl.Int64(),
+    "reason": pl.String(),
+    "detail": pl.String(),
+    "raw_text": pl.String(),
+}
+SEGMENT_TYPES = frozenset({"track", "page", "screen", "identify"})
+
+CONTACT_COLUMNS = ("contact_id", "email", "phone", "loyalty_id", "user_id", "consent_email",
+                   "created_at")
+INTERACTION_COLUMNS = ("interaction_id", "occurred_at", "type", "channel", "email", "phone",
+                       "loyalty_id", "store_id", "product_id", "category", "campaign")
+RECEIPT_COLUMNS = ("receipt_id", "store_id", "receipt_ts", "loyalty_id", "payment_token",
+                   "currency", "total")
+LINE_COLUMNS = ("receipt_id", "line_no", "sku", "category", "quantity", "amount", "line_type",
+                "order_id")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """Accepted rows and rejects of one source file."""
+
+    rows: pl.DataFrame
+    rejects: pl.DataFrame
+
+    @property
+    def rows_read(self) -> int:
+        return self.rows.height + self.rejects.height
+
+
+class RowRejected(Exception):
+    """Raised inside a row parser; becomes one row of ``quarantine.rejects``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+# ---------------------------------------------------------------- small value parsers
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty string, or None; numbers are accepted as their decimal text."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    stripped = value.strip()
+    return stripped or None
+
+
+def _utc_timestamp(value: Any, field: str) -> datetime:
+    """An ISO-8601 timestamp with a zone (``Z`` or an offset), as an aware UTC datetime."""
+    text = _text(value)
+    if text is None:
+        raise RowRejected("missing_timestamp", f"{field} is missing")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise RowRejected(
+            "invalid_timestamp", f"{field}: expected ISO-8601 with a zone, found {text!r}"
+        ) from None
+    if parsed.tzinfo is None:
+        raise RowRejected(
+            "invalid_timestamp", f"{field}: expected a zone (Z or +hh:mm), found {text!r}"
+        )
+    return parsed.astimezone(UTC)
+
+
+def _local_timestamp(value: Any, field: str) -> datetime:
+    """A wall-clock timestamp without zone, ``YYYY-MM-DD HH:MM:SS``."""
+    text = _text(value)
+    if text is None:
+        raise RowRejected("missing_timestamp", f"{field} is missing")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise RowRejected(
+            "invalid_timestamp", f"{field}: expected 'YYYY-MM-DD HH:MM:SS', found {text!r}"
+        ) from None
+    return parsed.replace(tzinfo=None)
+
+
+def _money(value: Any, field: str) -> Decimal | None:
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        amount = Decimal(text).quantize(Decimal("0.01"))
+    except InvalidOperation:
+        raise RowRejected("invalid_number", f"{field}: expected a number, found {text!r}") from None
+    if not amount.is_finite() or abs(amount) >= Decimal("1e16"):
+        raise RowRejected("invalid_number", f"{field}: out of range, found {text!r}")
+    return amount
+
+
+def _integer(value: Any, field: str) -> int:
+    text = _text(value)
+    try:
+        return int(text) if text is not None else 0
+    except ValueError:
+        raise RowRejected("invalid_number", f"{field}: expected an integer, found {text!r}") from None
+
+
+def local_to_utc(local: pl.Expr, zone: str) -> pl.Expr:
+    """Converts a wall-clock time in ``zone`` to UTC.
+
+    The rule at daylight-saving changes is Python's ``fold=0`` (PEP 495): a repeated time
+    (clocks go back) is its first occurrence; a missing time (clocks go forward) is read with
+    the offset in force before the change, so Europe/Rome 2026-03-29 02:30 is 01:30 UTC, and
+    2026-10-25 02:30 is 00:30 UTC.
+    """
+    direct = local.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+    before_gap = (local - pl.duration(hours=1)).dt.replace_time_zone(
+        zone, ambiguous="earliest", non_existent="null"
+    ) + pl.duration(hours=1)
+    return pl.coalesce(direct, before_gap).dt.convert_time_zone("UTC")
+
+
+def _hash_pii(frame: pl.DataFrame, *, key: str) -> pl.DataFrame:
+    """Replaces ``email``/``phone``/``payment_token`` columns with keyed hashes."""
+    normalisers: dict[str, tuple[str, Callable[[pl.Expr], pl.Expr]]] = {
+        "email": ("email_hash", normalise_email),
+        "phone": ("phone_hash", normalise_phone),
+        "payment_token": ("payment_hash", lambda column: column.str.strip_chars()),
+    }
+    for column, (hashed, normalise) in normalisers.items():
+        if column in frame.columns:
+            clean = frame.select(normalise(pl.col(column))).to_series()
+            frame = frame.with_columns(keyed_hash(clean, key=key).alias(hashed)).drop(column)
+    return frame
+
+
+# ---------------------------------------------------------------- row iteration
+
+
+def _lines(data: bytes) -> Iterator[tuple[int, str | None, bytes]]:
+    """(1-based line number, decoded text or None if not UTF-8, raw bytes) of non-blank lines."""
+    for line_no, raw in enumerate(data.split(b"\n"), start=1):
+        stripped = raw.rstrip(b"\r")
+        if not stripped.strip():
+            continue
+        try:
+            yield line_no, stripped.decode("utf-8"), stripped
+        except UnicodeDecodeError:
+            yield line_no, None, stripped
+
+
+def _reject(file: str, line_no: int, reason: str, detail: str, raw: str) -> dict[str, Any]:
+    return {
+        "file": file,
+        "line_no": line_no,
+        "reason": reason,
+        "detail": redact(detail),
+        "raw_text": redact(raw[:2000]),
+    }
+
+
+def _collect(
+    rows: Iterator[tuple[int, str | None, str, Any]],
+    parse_row: Callable[[Any], dict[str, Any]],
+    *,
+    file: str,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Runs ``parse_row`` on each row; a ``RowRejected`` becomes a reject, not an error."""
+    accepted, rejects = [], []
+    for line_no, problem, raw_text, row in rows:
+        if problem is not None:
+            rejects.append(_reject(file, line_no, problem, problem.replace("_", " "), raw_text))
+            continue
+        try:
+            parsed = parse_row(row)
+        except RowRejected as rejected:
+            rejects.append(_reject(file, line_no, rejected.reason, rejected.detail, raw_text))
+            continue
+        accepted.append({"file": file, "line_no": line_no, **parsed})
+    return accepted, rejects
+
+
+def _json_rows(data: bytes) -> Iterator[tuple[int, str | None, str, Any]]:
+    for line_no, text, raw in _lines(data):
+        if text is None:
+            yield line_no, "invalid_utf8", raw.decode("utf-8", "replace"), None
+            continue
+        try:
+            value = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            yield line_no, "invalid_json", text, None
+            continue
+        if not isinstance(value, dict):
+            yield line_no, "invalid_json", text, None
+            continue
+        yield line_no, None, text, value
+
+
+def _csv_rows(
+    data: bytes, *, file: str, required: tuple[str, ...]
+) -> Iterator[tuple[int, str | None, str, Any]]:
+    """Rows of a CSV file as dicts; the header must have every required column."""
+    lines = _lines(data)
+    header_line = next(lines, None)
+    if header_line is None or header_line[1] is None:
+        msg = f"{file}: expected a CSV header with {', '.join(required)}; the file is empty"
+        raise SourceError(msg)
+    header = next(csv.reader([header_line[1]]))
+    missing = [column for column in required if column not in header]
+    if missing:
+        msg = (
+            f"{file}, line {header_line[0]}: expected the columns {', '.join(required)}; "
+            f"missing {', '.join(missing)} (found {', '.join(header)})"
+        )
+        raise SourceError(msg)
+    for line_no, text, raw in lines:
+        if text is None:
+            yield line_no, "invalid_utf8", raw.decode("utf-8", "replace"), None
+            continue
+        fields = next(csv.reader([text]))
+        if len(fields) != len(header):
+            yield line_no, "wrong_field_count", text, None
+            continue
+        yield line_no, None, text, dict(zip(header, fields, strict=True))
+
+
+def _frame(rows: list[dict[str, Any]], schema: dict[str, Any]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+
+
+def _rejects(rejects: list[dict[str, Any]]) -> pl.DataFrame:
+    return _frame(rejects, REJECT_SCHEMA)
+
+
+def _identifiers_required(row: dict[str, Any], names: tuple[str, ...]) -> None:
+    if not any(row.get(name) for name in names):
+        raise RowRejected("missing_identifier", f"none of {', '.join(names)} is set")
+
+
+# ---------------------------------------------------------------- Segment clickstream
+
+SEGMENT_ROW_SCHEMA: dict[str, Any] = {
+    "file": pl.String, "line_no": pl.Int64, "record_key": pl.String, "type": pl.String,
+    "event_name": pl.String, "anonymous_id": pl.String, "user_id": pl.String,
+    "email": pl.String, "phone": pl.String, "occurred_at": UTC_TIME, "order_id": pl.String,
+    "store_id": pl.String, "product_id": pl.String, "category": pl.String,
+    "fulfilment": pl.String, "revenue": MONEY, "currency": pl.String, "properties": pl.String,
+}
+
+
+def _segment_event_name(message: dict[str, Any]) -> str:
+    kind = message.get("type")
+    if kind not in SEGMENT_TYPES:
+        raise RowRejected("unknown_type", f"type: expected one of track, page, screen, "
+                                          f"identify, found {kind!r}")
+    if kind == "identify":
+        return "identify"
+    if kind == "track":
+        name = _text(message.get("event"))
+        if name is None:
+            raise RowRejected("missing_event", "track message without an event name")
+        return name
+    return f"{kind}:{_text(message.get('name')) or ''}"
+
+
+def _segment_row(message: dict[str, Any], known_events: frozenset[str]) -> dict[str, Any]:
+    event_name = _segment_event_name(message)
+    if event_name not in known_events:
+        raise RowRejected("unmapped_event", f"event {event_name!r} is not in the taxonomy")
+    message_id = _text(message.get("messageId"))
+    if message_id is None:
+        raise RowRejected("missing_id", "messageId is missing")
+    occurred_at = _utc_timestamp(message.get("timestamp"), "timestamp")
+    properties = message.get("properties") if isinstance(message.get("properties"), dict) else {}
+    context = message.get("context") if isinstance(message.get("context"), dict) else {}
+    traits = message.get("traits") if isinstance(message.get("traits"), dict) else {}
+    traits = traits or (context.get("traits") if isinstance(context.get("traits"), dict) else {})
+    products = properties.get("products")
+    first_product = products[0] if isinstance(products, list) and products else {}
+    first_product = first_product if isinstance(first_product, dict) else {}
+    row = {
+        "record_key": message_id,
+        "type": message["type"],
+        "event_name": event_name,
+        "anonymous_id": _text(message.get("anonymousId")),
+        "user_id": _text(message.get("userId")),
+        "email": _text(traits.get("email")),
+        "phone": _text(traits.get("phone")),
+        "occurred_at": occurred_at,
+        "order_id": _text(properties.get("order_id")),
+        "store_id": _text(properties.get("store_id")),
+        "product_id": _text(properties.get("product_id") or first_product.get("product_id")),
+        "category": _text(properties.get("category") or first_product.get("category")),
+        "fulfilment": _text(properties.get("fulfilment")),
+        "revenue": _money(properties.get("revenue"), "properties.revenue"),
+        "currency": _text(properties.get("currency")),
+    }
+    _identifiers_required(row, ("anonymous_id", "user_id"))
+    page = context.get("page") if isinstance(context.get("page"), dict) else {}
+    extra = {
+        "url": page.get("url"),
+        "referrer": page.get("referrer"),
+        "campaign": context.get("campaign"),
+        "device": "app" if "app" in context else "browser",
+    }
+    row["properties"] = json.dumps(
+        {**{k: v for k, v in extra.items() if v}, **_without_pii(properties)}, sort_keys=True
+    )
+    return row
+
+
+def _without_pii(properties: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in properties.items() if k not in {"email", "phone", "name"}}
+
+
+def parse_segment(data: bytes, *, file: str, known_events: frozenset[str], hash_key: str) -> Parsed:
+    """Parses Segment-spec JSON lines (track, page, screen, identify).
+
+    Page and screen names map as ``page:<name>``, identify as ``identify``, track as its event
+    name; a name the taxonomy does not know is rejected as ``unmapped_event``.
+    """
+    accepted, rejects = _collect(
+        _json_rows(data), lambda message: _segment_row(message, known_events), file=file
+    )
+    rows = _hash_pii(_frame(accepted, SEGMENT_ROW_SCHEMA), key=hash_key)
+    return Parsed(rows, _rejects(rejects))
+
+
+# ---------------------------------------------------------------- CRM
+
+CONTACT_ROW_SCHEMA: dict[str, Any] = {
+    "file": pl.String, "line_no": pl.Int64, "record_key": pl.String, "email": pl.String,
+    "phone": pl.String, "loyalty_id": pl.String, "user_id": pl.String,
+    "consent_email": pl.Boolean, "created_at": UTC_TIME,
+}
+INTERACTION_ROW_SCHEMA: dict[str, Any] = {
+    "file": pl.String, "line_no": pl.Int64, "record_key": pl.String, "event_name": pl.String,
+    "occurred_at": UTC_TIME, "channel": pl.String, "email": pl.String, "phone": pl.String,
+    "loyalty_id": pl.String, "store_id": pl.String, "product_id": pl.String,
+    "category": pl.String, "campaign": pl.String,
+}
+
+
+def _contact_row(row: dict[str, str]) -> dict[str, Any]:
+    contact_id = _text(row["contact_id"])
+    if contact_id is None:
+        raise RowRejected("missing_id", "contact_id is missing")
+    parsed = {
+        "record_key": contact_id,
+        "email": _text(row["email"]),
+        "phone": _text(row["phone"]),
+        "loyalty_id": _text(row["loyalty_id"]),
+        "user_id": _text(row["user_id"]),
+        "consent_email": (_text(row["consent_email"]) or "").lower() in {"true", "1", "yes", "y"},
+        "created_at": _utc_timestamp(row["created_at"], "created_at")
+        if _text(row["created_at"])
+        else None,
+    }
+    _identifiers_required(parsed, ("email", "phone", "loyalty_id", "user_id"))
+    return parsed
+
+
+def parse_crm_contacts(data: bytes, *, file: str, hash_key: str) -> Parsed:
+    """Parses a CRM contacts CSV: identity records (not events) that link e-mail, phone,
+    loyalty card and web account."""
+    accepted, rejects = _collect(
+        _csv_rows(data, file=file, required=CONTACT_COLUMNS), _contact_row, file=file
+    )
+    return Parsed(_hash_pii(_frame(accepted, CONTACT_ROW_SCHEMA), key=hash_key), _rejects(rejects))
+
+
+def _interaction_row(row: dict[str, str], known_events: frozenset[str]) -> dict[str, Any]:
+    interaction_id = _text(row["interaction_id"])
+    if interaction_id is None:
+        raise RowRejected("missing_id", "interaction_id is missing")
+    event_name = _text(row["type"]) or ""
+    if event_name not in known_events:
+        raise RowRejected("unmapped_event", f"type {event_name!r} is not in the taxonomy")
+    parsed = {
+        "record_key": interaction_id,
+        "event_name": event_name,
+        "occurred_at": _utc_timestamp(row["occurred_at"], "occurred_at"),
+        **{
+            column: _text(row[column])
+            for column in ("channel", "email", "phone", "loyalty_id", "store_id", "product_id",
+                           "category", "campaign")
+        },
+    }
+    _identifiers_required(parsed, ("email", "phone", "loyalty_id"))
+    return parsed
+
+
+def parse_crm_interactions(
+    data: bytes, *, file: str, known_events: frozenset[str], hash_key: str
+) -> Parsed:
+    """Parses a CRM interactions CSV (e-mail opens and clicks, calls, chats, store visits)."""
+    accepted, rejects = _collect(
+        _csv_rows(data, file=file, required=INTERACTION_COLUMNS),
+        lambda row: _interaction_row(row, known_events),
+        file=file,
+    )
+    rows = _hash_pii(_frame(accepted, INTERACTION_ROW_SCHEMA), key=hash_key)
+    return Parsed(rows, _rejects(rejects))
+
+
+# ---------------------------------------------------------------- POS
+
+RECEIPT_ROW_SCHEMA: dict[str, Any] = {
+    "file": pl.String, "line_no": pl.Int64, "record_key": pl.String, "store_id": pl.String,
+    "local_ts": pl.Datetime("us"), "timezone": pl.String, "loyalty_id": pl.String,
+    "payment_token": pl.String, "currency": pl.String, "total": MONEY,
+}
+LINE_ROW_SCHEMA: dict[str, Any] = {
+    "file": pl.String, "line_no": pl.Int64, "record_key": pl.String, "receipt_id": pl.String,
+    "receipt_line": pl.Int64, "sku": pl.String, "category": pl.String, "quantity": pl.Int64,
+    "amount": MONEY, "event_name": pl.String, "order_id": pl.String,
+}
+
+
+def _receipt_row(row: dict[str, str], store_zones: dict[str, str]) -> dict[str, Any]:
+    receipt_id = _text(row["receipt_id"])
+    if receipt_id is None:
+        raise RowRejected("missing_id", "receipt_id is missing")
+    store_id = _text(row["store_id"]) or ""
+    if store_id not in store_zones:
+        raise RowRejected("unknown_store", f"store_id {store_id!r} is not in the stores file")
+    parsed = {
+        "record_key": receipt_id,
+        "store_id": store_id,
+        "local_ts": _local_timestamp(row["receipt_ts"], "receipt_ts"),
+        "timezone": store_zones[store_id],
+        "loyalty_id": _text(row["loyalty_id"]),
+        "payment_token": _text(row["payment_token"]),
+        "currency": _text(row["currency"]),
+        "total": _money(row["total"], "total"),
+    }
+    _identifiers_required(parsed, ("loyalty_id", "payment_token"))
+    return parsed
+
+
+def parse_pos_receipts(
+    data: bytes, *, file: str, store_zones: dict[str, str], hash_key: str
+) -> Parsed:
+    """Parses POS receipts; ``receipt_ts`` is the store's wall-clock time, converted to UTC
+    with the store's zone by :func:`local_to_utc`."""
+    accepted, rejects = _collect(
+        _csv_rows(data, file=file, required=RECEIPT_COLUMNS),
+        lambda row: _receipt_row(row, store_zones),
+        file=file,
+    )
+    rows = _frame(accepted, RECEIPT_ROW_SCHEMA)
+    zone = pl.col("timezone")
+    occurred_at = pl.lit(None, dtype=UTC_TIME)
+    for name in sorted(set(store_zones.values())):
+        occurred_at = pl.when(zone == name).then(local_to_utc(pl.col("local_ts"), name)).otherwise(
+            occurred_at
+        )
+    rows = rows.with_columns(occurred_at.alias("occurred_at"))
+    return Parsed(_hash_pii(rows, key=hash_key), _rejects(rejects))
+
+
+def _line_row(row: dict[str, str], known_events: frozenset[str]) -> dict[str, Any]:
+    receipt_id = _text(row["receipt_id"])
+    line = _integer(row["line_no"], "line_no")
+    if receipt_id is None:
+        raise RowRejected("missing_id", "receipt_id is missing")
+    line_type = _text(row["line_type"]) or ""
+    if line_type not in known_events:
+        raise RowRejected("unmapped_event", f"line_type {line_type!r} is not in the taxonomy")
+    return {
+        "record_key": f"{receipt_id}:{line}",
+        "receipt_id": receipt_id,
+        "receipt_line": line,
+        "sku": _text(row["sku"]),
+        "category": _text(row["category"]),
+        "quantity": _integer(row["quantity"], "quantity"),
+        "amount": _money(row["amount"], "amount"),
+        "event_name": line_type,
+        "order_id": _text(row["order_id"]),
+    }
+
+
+def parse_pos_lines(data: bytes, *, file: str, known_events: frozenset[str]) -> Parsed:
+    """Parses POS receipt lines (sale, pickup of an online order, return)."""
+    accepted, rejects = _collect(
+        _csv_rows(data, file=file, required=LINE_COLUMNS),
+        lambda row: _line_row(row, known_events),
+        file=file,
+    )
+    return Parsed(_frame(accepted, LINE_ROW_SCHEMA), _rejects(rejects))
+
+
+# ---------------------------------------------------------------- exactly once
+
+
+def drop_duplicates(rows: pl.DataFrame, *, existing_keys: pl.Series) -> tuple[pl.DataFrame, int]:
+    """Keeps the first row of each ``record_key`` not loaded before; returns it and the
+    number of rows dropped as duplicates (within the file and against earlier loads)."""
+    fresh = rows.unique("record_key", keep="first", maintain_order=True).filter(
+        ~pl.col("record_key").is_in(existing_keys.implode())
+    )
+    return fresh, rows.height - fresh.height
+
+
+# ---------------------------------------------------------------- canonical events
+
+
+def _with_taxonomy(rows: pl.DataFrame, taxonomy: pl.DataFrame, *, kind: str) -> pl.DataFrame:
+    mapping = taxonomy.filter(pl.col("source_kind") == kind).drop("source_kind")
+    return rows.join(mapping.rename({"channel": "taxonomy_channel"}), on="event_name", how="inner")
+
+
+def _canonical(frame: pl.DataFrame) -> pl.DataFrame:
+    """Adds any missing canonical column as null and orders columns as ``EVENT_SCHEMA``."""
+    return frame.select(
+        pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype).alias(name)
+        for name, dtype in EVENT_SCHEMA.items()
+    )
+
+
+def events_from_segment(
+    rows: pl.DataFrame, *, source: str, channel: str, taxonomy: pl.DataFrame
+) -> pl.DataFrame:
+    """One canonical event per accepted Segment message."""
+    events = _with_taxonomy(rows, taxonomy, kind="segment").with_columns(
+        (pl.lit(f"{source}:") + pl.col("record_key")).alias("event_id"),
+        pl.lit(source).alias("source"),
+        pl.coalesce("taxonomy_channel", pl.lit(channel)).alias("channel"),
+    )
+    return _canonical(events)
+
+
+def events_from_crm(
+    interactions: pl.DataFrame, *, source: str, taxonomy: pl.DataFrame
+) -> pl.DataFrame:
+    """One canonical event per accepted CRM interaction."""
+    events = _with_taxonomy(interactions, taxonomy, kind="crm").with_columns(
+        (pl.lit(f"{source}:") + pl.col("record_key")).alias("event_id"),
+        pl.lit(source).alias("source"),
+        pl.coalesce("taxonomy_channel", "channel").alias("channel"),
+        pl.struct("campaign").struct.json_encode().alias("properties"),
+    )
+    return _canonical(events)
+
+
+def events_from_pos(
+    receipts: pl.DataFrame, lines: pl.DataFrame, *, source: str, taxonomy: pl.DataFrame
+) -> pl.DataFrame:
+    """One canonical event per (receipt, line type): a sale, a pickup, a return.
+
+    The event takes the product and category of its lowest line number and the sum of its
+    lines' amounts as revenue. Lines whose receipt has not arrived yet make no event until it
+    does. A sale's ``order_id`` is its receipt id; a pickup's is the online order collected.
+    """
+    grouped = (
+        lines.sort("receipt_id", "receipt_line")
+        .group_by("receipt_id", "event_name", maintain_order=True)
+        .agg(
+            pl.col("sku").first().alias("product_id"),
+            pl.col("category").first(),
+            pl.col("amount").sum().alias("revenue"),
+            pl.col("order_id").drop_nulls().first(),
+            pl.col("sku").alias("skus"),
+        )
+    )
+    joined = grouped.join(
+        receipts.rename({"record_key": "receipt_id"}), on="receipt_id", how="inner"
+    )
+    events = _with_taxonomy(joined, taxonomy, kind="pos").with_columns(
+        pl.concat_str(pl.lit(f"{source}:"), "receipt_id", pl.lit(":"), "event_name").alias(
+            "event_id"
+        ),
+        pl.lit(source).alias("source"),
+        pl.col("taxonomy_channel").fill_null("store").alias("channel"),
+        pl.when(pl.col("event_name") == "sale")
+        .then(pl.col("receipt_id"))
+        .otherwise(pl.col("order_id"))
+        .alias("order_id"),
+        pl.when(pl.col("event_name") == "sale").then(pl.lit("in_store")).alias("fulfilment"),
+        pl.struct(pl.col("receipt_id"), pl.col("skus"))
+        .struct.json_encode()
+        .alias("properties"),
+    )
+    return _canonical(events)

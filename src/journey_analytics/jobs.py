@@ -1,0 +1,340 @@
+"""Jobs: what each Prefect task calls. Read from the warehouse or files, call the pure stage
+functions, write back. No analytics logic lives here, and none lives in ``pipelines/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from journey_analytics import attribution, dashboards, graphs, identity, ingest, journeys
+from journey_analytics import patterns as pattern_rules
+from journey_analytics import sessions
+from journey_analytics.config import CrmSource, PosSource, SegmentSource, Settings
+from journey_analytics.errors import SourceError
+from journey_analytics.taxonomy import load_taxonomy
+from journey_analytics.warehouse import Warehouse
+
+IDENTIFIER_COLUMNS = ("anonymous_id", "user_id", "email_hash", "phone_hash", "loyalty_id",
+                      "payment_hash")
+STEP_COLUMNS = ("journey_id", "position", "event_id", "customer_key", "session_id",
+                "occurred_at", "touchpoint", "channel", "stage", "is_conversion",
+                "is_fulfilment")
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What happened to one source file."""
+
+    source: str
+    file: str
+    status: str  # loaded | skipped (already loaded, same checksum)
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_duplicate: int = 0
+    rows_rejected: int = 0
+
+
+@dataclass(frozen=True)
+class CoreReport:
+    events: int
+    customers: int
+    identifiers: int
+    links: int
+    links_dropped: int
+
+
+@dataclass(frozen=True)
+class JourneyReport:
+    sessions: int
+    journeys: int
+    conversions: int
+    dropped: int
+    open: int
+    patterns: dict[str, int] = field(default_factory=dict)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _display(path: Path, base: Path) -> str:
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _files(settings: Settings, pattern: str) -> list[Path]:
+    base = settings.resolve(pattern)
+    files = sorted(base.parent.glob(base.name))
+    if not files:
+        msg = f"No file matches {pattern!r} (looked for {base}); check the sources in the config."
+        raise SourceError(msg)
+    return files
+
+
+def store_zones(settings: Settings) -> dict[str, str]:
+    """store_id -> IANA time zone, from the stores file named in the config."""
+    path = settings.resolve(settings.stores)
+    try:
+        stores = pl.read_csv(path, infer_schema=False)
+    except FileNotFoundError:
+        msg = f"Stores file {path} not found (config key: stores)."
+        raise SourceError(msg) from None
+    missing = {"store_id", "timezone"} - set(stores.columns)
+    if missing:
+        msg = f"{path}: expected columns store_id and timezone; missing {', '.join(sorted(missing))}"
+        raise SourceError(msg)
+    return dict(stores.select("store_id", "timezone").iter_rows())
+
+
+Parser = Callable[[bytes, str], ingest.Parsed]
+
+
+def _load_file(
+    wh: Warehouse, *, source: str, path: Path, raw_table: str, parser: Parser, base: Path
+) -> BatchReport:
+    """Loads one file exactly once: skipped if its checksum was loaded before."""
+    data = path.read_bytes()
+    file = _display(path, base)
+    checksum = hashlib.sha256(data).hexdigest()
+    seen = wh.query(
+        "select count(*) as n from ops.batches where source = $source and checksum = $checksum",
+        {"source": source, "checksum": checksum},
+    ).item()
+    if seen:
+        return BatchReport(source, file, "skipped")
+    started_at = _now()
+    batch_id = f"{source}:{checksum[:16]}"
+    parsed = parser(data, file)
+    rows = parsed.rows.with_columns(
+        pl.lit(batch_id).alias("batch_id"),
+        pl.lit(source).alias("source"),
+        pl.lit(started_at, dtype=ingest.UTC_TIME).alias("ingested_at"),
+    )
+    existing = (
+        wh.query(f"select record_key from {raw_table} where source = $source", {"source": source})
+        if wh.table_exists(raw_table)
+        else pl.DataFrame({"record_key": []}, schema={"record_key": pl.String})
+    )
+    fresh, duplicates = ingest.drop_duplicates(rows, existing_keys=existing.get_column("record_key"))
+    report = BatchReport(source, file, "loaded", parsed.rows_read, fresh.height, duplicates,
+                         parsed.rejects.height)
+    batch = pl.DataFrame([{
+        "batch_id": batch_id, "source": source, "file": file, "checksum": checksum,
+        "rows_read": report.rows_read, "rows_loaded": report.rows_loaded,
+        "rows_duplicate": report.rows_duplicate, "rows_rejected": report.rows_rejected,
+        "status": "loaded", "started_at": started_at, "finished_at": _now(),
+    }])
+    with wh.transaction():
+        wh.ensure_raw_table(raw_table, rows)
+        wh.append(raw_table, fresh)
+        wh.append("quarantine.rejects", parsed.rejects.with_columns(
+            pl.lit(batch_id).alias("batch_id"), pl.lit(source).alias("source")))
+        wh.append("ops.batches", batch)
+    return report
+
+
+def ingest_sources(settings: Settings) -> list[BatchReport]:
+    """Loads every new source file into ``raw.*``, ``quarantine.rejects`` and ``ops.batches``."""
+    taxonomy = load_taxonomy(settings.resolve(settings.taxonomy) if settings.taxonomy else None)
+    known = {
+        kind: frozenset(taxonomy.filter(pl.col("source_kind") == kind).get_column("event_name"))
+        for kind in ("segment", "crm", "pos")
+    }
+    key = settings.hash_key()
+    zones = store_zones(settings)
+    plan: list[tuple[str, str, str, Parser]] = []
+    for name, source in settings.sources.items():
+        if isinstance(source, SegmentSource):
+            plan.append((name, source.path, "raw.clickstream", lambda data, file: (
+                ingest.parse_segment(data, file=file, known_events=known["segment"], hash_key=key))))
+        elif isinstance(source, CrmSource):
+            plan.append((name, source.contacts, "raw.crm_contacts", lambda data, file: (
+                ingest.parse_crm_contacts(data, file=file, hash_key=key))))
+            plan.append((name, source.interactions, "raw.crm_interactions", lambda data, file: (
+                ingest.parse_crm_interactions(data, file=file, known_events=known["crm"],
+                                              hash_key=key))))
+        elif isinstance(source, PosSource):
+            plan.append((name, source.receipts, "raw.pos_receipts", lambda data, file: (
+                ingest.parse_pos_receipts(data, file=file, store_zones=zones, hash_key=key))))
+            plan.append((name, source.lines, "raw.pos_lines", lambda data, file: (
+                ingest.parse_pos_lines(data, file=file, known_events=known["pos"]))))
+    reports = []
+    with Warehouse.open(settings.database_path) as wh:
+        wh.ensure_tables()
+        for name, pattern, raw_table, parser in plan:
+            reports.extend(
+                _load_file(wh, source=name, path=path, raw_table=raw_table, parser=parser,
+                           base=settings.base_dir)
+                for path in _files(settings, pattern)
+            )
+    return reports
+
+
+def _raw(wh: Warehouse, table: str, source: str) -> pl.DataFrame | None:
+    if not wh.table_exists(table):
+        return None
+    return wh.query(f"select * from {table} where source = $source", {"source": source})
+
+
+def canonical_events(wh: Warehouse, settings: Settings, taxonomy: pl.DataFrame
+                     ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """All canonical events and all CRM contact records, from the raw tables."""
+    events = [pl.DataFrame(schema=ingest.EVENT_SCHEMA)]
+    contacts = []
+    for name, source in settings.sources.items():
+        if isinstance(source, SegmentSource):
+            rows = _raw(wh, "raw.clickstream", name)
+            if rows is not None:
+                events.append(ingest.events_from_segment(
+                    rows, source=name, channel=source.channel, taxonomy=taxonomy))
+        elif isinstance(source, CrmSource):
+            rows = _raw(wh, "raw.crm_interactions", name)
+            if rows is not None:
+                events.append(ingest.events_from_crm(rows, source=name, taxonomy=taxonomy))
+            contact_rows = _raw(wh, "raw.crm_contacts", name)
+            if contact_rows is not None:
+                contacts.append(contact_rows)
+        elif isinstance(source, PosSource):
+            receipts = _raw(wh, "raw.pos_receipts", name)
+            lines = _raw(wh, "raw.pos_lines", name)
+            if receipts is not None and lines is not None:
+                events.append(ingest.events_from_pos(receipts, lines, source=name,
+                                                     taxonomy=taxonomy))
+    contact_frame = pl.concat(contacts) if contacts else pl.DataFrame(
+        schema={"source": pl.String, "created_at": ingest.UTC_TIME})
+    return pl.concat(events), contact_frame
+
+
+def build_core(settings: Settings) -> CoreReport:
+    """Rebuilds ``core.events``, ``core.identity_links`` and ``core.customers`` from raw."""
+    taxonomy = load_taxonomy(settings.resolve(settings.taxonomy) if settings.taxonomy else None)
+    with Warehouse.open(settings.database_path) as wh:
+        wh.ensure_tables()
+        events, contacts = canonical_events(wh, settings, taxonomy)
+        records = pl.concat(
+            [
+                events.select("source", pl.col("occurred_at").alias("seen_at"),
+                              *IDENTIFIER_COLUMNS),
+                contacts.select(
+                    "source", pl.col("created_at").alias("seen_at"),
+                    *[c for c in IDENTIFIER_COLUMNS if c in contacts.columns]),
+            ],
+            how="diagonal_relaxed",
+        )
+        stitched = identity.stitch(
+            records,
+            blocked_values=settings.identity.blocked_values,
+            max_user_ids_per_device=settings.identity.max_user_ids_per_device,
+        )
+        keyed = identity.assign_customer_keys(events, stitched.customers)
+        with wh.transaction():
+            wh.replace("core.events", keyed)
+            wh.replace("core.identity_links", stitched.links)
+            wh.replace("core.customers", stitched.customers)
+    return CoreReport(
+        events=keyed.height,
+        customers=stitched.customers.get_column("customer_key").n_unique(),
+        identifiers=stitched.customers.height,
+        links=stitched.links.height,
+        links_dropped=stitched.links.filter(~pl.col("is_active")).height,
+    )
+
+
+def build_journeys(settings: Settings) -> JourneyReport:
+    """Rebuilds sessions, journeys, steps and ``marts.patterns`` from ``core.events``."""
+    rules = pattern_rules.load_rules(settings.resolve(settings.patterns)
+                                     if settings.patterns else None)
+    timeout = timedelta(days=settings.journeys.timeout_days)
+    with Warehouse.open(settings.database_path) as wh:
+        events = wh.read("core.events")
+        in_sessions = sessions.assign_sessions(
+            events,
+            timeouts_minutes=settings.sessions.timeout_minutes,
+            default_timeout_minutes=settings.sessions.default_timeout_minutes,
+        )
+        steps = journeys.assign_journeys(in_sessions, timeout=timeout)
+        as_of = events.get_column("occurred_at").max()
+        summary = journeys.summarise_journeys(
+            steps,
+            timeout=timeout,
+            as_of=as_of if isinstance(as_of, datetime) else _now(),
+            drop_touchpoints=settings.paths.drop_touchpoints,
+            collapse_repeats=settings.paths.collapse_repeats,
+        )
+        hits = pattern_rules.detect_patterns(steps, rules)
+        per_journey = hits.group_by("journey_id").agg(pl.col("pattern").sort().alias("patterns"))
+        summary = summary.join(per_journey, on="journey_id", how="left").with_columns(
+            pl.col("patterns").fill_null(pl.lit([], dtype=pl.List(pl.String)))
+        )
+        with wh.transaction():
+            wh.replace("journeys.sessions", sessions.summarise_sessions(in_sessions))
+            wh.replace("journeys.journeys", summary)
+            wh.replace("journeys.steps", steps.select(STEP_COLUMNS))
+            wh.replace("marts.patterns", hits)
+    statuses = summary.get_column("status").value_counts()
+    count = dict(statuses.iter_rows())
+    return JourneyReport(
+        sessions=in_sessions.get_column("session_id").n_unique(),
+        journeys=summary.height,
+        conversions=count.get("converted", 0),
+        dropped=count.get("dropped", 0),
+        open=count.get("open", 0),
+        patterns=dict(hits.get_column("pattern").value_counts().sort("pattern").iter_rows()),
+    )
+
+
+def build_marts(settings: Settings) -> dict[str, int]:
+    """Rebuilds the marts from the journeys tables: transitions, attribution, funnel,
+    drop-offs, paths. Returns the row count of each."""
+    with Warehouse.open(settings.database_path) as wh:
+        steps = wh.read("journeys.steps")
+        summary = wh.read("journeys.journeys")
+        steps_with_revenue = steps.join(
+            summary.select("conversion_event_id", "revenue"),
+            left_on="event_id", right_on="conversion_event_id", how="left",
+        )
+        edges = graphs.transition_edges(
+            steps, summary,
+            drop_touchpoints=settings.paths.drop_touchpoints,
+            collapse_repeats=settings.paths.collapse_repeats,
+        )
+        with wh.transaction():
+            wh.replace("marts.transitions", graphs.segment_transitions(edges, summary))
+            wh.replace("marts.attribution", attribution.attribute(steps_with_revenue))
+            for mart in ("marts.funnel", "marts.dropoffs", "marts.paths"):
+                wh.build_mart(mart)
+        return {
+            table: int(wh.query(f"select count(*) as n from {table}").item())
+            for table in ("marts.transitions", "marts.dropoffs", "marts.funnel",
+                          "marts.patterns", "marts.paths", "marts.attribution")
+        }
+
+
+def read_dashboard_data(settings: Settings) -> dashboards.DashboardData:
+    with Warehouse.open(settings.database_path) as wh:
+        return dashboards.DashboardData(
+            transitions=wh.read("marts.transitions"),
+            dropoffs=wh.read("marts.dropoffs"),
+            funnel=wh.read("marts.funnel"),
+            patterns=wh.read("marts.patterns"),
+            paths=wh.read("marts.paths"),
+            attribution=wh.read("marts.attribution"),
+        )
+
+
+def export_dashboard(settings: Settings) -> Path:
+    """Writes ``<reports_dir>/dashboard.html`` from the marts."""
+    html = dashboards.render_dashboard(
+        read_dashboard_data(settings),
+        title="Customer journeys",
+        generated_at=_now().strftime("%Y-%m-%d %H:%M UTC"),
+    )
+    return dashboards.write_dashboard(html, settings.reports_path / "dashboard.html")

@@ -1,0 +1,137 @@
+"""Journeys: events with customer and session to journeys, steps and cleaned paths.
+
+Input grain: one event (with ``customer_key`` and ``session_id``).
+Output grain: ``assign_journeys`` one row per event in a journey (the steps, with position);
+``summarise_journeys`` one row per journey.
+
+A journey is the sequence of a customer's events that leads to one conversion, or that ends
+without one after ``timeout`` of inactivity (a drop-off). Fulfilment steps of the same order
+(a pickup, a return, a review naming the order) that come after the conversion belong to the
+conversion's journey. A journey without conversion whose last event is less than ``timeout``
+before ``as_of`` (the end of the data) is still ``open``: it is not counted as a drop-off.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import polars as pl
+
+PATH_SEPARATOR = " > "
+
+
+def assign_journeys(events: pl.DataFrame, *, timeout: timedelta) -> pl.DataFrame:
+    """Adds ``journey_id`` (``"j:" + first event_id``), ``position`` and ``is_fulfilment``."""
+    ordered = events.sort("customer_key", "occurred_at", "event_id")
+    conversions = ordered.filter(pl.col("is_conversion") & pl.col("order_id").is_not_null()).select(
+        "customer_key",
+        "order_id",
+        pl.col("event_id").alias("conversion_event_id"),
+        pl.col("occurred_at").alias("converted_at"),
+    ).unique(["customer_key", "order_id"], keep="first", maintain_order=True)
+    flagged = ordered.join(conversions, on=["customer_key", "order_id"], how="left").with_columns(
+        (
+            ~pl.col("is_conversion")
+            & pl.col("conversion_event_id").is_not_null()
+            & (pl.col("occurred_at") >= pl.col("converted_at"))
+        ).alias("is_fulfilment")
+    )
+    main = flagged.filter(~pl.col("is_fulfilment"))
+    new_customer = pl.col("customer_key") != pl.col("customer_key").shift()
+    after_conversion = pl.col("is_conversion").shift()
+    long_gap = (pl.col("occurred_at") - pl.col("occurred_at").shift()) > timeout
+    starts = (new_customer | after_conversion | long_gap).fill_null(True)
+    main = main.with_columns(
+        pl.when(starts).then(pl.lit("j:") + pl.col("event_id")).forward_fill().alias("journey_id")
+    )
+    journey_of_conversion = main.filter("is_conversion").select(
+        pl.col("event_id").alias("conversion_event_id"), "journey_id"
+    )
+    fulfilment = flagged.filter("is_fulfilment").join(
+        journey_of_conversion, on="conversion_event_id", how="left"
+    )
+    steps = pl.concat([main, fulfilment], how="diagonal_relaxed")
+    return (
+        steps.drop("conversion_event_id", "converted_at")
+        .sort("journey_id", "occurred_at", "event_id")
+        .with_columns(pl.int_range(1, pl.len() + 1).over("journey_id").cast(pl.Int64).alias(
+            "position"
+        ))
+    )
+
+
+def clean_path(
+    touchpoints: pl.Expr, *, drop_touchpoints: tuple[str, ...], collapse_repeats: bool
+) -> pl.Expr:
+    """A list of touchpoints without noise touchpoints, with consecutive repeats collapsed."""
+    kept = touchpoints.list.filter(~pl.element().is_in(list(drop_touchpoints)))
+    if collapse_repeats:
+        kept = kept.list.eval(
+            pl.element().filter((pl.element() != pl.element().shift()).fill_null(True))
+        )
+    return kept
+
+
+def summarise_journeys(
+    steps: pl.DataFrame,
+    *,
+    timeout: timedelta,
+    as_of: datetime,
+    drop_touchpoints: tuple[str, ...],
+    collapse_repeats: bool,
+) -> pl.DataFrame:
+    """One row per journey: span, status, conversion, revenue and cleaned path."""
+    summary = (
+        steps.sort("journey_id", "position")
+        .group_by("journey_id", maintain_order=True)
+        .agg(
+            pl.col("customer_key").first(),
+            pl.col("occurred_at").min().alias("started_at"),
+            pl.col("occurred_at").max().alias("ended_at"),
+            pl.col("is_conversion").any().alias("converted"),
+            pl.col("event_id").filter("is_conversion").first().alias("conversion_event_id"),
+            pl.col("occurred_at").filter("is_conversion").first().alias("converted_at"),
+            pl.col("revenue").filter("is_conversion").first().alias("revenue"),
+            pl.len().cast(pl.Int64).alias("events"),
+            pl.col("channel").first().alias("first_channel"),
+            pl.col("touchpoint").alias("touchpoints"),
+        )
+        .with_columns(
+            clean_path(
+                pl.col("touchpoints"),
+                drop_touchpoints=drop_touchpoints,
+                collapse_repeats=collapse_repeats,
+            ).alias("cleaned")
+        )
+        .with_columns(
+            pl.when(pl.col("cleaned").list.len() > 0)
+            .then("cleaned")
+            .otherwise("touchpoints")
+            .alias("cleaned")
+        )
+    )
+    open_until = pl.lit(as_of, dtype=pl.Datetime("us", "UTC")) - timeout
+    return summary.select(
+        "journey_id",
+        "customer_key",
+        "started_at",
+        "ended_at",
+        pl.when("converted")
+        .then(pl.lit("converted"))
+        .when(pl.col("ended_at") >= open_until)
+        .then(pl.lit("open"))
+        .otherwise(pl.lit("dropped"))
+        .alias("status"),
+        "converted",
+        "conversion_event_id",
+        "converted_at",
+        "revenue",
+        "events",
+        "first_channel",
+        pl.col("cleaned").list.last().alias("last_touchpoint"),
+        pl.col("cleaned").list.join(PATH_SEPARATOR).alias("path"),
+        (pl.col("converted_at") - pl.col("started_at"))
+        .dt.total_microseconds()
+        .truediv(1e6)
+        .alias("seconds_to_convert"),
+    ).sort("journey_id")

@@ -1,0 +1,65 @@
+"""Sessions: canonical events with a customer to sessions.
+
+Input grain: one event (``customer_key``, ``channel``, ``occurred_at``, ``event_id``,
+``touchpoint``). Output grain: ``assign_sessions`` one row per event with its ``session_id``;
+``summarise_sessions`` one row per session.
+
+A session is a run of consecutive events of one customer in one channel whose gaps are at most
+the channel's timeout. A gap exactly equal to the timeout stays in the session. A timeout of 0
+makes every event its own session (a call).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+
+def assign_sessions(
+    events: pl.DataFrame, *, timeouts_minutes: dict[str, float], default_timeout_minutes: float
+) -> pl.DataFrame:
+    """Adds ``session_id`` (``"s:" + the session's first event_id``) to every event."""
+    timeout = pl.duration(
+        microseconds=pl.col("channel")
+        .replace_strict(timeouts_minutes, default=default_timeout_minutes, return_dtype=pl.Float64)
+        .mul(60_000_000)
+        .cast(pl.Int64)
+    )
+    ordered = events.sort("customer_key", "channel", "occurred_at", "event_id")
+    same_run = (pl.col("customer_key") == pl.col("customer_key").shift()) & (
+        pl.col("channel") == pl.col("channel").shift()
+    )
+    gap = pl.col("occurred_at") - pl.col("occurred_at").shift()
+    starts = ~same_run.fill_null(False) | (gap > timeout).fill_null(True)
+    return (
+        ordered.with_columns(starts.alias("_starts"))
+        .with_columns(
+            pl.when("_starts").then(pl.lit("s:") + pl.col("event_id")).forward_fill().alias(
+                "session_id"
+            )
+        )
+        .drop("_starts")
+    )
+
+
+def summarise_sessions(events: pl.DataFrame) -> pl.DataFrame:
+    """One row per session from events that carry a ``session_id``."""
+    return (
+        events.sort("session_id", "occurred_at", "event_id")
+        .group_by("session_id", maintain_order=True)
+        .agg(
+            pl.col("customer_key").first(),
+            pl.col("channel").first(),
+            pl.col("occurred_at").min().alias("started_at"),
+            pl.col("occurred_at").max().alias("ended_at"),
+            pl.len().cast(pl.Int64).alias("events"),
+            pl.col("touchpoint").first().alias("first_touchpoint"),
+            pl.col("touchpoint").last().alias("last_touchpoint"),
+        )
+        .with_columns(
+            (pl.col("ended_at") - pl.col("started_at"))
+            .dt.total_microseconds()
+            .truediv(1e6)
+            .alias("duration_seconds")
+        )
+        .sort("session_id")
+    )

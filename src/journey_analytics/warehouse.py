@@ -1,0 +1,148 @@
+"""DuckDB at the edge: the one module that opens the database, runs ``sql/`` files and moves frames.
+
+Every other module works on Polars frames. Tables are created from the DDL files in
+``sql/tables/`` (one file per table, grain in its header); marts computed in SQL come from
+``sql/marts/``. Values are passed as ``$name`` parameters, never pasted into SQL text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from journey_analytics.errors import DatabaseLockedError, JourneyError
+
+SCHEMAS = ("raw", "quarantine", "core", "journeys", "marts", "ops")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+
+
+def sql_dir() -> Path:
+    """The folder of SQL files: shipped inside the wheel, or ``sql/`` of a source checkout."""
+    packaged = Path(__file__).parent / "_sql"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "sql"
+
+
+def _checked_table(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        msg = f"Table name {name!r} is not of the form schema.table (lower case)."
+        raise JourneyError(msg)
+    return name
+
+
+class Warehouse:
+    """Handles all interactions with the DuckDB file.
+
+    Use as a context manager so the connection (and DuckDB's file lock) is held only while
+    needed::
+
+        with Warehouse.open("journeys.duckdb") as wh:
+            events = wh.read("core.events")
+    """
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self._con = connection
+        self._con.execute("set TimeZone = 'UTC'")
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path | str, *, read_only: bool = False) -> Iterator[Warehouse]:
+        """Opens the database file (``":memory:"`` for an in-memory one) and closes it after."""
+        target = str(path)
+        if target != ":memory:":
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = duckdb.connect(target, read_only=read_only)
+        except duckdb.IOException as error:
+            if "lock" in str(error).lower():
+                msg = (
+                    f"The database {target} is in use by another process (a running "
+                    f"`journey run`, or a notebook holding it open). Wait for it to finish "
+                    f"or close it, then try again.\nDuckDB said: {error}"
+                )
+                raise DatabaseLockedError(msg) from None
+            raise
+        try:
+            yield cls(connection)
+        finally:
+            connection.close()
+
+    def ensure_tables(self) -> None:
+        """Creates every schema and every table of ``sql/tables/`` that does not exist yet."""
+        for schema in SCHEMAS:
+            self._con.execute(f"create schema if not exists {schema}")
+        for ddl in sorted((sql_dir() / "tables").glob("*.sql")):
+            self._con.execute(ddl.read_text(encoding="utf-8"))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together, or not at all."""
+        self._con.execute("begin transaction")
+        try:
+            yield
+        except BaseException:
+            self._con.execute("rollback")
+            raise
+        self._con.execute("commit")
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+        """Runs a query and returns its result as a Polars frame."""
+        return self._con.execute(sql, params or {}).pl()
+
+    def read(self, table: str) -> pl.DataFrame:
+        """The whole table as a Polars frame."""
+        return self.query(f"select * from {_checked_table(table)}")
+
+    def table_exists(self, table: str) -> bool:
+        schema, name = _checked_table(table).split(".")
+        found = self._con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = $schema and table_name = $name",
+            {"schema": schema, "name": name},
+        ).fetchone()
+        return bool(found and found[0])
+
+    def append(self, table: str, frame: pl.DataFrame) -> None:
+        """Inserts the frame's rows, matching columns by name."""
+        if frame.is_empty():
+            return
+        self._con.register("_incoming", frame.to_arrow())
+        try:
+            self._con.execute(
+                f"insert into {_checked_table(table)} by name select * from _incoming"
+            )
+        finally:
+            self._con.unregister("_incoming")
+
+    def replace(self, table: str, frame: pl.DataFrame) -> None:
+        """Replaces every row of the table with the frame's rows."""
+        self._con.execute(f"delete from {_checked_table(table)}")
+        self.append(table, frame)
+
+    def ensure_raw_table(self, table: str, frame: pl.DataFrame) -> None:
+        """Creates a ``raw.*`` table shaped like the frame, if it does not exist yet.
+
+        Raw tables mirror the parsed source rows, so their shape is defined in ``ingest.py``
+        next to the parser rather than in a DDL file.
+        """
+        self._con.register("_shape", frame.head(0).to_arrow())
+        try:
+            self._con.execute(
+                f"create table if not exists {_checked_table(table)} as select * from _shape"
+            )
+        finally:
+            self._con.unregister("_shape")
+
+    def build_mart(self, table: str, params: dict[str, Any] | None = None) -> None:
+        """Recomputes a mart from its query file ``sql/marts/<name>.sql``."""
+        name = _checked_table(table).split(".")[1]
+        query = (sql_dir() / "marts" / f"{name}.sql").read_text(encoding="utf-8")
+        self._con.execute(f"delete from {table}")
+        self._con.execute(f"insert into {table} by name {query}", params or {})

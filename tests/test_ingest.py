@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import polars as pl
+import pytest
+
+from journey_analytics.errors import SourceError
+from journey_analytics.ingest import (
+    drop_duplicates,
+    events_from_pos,
+    local_to_utc,
+    parse_crm_interactions,
+    parse_pos_lines,
+    parse_pos_receipts,
+    parse_segment,
+)
+from journey_analytics.taxonomy import load_taxonomy
+
+from ._events import at
+
+KNOWN = frozenset({"Product Viewed", "identify", "Order Completed", "page:Home"})
+
+
+def test_parse_segment_accepts_good_lines_and_rejects_each_bad_one_with_a_reason() -> None:
+    data = b"\n".join(
+        [
+            b'{"type":"track","event":"Product Viewed","messageId":"m1","anonymousId":"a1",'
+            b'"timestamp":"2026-03-01T10:00:00.000Z","properties":{"product_id":"P1","category":"shoes"}}',
+            b'{"type":"identify","messageId":"m2","anonymousId":"a1","userId":"u1",'
+            b'"timestamp":"2026-03-01T11:00:00+01:00","traits":{"email":" Anna@X.com "}}',
+            b"{not json",
+            b'{"type":"track","event":"Wishlist Added","messageId":"m3","anonymousId":"a1",'
+            b'"timestamp":"2026-03-01T10:00:00Z"}',
+            b'{"type":"track","event":"Product Viewed","anonymousId":"a1","timestamp":"2026-03-01T10:00:00Z"}',
+            b'{"type":"track","event":"Product Viewed","messageId":"m4","anonymousId":"a1","timestamp":"yesterday"}',
+            b'{"type":"track","event":"Product Viewed","messageId":"m5","timestamp":"2026-03-01T10:00:00Z"}',
+            b"\xff\xfe not utf-8",
+            b"",  # blank lines are not rows
+        ]
+    )
+    parsed = parse_segment(data, file="web.jsonl", known_events=KNOWN, hash_key="k")
+    assert parsed.rows.select(
+        "line_no",
+        "record_key",
+        "event_name",
+        "anonymous_id",
+        "user_id",
+        "occurred_at",
+        "product_id",
+    ).to_dicts() == [
+        {
+            "line_no": 1,
+            "record_key": "m1",
+            "event_name": "Product Viewed",
+            "anonymous_id": "a1",
+            "user_id": None,
+            "occurred_at": at("2026-03-01 10:00"),
+            "product_id": "P1",
+        },
+        # +01:00 offset normalised to UTC
+        {
+            "line_no": 2,
+            "record_key": "m2",
+            "event_name": "identify",
+            "anonymous_id": "a1",
+            "user_id": "u1",
+            "occurred_at": at("2026-03-01 10:00"),
+            "product_id": None,
+        },
+    ]
+    assert parsed.rejects.select("line_no", "reason").to_dicts() == [
+        {"line_no": 3, "reason": "invalid_json"},
+        {"line_no": 4, "reason": "unmapped_event"},
+        {"line_no": 5, "reason": "missing_id"},
+        {"line_no": 6, "reason": "invalid_timestamp"},
+        {"line_no": 7, "reason": "missing_identifier"},
+        {"line_no": 8, "reason": "invalid_utf8"},
+    ]
+    assert parsed.rows_read == 8
+    # the e-mail is normalised then hashed; the raw value is gone
+    assert "email" not in parsed.rows.columns
+    assert (
+        parsed.rows.get_column("email_hash").to_list()[1]
+        == parse_segment(
+            b'{"type":"identify","messageId":"x","userId":"u","timestamp":"2026-01-01T00:00:00Z",'
+            b'"traits":{"email":"anna@x.com"}}',
+            file="f",
+            known_events=KNOWN,
+            hash_key="k",
+        )
+        .rows.get_column("email_hash")
+        .item()
+    )
+
+
+@pytest.mark.parametrize(
+    ("zone", "local", "utc"),
+    [
+        # Clocks go forward: 02:30 does not exist; read with the offset before the change.
+        ("Europe/Rome", "2026-03-29 02:30", "2026-03-29 01:30"),
+        ("Europe/Helsinki", "2026-03-29 03:30", "2026-03-29 01:30"),
+        ("America/New_York", "2026-03-08 02:30", "2026-03-08 07:30"),
+        # Clocks go back: 02:30 happens twice; the first occurrence (summer time) is taken.
+        ("Europe/Rome", "2026-10-25 02:30", "2026-10-25 00:30"),
+        ("Europe/Lisbon", "2026-10-25 01:30", "2026-10-25 00:30"),
+        ("America/New_York", "2026-11-01 01:30", "2026-11-01 05:30"),
+        # Ordinary times.
+        ("Europe/Rome", "2026-07-01 12:00", "2026-07-01 10:00"),
+        ("Europe/Lisbon", "2026-01-15 12:00", "2026-01-15 12:00"),
+    ],
+)
+def test_local_to_utc_at_daylight_saving_changes(zone: str, local: str, utc: str) -> None:
+    frame = pl.DataFrame({"local": [datetime.fromisoformat(local)]})
+    assert frame.select(local_to_utc(pl.col("local"), zone)).item() == at(utc)
+
+
+def test_pos_receipts_and_lines_become_one_event_per_receipt_and_line_type() -> None:
+    receipts = parse_pos_receipts(
+        b"receipt_id,store_id,receipt_ts,loyalty_id,payment_token,currency,total\n"
+        b"R1,S01,2026-03-29 11:00:00,L1,tok_1,EUR,30.00\n"
+        b"R2,S03,2026-03-29 11:00:00,,tok_2,EUR,0\n"
+        b"R3,S99,2026-03-29 11:00:00,,tok_3,EUR,0\n",
+        file="receipts.csv",
+        store_zones={"S01": "Europe/Rome", "S03": "Europe/Lisbon"},
+        hash_key="k",
+    )
+    assert receipts.rejects.select("line_no", "reason").to_dicts() == [
+        {"line_no": 4, "reason": "unknown_store"}
+    ]
+    lines = parse_pos_lines(
+        b"receipt_id,line_no,sku,category,quantity,amount,line_type,order_id\n"
+        b"R1,2,P2,bags,1,10.00,sale,\n"
+        b"R1,1,P1,shoes,1,20.00,sale,\n"
+        b"R2,1,P3,shoes,1,0,pickup,O-1\n"
+        b"R2,2,P3,shoes,1,0,gift,\n",
+        file="lines.csv",
+        known_events=frozenset({"sale", "pickup", "return"}),
+    )
+    assert lines.rejects.select("line_no", "reason").to_dicts() == [
+        {"line_no": 5, "reason": "unmapped_event"}
+    ]
+    context = {"batch_id": "b", "source": "pos", "ingested_at": at("2026-04-01 00:00")}
+    out = events_from_pos(
+        receipts.rows.with_columns(**{k: pl.lit(v) for k, v in context.items()}),
+        lines.rows.with_columns(**{k: pl.lit(v) for k, v in context.items()}),
+        source="pos",
+        taxonomy=load_taxonomy(),
+    )
+    assert out.sort("event_id").select(
+        "event_id",
+        "touchpoint",
+        "is_conversion",
+        "occurred_at",
+        "product_id",
+        "category",
+        "revenue",
+        "order_id",
+        "fulfilment",
+        "loyalty_id",
+    ).to_dicts() == [
+        # Rome is UTC+2 after 29 March; the lowest line number gives product and category.
+        {
+            "event_id": "pos:R1:sale",
+            "touchpoint": "store_purchase",
+            "is_conversion": True,
+            "occurred_at": at("2026-03-29 09:00"),
+            "product_id": "P1",
+            "category": "shoes",
+            "revenue": Decimal("30.00"),
+            "order_id": "R1",
+            "fulfilment": "in_store",
+            "loyalty_id": "L1",
+        },
+        # Lisbon is UTC+1 after 29 March; a pickup carries the online order it collects.
+        {
+            "event_id": "pos:R2:pickup",
+            "touchpoint": "store_pickup",
+            "is_conversion": False,
+            "occurred_at": at("2026-03-29 10:00"),
+            "product_id": "P3",
+            "category": "shoes",
+            "revenue": Decimal("0.00"),
+            "order_id": "O-1",
+            "fulfilment": None,
+            "loyalty_id": None,
+        },
+    ]
+
+
+def test_csv_without_required_columns_names_file_line_and_columns() -> None:
+    with pytest.raises(
+        SourceError,
+        match=r"i\.csv, line 1: expected the columns .* missing "
+        r"occurred_at, type",
+    ):
+        parse_crm_interactions(
+            b"interaction_id,channel\nI1,email\n",
+            file="i.csv",
+            known_events=frozenset(),
+            hash_key="k",
+        )
+
+
+def test_drop_duplicates_within_file_and_against_earlier_loads() -> None:
+    rows = pl.DataFrame({"record_key": ["a", "b", "a", "c"], "line_no": [1, 2, 3, 4]})
+    fresh, duplicates = drop_duplicates(rows, existing_keys=pl.Series(["c"]))
+    assert fresh.to_dicts() == [
+        {"record_key": "a", "line_no": 1},
+        {"record_key": "b", "line_no": 2},
+    ]
+    assert duplicates == 2

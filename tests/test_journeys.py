@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from journey_analytics.journeys import assign_journeys, summarise_journeys
+
+from ._events import AS_OF, at, scenario
+
+TIMEOUT = timedelta(days=30)
+
+
+def test_journeys_end_at_conversion_or_timeout_and_fulfilment_joins_its_order() -> None:
+    steps = assign_journeys(scenario(), timeout=TIMEOUT)
+    by_journey: dict[str, list[tuple[int, str, bool]]] = {}
+    for journey_id, position, event_id, fulfilment in steps.select(
+        "journey_id", "position", "event_id", "is_fulfilment"
+    ).iter_rows():
+        by_journey.setdefault(journey_id, []).append((position, event_id, fulfilment))
+    assert by_journey == {
+        # the pickup two days after the order belongs to the order's journey
+        "j:web:1": [
+            (1, "web:1", False),
+            (2, "web:2", False),
+            (3, "web:3", False),
+            (4, "pos:R1:pickup", True),
+        ],
+        "j:web:4": [
+            (1, "web:4", False),
+            (2, "web:5", False),
+            (3, "web:6", False),
+            (4, "pos:R2:sale", False),
+        ],
+        "j:web:7": [(1, "web:7", False), (2, "app:1", False)],
+        "j:web:8": [(1, "web:8", False)],  # 41 days after app:1: a new journey
+        "j:crm:1": [(1, "crm:1", False), (2, "web:20", False)],
+        "j:crm:30": [(1, "crm:30", False), (2, "web:31", False)],
+        "j:crm:40": [(1, "crm:40", False), (2, "pos:R9:sale", False)],
+        "j:app:50": [(1, "app:50", False)],
+    }
+
+
+def test_summary_status_path_and_revenue() -> None:
+    steps = assign_journeys(scenario(), timeout=TIMEOUT)
+    summary = summarise_journeys(
+        steps, timeout=TIMEOUT, as_of=AS_OF, drop_touchpoints=("sign_in",), collapse_repeats=True
+    )
+    rows = {row["journey_id"]: row for row in summary.to_dicts()}
+    assert {k: (v["status"], v["path"], v["last_touchpoint"]) for k, v in rows.items()} == {
+        "j:web:1": (
+            "converted",
+            "product_view > add_to_cart > order_placed > store_pickup",
+            "store_pickup",
+        ),
+        # sign_in is dropped, then the two product views collapse into one
+        "j:web:4": ("converted", "product_view > store_purchase", "store_purchase"),
+        "j:web:7": ("dropped", "product_view > add_to_cart", "add_to_cart"),
+        # last event 9 days before the end of the data: not (yet) a drop-off
+        "j:web:8": ("open", "product_view", "product_view"),
+        "j:crm:1": ("converted", "try_on > order_placed", "order_placed"),
+        "j:crm:30": ("converted", "email_click > order_placed", "order_placed"),
+        "j:crm:40": ("converted", "call > store_purchase", "store_purchase"),
+        "j:app:50": ("converted", "order_placed", "order_placed"),
+    }
+    first = rows["j:web:1"]
+    assert (first["started_at"], first["ended_at"], first["converted_at"]) == (
+        at("2026-03-01 10:00"),
+        at("2026-03-03 12:00"),
+        at("2026-03-01 10:10"),
+    )
+    assert first["revenue"] == Decimal("50.00")
+    assert first["seconds_to_convert"] == 600.0
+    assert first["events"] == 4
+    assert rows["j:web:7"]["revenue"] is None

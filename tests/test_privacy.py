@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import polars as pl
+
+from journey_analytics.privacy import keyed_hash, normalise_email, normalise_phone, redact
+
+
+def test_keyed_hash_is_hmac_sha256_rfc4231_case_2() -> None:
+    # RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?"
+    hashed = keyed_hash(pl.Series(["what do ya want for nothing?", None]), key="Jefe")
+    assert hashed.to_list() == [
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+        None,
+    ]
+
+
+def test_normalise_email_and_phone() -> None:
+    frame = pl.DataFrame(
+        {
+            "email": [" Anna.Rossi@Example.COM ", "", None],
+            "phone": ["+39 333-123 4567", "0039 (333) 1234567", " "],
+        }
+    )
+    out = frame.select(normalise_email(pl.col("email")), normalise_phone(pl.col("phone")))
+    assert out.to_dict(as_series=False) == {
+        "email": ["anna.rossi@example.com", None, None],
+        "phone": ["+393331234567", "+393331234567", None],
+    }
+
+
+def test_redact_masks_emails_and_phones() -> None:
+    text = '{"email": "anna@example.com", "phone": "+39 333 123 4567", "sku": "P012"}'
+    assert redact(text) == '{"email": "<email>", "phone": "<phone>", "sku": "P012"}'

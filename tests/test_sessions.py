@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from journey_analytics.sessions import assign_sessions, summarise_sessions
+
+from ._events import at, events
+
+TIMEOUTS = {"web": 30.0, "store": 120.0, "phone": 0.0}
+
+
+def _sessions_of(*rows: dict[str, object]) -> dict[str, str]:
+    out = assign_sessions(events(*rows), timeouts_minutes=TIMEOUTS, default_timeout_minutes=30)
+    return dict(out.select("event_id", "session_id").iter_rows())
+
+
+def test_gap_equal_to_timeout_stays_in_session_longer_gap_splits() -> None:
+    assert _sessions_of(
+        {"event_id": "web:1", "customer_key": "c", "occurred_at": "2026-03-01 10:00"},
+        {"event_id": "web:2", "customer_key": "c", "occurred_at": "2026-03-01 10:30"},  # = 30 min
+        {"event_id": "web:3", "customer_key": "c", "occurred_at": "2026-03-01 11:00:00.000001"},
+    ) == {"web:1": "s:web:1", "web:2": "s:web:1", "web:3": "s:web:3"}
+
+
+def test_channels_are_separate_sessions_and_every_call_is_one() -> None:
+    assert _sessions_of(
+        {"event_id": "web:1", "customer_key": "c", "occurred_at": "2026-03-01 10:00"},
+        {
+            "event_id": "app:1",
+            "customer_key": "c",
+            "channel": "app",
+            "occurred_at": "2026-03-01 10:05",
+        },  # app uses the default timeout
+        {"event_id": "web:2", "customer_key": "c", "occurred_at": "2026-03-01 10:10"},
+        {
+            "event_id": "crm:1",
+            "customer_key": "c",
+            "channel": "phone",
+            "occurred_at": "2026-03-01 10:11",
+        },
+        {
+            "event_id": "crm:2",
+            "customer_key": "c",
+            "channel": "phone",
+            "occurred_at": "2026-03-01 10:12",
+        },
+        {"event_id": "web:9", "customer_key": "d", "occurred_at": "2026-03-01 10:01"},
+    ) == {
+        "web:1": "s:web:1",
+        "web:2": "s:web:1",
+        "app:1": "s:app:1",
+        "crm:1": "s:crm:1",
+        "crm:2": "s:crm:2",
+        "web:9": "s:web:9",
+    }
+
+
+def test_summarise_sessions() -> None:
+    assigned = assign_sessions(
+        events(
+            {
+                "event_id": "web:2",
+                "customer_key": "c",
+                "occurred_at": "2026-03-01 10:20",
+                "touchpoint": "add_to_cart",
+            },
+            {
+                "event_id": "web:1",
+                "customer_key": "c",
+                "occurred_at": "2026-03-01 10:00",
+                "touchpoint": "home_view",
+            },
+        ),
+        timeouts_minutes=TIMEOUTS,
+        default_timeout_minutes=30,
+    )
+    assert summarise_sessions(assigned).to_dicts() == [
+        {
+            "session_id": "s:web:1",
+            "customer_key": "c",
+            "channel": "web",
+            "started_at": at("2026-03-01 10:00"),
+            "ended_at": at("2026-03-01 10:20"),
+            "events": 2,
+            "first_touchpoint": "home_view",
+            "last_touchpoint": "add_to_cart",
+            "duration_seconds": 1200.0,
+        }
+    ]
