@@ -94,7 +94,7 @@ class Warehouse:
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
         """Runs a query and returns its result as a Polars frame."""
-        return self._con.execute(sql, params or {}).pl()
+        return self._con.sql(sql, params=params or {}).pl()
 
     def read(self, table: str) -> pl.DataFrame:
         """The whole table as a Polars frame."""
@@ -102,12 +102,12 @@ class Warehouse:
 
     def table_exists(self, table: str) -> bool:
         schema, name = _checked_table(table).split(".")
-        found = self._con.execute(
-            "select count(*) from information_schema.tables "
+        found = self.query(
+            "select count(*) as n from information_schema.tables "
             "where table_schema = $schema and table_name = $name",
             {"schema": schema, "name": name},
-        ).fetchone()
-        return bool(found and found[0])
+        ).item()
+        return bool(found)
 
     def append(self, table: str, frame: pl.DataFrame) -> None:
         """Inserts the frame's rows, matching columns by name."""

@@ -1,0 +1,792 @@
+"""The leadership dashboard: plotly figures and one self-contained HTML page from the marts.
+
+Input: the marts tables (``marts.transitions``, ``marts.dropoffs``, ``marts.funnel``,
+``marts.patterns``, ``marts.paths``, ``marts.attribution``) as Polars frames in a
+:class:`DashboardData`.
+Output: one figure per chart (:func:`build_figures`) and one HTML document
+(:func:`render_dashboard`) with plotly.js inlined once, so the page opens with no network.
+
+Privacy: the page shows aggregates only. Sankey links and paths followed by fewer than
+``min_group_size`` journeys are not shown individually, and no journey, customer or event
+identifier from ``marts.patterns`` reaches a figure or the page.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import plotly.graph_objects as go
+import polars as pl
+from plotly.subplots import make_subplots
+
+from journey_analytics.errors import JourneyError, format_problems
+
+START = "START"
+CONVERSION = "CONVERSION"
+DROP_OFF = "DROP_OFF"
+
+OMNICHANNEL_PATTERNS = ("ropo", "click_and_collect", "try_and_buy")
+
+_SPECIAL_LABELS = {START: "Start", CONVERSION: "Conversion", DROP_OFF: "Drop-off"}
+_PATTERN_ORDER = ("ropo", "click_and_collect", "try_and_buy", "online_only", "offline_only")
+_PATTERN_LABELS = {
+    "ropo": "ROPO",
+    "click_and_collect": "Click & collect",
+    "try_and_buy": "Try & buy",
+    "online_only": "Online only",
+    "offline_only": "Offline only",
+}
+_VARIANT_LABELS = {"collected": "collected", "no_show": "no-show"}
+_MODEL_ORDER = ("first_touch", "last_touch", "linear")
+_MODEL_COLOURS = {"first_touch": "#4c78a8", "last_touch": "#f58518", "linear": "#54a24b"}
+_STAGE_COLOURS = ("#1f4e79", "#2e6da4", "#3f86c6", "#5aa0d8", "#7fb8e3", "#a6cfee")
+
+_BLUE = "#2e6da4"
+_GREEN = "#2e9d5b"
+_RED = "#d1495b"
+_GREY = "#7f8c8d"
+_FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+
+_REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "transitions": ("segment", "from_touchpoint", "to_touchpoint", "transitions", "probability"),
+    "dropoffs": ("touchpoint", "journeys_through", "exits", "dropoff_rate"),
+    "funnel": ("stage_order", "stage", "journeys", "share_of_journeys", "dropoffs", "dropoff_rate"),
+    "patterns": ("journey_id", "pattern", "variant", "revenue"),
+    "paths": ("path", "steps", "journeys", "conversions", "conversion_rate",
+              "median_duration_seconds"),
+    "attribution": ("model", "dimension", "value", "conversions", "revenue"),
+}  # fmt: skip
+
+
+class DashboardDataError(JourneyError):
+    """A mart handed to the dashboard lacks columns the dashboard reads."""
+
+
+@dataclass(frozen=True)
+class DashboardData:
+    """The marts the dashboard reads, one Polars frame per ``marts.*`` table."""
+
+    transitions: pl.DataFrame
+    dropoffs: pl.DataFrame
+    funnel: pl.DataFrame
+    patterns: pl.DataFrame
+    paths: pl.DataFrame
+    attribution: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class _SankeySelection:
+    """The Sankey links to draw, and what was left out and why."""
+
+    links: pl.DataFrame  # from_touchpoint, to_touchpoint, transitions, probability
+    self_loops: int
+    self_loop_transitions: int
+    small_links: int
+    small_link_transitions: int
+    over_limit_links: int
+    over_limit_transitions: int
+
+
+@dataclass(frozen=True)
+class _Kpis:
+    journeys: int
+    conversions: int
+    conversion_rate: float | None
+    revenue: float
+    omnichannel_conversions: int
+    omnichannel_share: float | None
+
+
+# ── validation ──────────────────────────────────────────────────────────────────────────────
+
+
+def _check_columns(data: DashboardData) -> None:
+    """Raises one error listing every missing column of every mart."""
+    problems = []
+    for mart, required in _REQUIRED_COLUMNS.items():
+        frame: pl.DataFrame = getattr(data, mart)
+        missing = [column for column in required if column not in frame.columns]
+        if missing:
+            problems.append(
+                f"marts.{mart}: missing column(s) {', '.join(missing)}; "
+                f"found {', '.join(frame.columns) or 'no columns'}"
+            )
+    if problems:
+        msg = format_problems("The marts cannot be drawn", problems)
+        raise DashboardDataError(msg)
+
+
+# ── labels and formats ──────────────────────────────────────────────────────────────────────
+
+
+def _label(name: str) -> str:
+    """A readable, HTML-escaped label: ``product_view`` → ``product view``, ``START`` → ``Start``.
+
+    Plotly reads labels as pseudo-HTML, so they are escaped like any text put in the page.
+    """
+    return html.escape(_SPECIAL_LABELS.get(name, name.replace("_", " ")))
+
+
+def _pattern_label(pattern: str, variant: str | None) -> str:
+    label = _PATTERN_LABELS.get(pattern, pattern.replace("_", " "))
+    if variant is not None:
+        label = f"{label}: {_VARIANT_LABELS.get(variant, variant.replace('_', ' '))}"
+    return html.escape(label)
+
+
+def _fmt_int(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _fmt_pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _fmt_duration(seconds: float) -> str:
+    """``90061`` → ``1 d 1 h``; ``3900`` → ``1 h 5 min``; ``45`` → ``45 s``."""
+    total = round(seconds)
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min"
+    return f"{secs} s"
+
+
+def _path_label(path: str) -> str:
+    return " → ".join(_label(step) for step in path.split(" > "))
+
+
+def _style(fig: go.Figure, *, height: int) -> go.Figure:
+    fig.update_layout(
+        template="plotly_white",
+        height=height,
+        margin={"l": 20, "r": 20, "t": 40, "b": 20},
+        font={"family": _FONT, "size": 13, "color": "#1d2733"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.04, "xanchor": "left", "x": 0},
+        hoverlabel={"font": {"family": _FONT}},
+    )
+    return fig
+
+
+# ── data preparation ────────────────────────────────────────────────────────────────────────
+
+
+def _select_sankey_links(
+    transitions: pl.DataFrame, *, min_group_size: int, max_sankey_links: int
+) -> _SankeySelection:
+    """Picks the links of segment ``all`` that the Sankey draws.
+
+    Self-loops go first (a plotly Sankey cannot draw them), then links with fewer than
+    ``min_group_size`` transitions, then all but the ``max_sankey_links`` largest links
+    (ties broken by name so the choice is stable).
+    """
+    edges = transitions.filter(pl.col("segment") == "all").select(
+        "from_touchpoint",
+        "to_touchpoint",
+        pl.col("transitions").cast(pl.Int64),
+        pl.col("probability").cast(pl.Float64),
+    )
+    is_loop = pl.col("from_touchpoint") == pl.col("to_touchpoint")
+    loops = edges.filter(is_loop)
+    edges = edges.filter(~is_loop)
+    is_small = pl.col("transitions") < min_group_size
+    small = edges.filter(is_small)
+    ranked = edges.filter(~is_small).sort(
+        ["transitions", "from_touchpoint", "to_touchpoint"], descending=[True, False, False]
+    )
+    over_limit = ranked.slice(max_sankey_links)
+    return _SankeySelection(
+        links=ranked.head(max_sankey_links),
+        self_loops=loops.height,
+        self_loop_transitions=int(loops["transitions"].sum()),
+        small_links=small.height,
+        small_link_transitions=int(small["transitions"].sum()),
+        over_limit_links=over_limit.height,
+        over_limit_transitions=int(over_limit["transitions"].sum()),
+    )
+
+
+def _sankey_nodes(links: pl.DataFrame) -> list[str]:
+    """Start first, touchpoints by name, then Conversion and Drop-off last."""
+    names = set(links["from_touchpoint"].to_list()) | set(links["to_touchpoint"].to_list())
+    touchpoints = sorted(names - set(_SPECIAL_LABELS))
+    head = [START] if START in names else []
+    tail = [name for name in (CONVERSION, DROP_OFF) if name in names]
+    return head + touchpoints + tail
+
+
+def _pattern_counts(patterns: pl.DataFrame) -> pl.DataFrame:
+    """One row per (pattern, variant): journeys and revenue, in the dashboard's order.
+
+    The variant is kept only where it means something (click-and-collect: collected or
+    no-show), so a stray variant elsewhere does not split a bar.
+    """
+    order = {pattern: index for index, pattern in enumerate(_PATTERN_ORDER)}
+    return (
+        patterns.with_columns(
+            pl.when(pl.col("pattern") == "click_and_collect")
+            .then(pl.col("variant"))
+            .alias("variant")
+        )
+        .group_by("pattern", "variant")
+        .agg(
+            pl.col("journey_id").n_unique().cast(pl.Int64).alias("journeys"),
+            pl.col("revenue").cast(pl.Float64).sum().alias("revenue"),
+        )
+        .with_columns(
+            pl.col("pattern")
+            .replace_strict(order, default=len(order), return_dtype=pl.Int64)
+            .alias("pattern_order")
+        )
+        .sort(["pattern_order", "pattern", "variant"], nulls_last=True)
+        .drop("pattern_order")
+    )
+
+
+def _top_paths(paths: pl.DataFrame, *, min_group_size: int, limit: int = 10) -> pl.DataFrame:
+    """The ``limit`` most followed paths among those with at least ``min_group_size`` journeys."""
+    return (
+        paths.filter(pl.col("journeys") >= min_group_size)
+        .sort(["journeys", "conversions", "path"], descending=[True, True, False])
+        .head(limit)
+    )
+
+
+def _compute_kpis(data: DashboardData) -> _Kpis:
+    journeys = int(data.paths["journeys"].cast(pl.Int64).sum())
+    conversions = int(data.paths["conversions"].cast(pl.Int64).sum())
+    revenue = float(
+        data.attribution.filter(
+            (pl.col("model") == "last_touch") & (pl.col("dimension") == "channel")
+        )["revenue"]
+        .cast(pl.Float64)
+        .sum()
+    )
+    omnichannel = data.patterns.filter(pl.col("pattern").is_in(OMNICHANNEL_PATTERNS))[
+        "journey_id"
+    ].n_unique()
+    return _Kpis(
+        journeys=journeys,
+        conversions=conversions,
+        conversion_rate=conversions / journeys if journeys else None,
+        revenue=revenue,
+        omnichannel_conversions=omnichannel,
+        omnichannel_share=omnichannel / conversions if conversions else None,
+    )
+
+
+# ── figures ─────────────────────────────────────────────────────────────────────────────────
+
+
+def _sankey_figure(selection: _SankeySelection) -> go.Figure:
+    links = selection.links
+    nodes = _sankey_nodes(links)
+    index = {name: position for position, name in enumerate(nodes)}
+    node_colours = {START: _GREY, CONVERSION: _GREEN, DROP_OFF: _RED}
+    link_colours = {CONVERSION: "rgba(46,157,91,0.35)", DROP_OFF: "rgba(209,73,91,0.30)"}
+    targets = links["to_touchpoint"].to_list()
+    trace = go.Sankey(
+        uid="sankey",
+        name="paths",
+        arrangement="snap",
+        valueformat=",d",
+        node={
+            "label": [_label(name) for name in nodes],
+            "customdata": nodes,
+            "color": [node_colours.get(name, _BLUE) for name in nodes],
+            "pad": 18,
+            "thickness": 16,
+            "line": {"width": 0},
+            "hovertemplate": "%{label}: %{value:,} transitions<extra></extra>",
+        },
+        link={
+            "source": [index[name] for name in links["from_touchpoint"].to_list()],
+            "target": [index[name] for name in targets],
+            "value": links["transitions"].to_list(),
+            "customdata": links["probability"].to_list(),
+            "color": [link_colours.get(name, "rgba(127,140,141,0.30)") for name in targets],
+            "hovertemplate": (
+                "%{source.label} → %{target.label}<br>%{value:,} transitions"
+                "<br>%{customdata:.0%} of the moves out of %{source.label}<extra></extra>"
+            ),
+        },
+    )
+    fig = _style(go.Figure(trace), height=max(460, 34 * len(nodes)))
+    if not nodes:
+        fig.add_annotation(text="No link is large enough to draw.", showarrow=False)
+    return fig
+
+
+def _funnel_figure(funnel: pl.DataFrame) -> go.Figure:
+    rows = funnel.sort("stage_order")
+    stages = [_label(stage).capitalize() for stage in rows["stage"].to_list()]
+    dropped = rows["dropoffs"].cast(pl.Int64).to_list()
+    dropped_rate = rows["dropoff_rate"].cast(pl.Float64).to_list()
+    trace = go.Funnel(
+        name="funnel",
+        y=stages,
+        x=rows["journeys"].cast(pl.Int64).to_list(),
+        customdata=rows.select(
+            pl.col("share_of_journeys").cast(pl.Float64),
+            pl.col("dropoffs").cast(pl.Int64),
+            pl.col("dropoff_rate").cast(pl.Float64),
+        ).rows(),
+        texttemplate="%{x:,} (%{customdata[0]:.0%})",
+        textposition="auto",
+        hovertemplate=(
+            "%{y}: %{x:,} journeys reach this stage (%{customdata[0]:.1%})"
+            "<br>%{customdata[1]:,} dropped out here (%{customdata[2]:.1%})<extra></extra>"
+        ),
+        marker={"color": [_STAGE_COLOURS[i % len(_STAGE_COLOURS)] for i in range(len(stages))]},
+        connector={"fillcolor": "#e8eef5"},
+    )
+    fig = _style(go.Figure(trace), height=max(320, 64 * len(stages)))
+    # The drop-offs of each stage sit under its name, so no text is cut by the plot's edge.
+    ticks = [
+        f"<b>{stage}</b><br><span style='font-size:11.5px;color:{_RED}'>"
+        f"{_fmt_int(count)} dropped here ({_fmt_pct(rate)})</span>"
+        if count
+        else f"<b>{stage}</b><br><span style='font-size:11.5px;color:{_GREY}'>no drop-off</span>"
+        for stage, count, rate in zip(stages, dropped, dropped_rate, strict=True)
+    ]
+    fig.update_yaxes(tickvals=stages, ticktext=ticks, automargin=True)
+    fig.update_layout(margin={"l": 20, "r": 20, "t": 30, "b": 10})
+    return fig
+
+
+def _paired_bars(
+    labels: list[str],
+    left: go.Bar,
+    right: go.Bar,
+    *,
+    titles: tuple[str, str],
+) -> go.Figure:
+    """Two horizontal bar charts side by side over the same categories, first at the top.
+
+    Values are written at the end of each bar, so the x axes carry no ticks.
+    """
+    fig = make_subplots(
+        rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06, subplot_titles=titles
+    )
+    for col, bar in enumerate((left, right), start=1):
+        bar.update(orientation="h", y=labels, textposition="outside", cliponaxis=False)
+        fig.add_trace(bar, row=1, col=col)
+    fig = _style(fig, height=max(260, 46 * len(labels) + 90))
+    fig.update_layout(showlegend=False, margin={"l": 20, "r": 70, "t": 60, "b": 10})
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=True, rangemode="tozero")
+    fig.update_yaxes(autorange="reversed", automargin=True, ticksuffix="  ", row=1, col=1)
+    return fig
+
+
+def _dropoffs_figure(dropoffs: pl.DataFrame) -> go.Figure:
+    rows = dropoffs.sort(["exits", "touchpoint"], descending=[True, False])
+    labels = [_label(name) for name in rows["touchpoint"].to_list()]
+    exits = rows["exits"].cast(pl.Int64).to_list()
+    rates = rows["dropoff_rate"].cast(pl.Float64).to_list()
+    through = rows["journeys_through"].cast(pl.Int64).to_list()
+    left = go.Bar(
+        name="exits",
+        x=exits,
+        customdata=through,
+        text=[_fmt_int(value) for value in exits],
+        marker={"color": _RED},
+        hovertemplate="%{y}: %{x:,} exits of %{customdata:,} journeys through it<extra></extra>",
+    )
+    right = go.Bar(
+        name="dropoff_rate",
+        x=rates,
+        customdata=through,
+        text=[_fmt_pct(value) for value in rates],
+        marker={"color": "#8c5a66"},
+        hovertemplate="%{y}: %{x:.1%} of %{customdata:,} journeys end here<extra></extra>",
+    )
+    fig = _paired_bars(
+        labels,
+        left,
+        right,
+        titles=("Journeys ending here without a purchase", "Drop-off rate"),
+    )
+    fig.update_xaxes(range=[0, 1.0], row=1, col=2)
+    return fig
+
+
+def _patterns_figure(counts: pl.DataFrame) -> go.Figure:
+    labels = [
+        _pattern_label(pattern, variant)
+        for pattern, variant in counts.select("pattern", "variant").iter_rows()
+    ]
+    journeys = counts["journeys"].to_list()
+    revenue = counts["revenue"].to_list()
+    left = go.Bar(
+        name="journeys",
+        x=journeys,
+        text=[_fmt_int(value) for value in journeys],
+        marker={"color": _BLUE},
+        hovertemplate="%{y}: %{x:,} journeys<extra></extra>",
+    )
+    right = go.Bar(
+        name="revenue",
+        x=revenue,
+        text=[_fmt_int(value) for value in revenue],
+        marker={"color": _GREEN},
+        hovertemplate="%{y}: revenue %{x:,.2f}<extra></extra>",
+    )
+    return _paired_bars(labels, left, right, titles=("Converted journeys", "Revenue"))
+
+
+def _attribution_figure(attribution: pl.DataFrame) -> go.Figure:
+    rows = attribution.filter(pl.col("dimension") == "channel").with_columns(
+        pl.col("conversions").cast(pl.Float64), pl.col("revenue").cast(pl.Float64)
+    )
+    channels = (
+        rows.group_by("value")
+        .agg(pl.col("conversions").sum())
+        .sort(["conversions", "value"], descending=[True, False])["value"]
+        .to_list()
+    )
+    present = set(rows["model"].to_list())
+    models = [m for m in _MODEL_ORDER if m in present] + sorted(present - set(_MODEL_ORDER))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.08,
+        subplot_titles=("Conversions credited", "Revenue credited"),
+    )
+    for model in models:
+        credit = {
+            value: (conversions, revenue)
+            for value, conversions, revenue in rows.filter(pl.col("model") == model)
+            .select("value", "conversions", "revenue")
+            .iter_rows()
+        }
+        colour = _MODEL_COLOURS.get(model, _GREY)
+        for col, position, unit in ((1, 0, "conversions"), (2, 1, "revenue")):
+            fig.add_trace(
+                go.Bar(
+                    name=_label(model).capitalize(),
+                    legendgroup=model,
+                    showlegend=col == 1,
+                    x=[_label(channel) for channel in channels],
+                    y=[credit.get(channel, (0.0, 0.0))[position] for channel in channels],
+                    marker={"color": colour},
+                    hovertemplate=f"%{{x}}: %{{y:,.1f}} {unit} (%{{fullData.name}})<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig = _style(fig, height=440)
+    fig.update_layout(
+        barmode="group",
+        margin={"l": 20, "r": 20, "t": 90, "b": 10},
+        legend={"y": 1.16, "title": {"text": "Model: "}},
+    )
+    return fig
+
+
+def build_figures(
+    data: DashboardData, *, min_group_size: int = 5, max_sankey_links: int = 40
+) -> dict[str, go.Figure]:
+    """Builds one plotly figure per chart of the dashboard.
+
+    Args:
+        data: The marts.
+        min_group_size: Sankey links with fewer transitions than this are not drawn.
+        max_sankey_links: The Sankey draws at most this many links, the largest ones.
+
+    Returns:
+        Figures keyed by section id: ``sankey``, ``funnel``, ``dropoffs``, ``patterns``,
+        ``attribution``, in page order. The Sankey's trace has ``uid="sankey"``, node labels
+        for people and the mart's node names in ``node.customdata``.
+
+    Raises:
+        DashboardDataError: A mart lacks a column the dashboard reads (all are listed).
+        ValueError: ``min_group_size`` or ``max_sankey_links`` is below 1.
+
+    Example:
+        >>> figures = build_figures(data, min_group_size=5)  # doctest: +SKIP
+        >>> figures["sankey"].data[0].node.customdata  # doctest: +SKIP
+        ('START', 'product_view', 'CONVERSION')
+    """
+    if min_group_size < 1 or max_sankey_links < 1:
+        msg = (
+            f"min_group_size and max_sankey_links must be at least 1; "
+            f"found {min_group_size} and {max_sankey_links}"
+        )
+        raise ValueError(msg)
+    _check_columns(data)
+    selection = _select_sankey_links(
+        data.transitions, min_group_size=min_group_size, max_sankey_links=max_sankey_links
+    )
+    return {
+        "sankey": _sankey_figure(selection),
+        "funnel": _funnel_figure(data.funnel),
+        "dropoffs": _dropoffs_figure(data.dropoffs),
+        "patterns": _patterns_figure(_pattern_counts(data.patterns)),
+        "attribution": _attribution_figure(data.attribution),
+    }
+
+
+# ── HTML ────────────────────────────────────────────────────────────────────────────────────
+
+_CSS = """
+:root { --ink: #1d2733; --muted: #5b6776; --line: #dde3ea; --bg: #f4f6f9; --accent: #2e6da4; }
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--ink);
+       font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; }
+header { background: #1d2733; color: #fff; padding: 22px 0 14px; }
+header .wrap, main { max-width: 1180px; margin: 0 auto; padding: 0 24px; }
+header h1 { margin: 0 0 4px; font-size: 26px; font-weight: 650; }
+header p { margin: 0; color: #c5cfdb; font-size: 13px; }
+nav { margin-top: 12px; display: flex; flex-wrap: wrap; gap: 6px 18px; font-size: 14px; }
+nav a { color: #fff; text-decoration: none; border-bottom: 1px solid #5b6f86; }
+section { background: #fff; border: 1px solid var(--line); border-radius: 10px;
+          margin: 20px 0; padding: 18px 22px 14px; }
+h2 { margin: 0 0 4px; font-size: 19px; font-weight: 650; }
+p.caption { margin: 0 0 10px; color: var(--muted); font-size: 13.5px; max-width: 900px; }
+.kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(190px, 1fr)); gap: 14px;
+        margin-top: 10px; }
+.kpi { border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; background: #fbfcfd; }
+.kpi .name { color: var(--muted); font-size: 13px; }
+.kpi .value { font-size: 28px; font-weight: 650; font-variant-numeric: tabular-nums; }
+.kpi .note { color: var(--muted); font-size: 12.5px; }
+table { width: 100%; border-collapse: collapse; font-size: 14px;
+        font-variant-numeric: tabular-nums; }
+th, td { padding: 7px 10px; border-bottom: 1px solid var(--line); text-align: left;
+         vertical-align: top; }
+th { color: var(--muted); font-weight: 600; font-size: 13px; background: #fbfcfd; }
+td.num, th.num { text-align: right; white-space: nowrap; }
+tbody tr:nth-child(even) { background: #fafbfc; }
+footer { max-width: 1180px; margin: 0 auto 30px; padding: 0 24px; color: var(--muted);
+         font-size: 12.5px; }
+@media print { body { background: #fff; } section { break-inside: avoid; } nav { display: none; } }
+"""
+
+# Nothing on the page may reach the network: scripts and styles are inline, images are data.
+_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data: blob:; font-src data:"
+)
+
+_SECTION_TITLES = {
+    "kpis": "Key figures",
+    "sankey": "Main paths between touchpoints",
+    "funnel": "Funnel by stage",
+    "dropoffs": "Where journeys drop off",
+    "patterns": "Omnichannel patterns",
+    "attribution": "Attribution by channel",
+    "paths": "Top 10 paths",
+}
+
+
+def _section(section_id: str, caption: str, body: str) -> str:
+    return (
+        f'<section id="{section_id}">\n<h2>{html.escape(_SECTION_TITLES[section_id])}</h2>\n'
+        f'<p class="caption">{caption}</p>\n{body}\n</section>'
+    )
+
+
+def _kpis_html(kpis: _Kpis) -> str:
+    cards = (
+        ("Journeys", _fmt_int(kpis.journeys), "closed journeys (converted or dropped)"),
+        ("Conversions", _fmt_int(kpis.conversions), "journeys that ended in a purchase"),
+        ("Conversion rate", _fmt_pct(kpis.conversion_rate), "conversions / journeys"),
+        ("Revenue", _fmt_int(kpis.revenue), "last-touch attribution over channels"),
+        (
+            "Omnichannel share",
+            _fmt_pct(kpis.omnichannel_share),
+            f"{_fmt_int(kpis.omnichannel_conversions)} of {_fmt_int(kpis.conversions)} "
+            "conversions with ROPO, click &amp; collect or try &amp; buy",
+        ),
+    )
+    return (
+        '<div class="kpis">\n'
+        + "\n".join(
+            f'<div class="kpi"><div class="name">{name}</div>'
+            f'<div class="value">{value}</div><div class="note">{note}</div></div>'
+            for name, value, note in cards
+        )
+        + "\n</div>"
+    )
+
+
+def _count(value: int, noun: str) -> str:
+    """``1, "link"`` → ``1 link``; ``3, "link"`` → ``3 links``."""
+    return f"{_fmt_int(value)} {noun}{'' if value == 1 else 's'}"
+
+
+def _sankey_caption(selection: _SankeySelection, *, min_group_size: int) -> str:
+    notes = [
+        "Moves from one touchpoint to the next over all closed journeys; "
+        "the width of a link is the number of moves."
+    ]
+    if selection.small_links:
+        notes.append(
+            f"Not drawn: {_count(selection.small_links, 'link')} with fewer than "
+            f"{min_group_size} moves ({_count(selection.small_link_transitions, 'move')} in all)."
+        )
+    if selection.over_limit_links:
+        notes.append(
+            f"Only the {_fmt_int(selection.links.height)} largest links are drawn; "
+            f"{_count(selection.over_limit_links, 'smaller link')} "
+            f"({_count(selection.over_limit_transitions, 'move')}) are left out."
+        )
+    if selection.self_loops:
+        notes.append(
+            f"Repeats of the same touchpoint ({_count(selection.self_loops, 'self-loop')}, "
+            f"{_count(selection.self_loop_transitions, 'move')}) are left out: "
+            "a Sankey cannot draw a link from a node to itself."
+        )
+    return " ".join(notes)
+
+
+def _paths_table(paths: pl.DataFrame) -> str:
+    if paths.is_empty():
+        return "<p>No path is followed by enough journeys to be shown.</p>"
+    header = (
+        '<tr><th class="num">#</th><th>Path</th><th class="num">Steps</th>'
+        '<th class="num">Journeys</th><th class="num">Conversions</th>'
+        '<th class="num">Conversion rate</th><th class="num">Median duration</th></tr>'
+    )
+    body = "\n".join(
+        f'<tr><td class="num">{rank}</td><td>{_path_label(row["path"])}</td>'
+        f'<td class="num">{_fmt_int(row["steps"])}</td>'
+        f'<td class="num">{_fmt_int(row["journeys"])}</td>'
+        f'<td class="num">{_fmt_int(row["conversions"])}</td>'
+        f'<td class="num">{_fmt_pct(row["conversion_rate"])}</td>'
+        f'<td class="num">{_fmt_duration(row["median_duration_seconds"])}</td></tr>'
+        for rank, row in enumerate(paths.iter_rows(named=True), start=1)
+    )
+    return f"<table>\n<thead>{header}</thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
+def render_dashboard(
+    data: DashboardData, *, title: str, generated_at: str, min_group_size: int = 5
+) -> str:
+    """Renders the whole dashboard as one self-contained HTML document.
+
+    plotly.js is inlined once, with the first figure; there is no CDN, no external URL, and
+    a Content-Security-Policy forbids any fetch, so the page opens offline.
+
+    Args:
+        data: The marts.
+        title: The page title (escaped).
+        generated_at: When the marts were built, as the caller wants it shown (escaped); the
+            function reads no clock.
+        min_group_size: Sankey links and paths with fewer journeys than this are not shown.
+
+    Returns:
+        The HTML document.
+
+    Example:
+        >>> page = render_dashboard(data, title="Q1", generated_at="2026-05-01")  # doctest: +SKIP
+        >>> write_dashboard(page, Path("reports/dashboard.html"))  # doctest: +SKIP
+    """
+    figures = build_figures(data, min_group_size=min_group_size)
+    selection = _select_sankey_links(
+        data.transitions, min_group_size=min_group_size, max_sankey_links=40
+    )
+    config = {
+        "displaylogo": False,
+        "responsive": True,
+        "modeBarButtonsToRemove": ["select2d", "lasso2d"],
+    }
+    charts = {
+        name: fig.to_html(
+            full_html=False,
+            include_plotlyjs=position == 0,
+            config=config,
+            div_id=f"figure-{name}",
+        )
+        for position, (name, fig) in enumerate(figures.items())
+    }
+    top_paths = _top_paths(data.paths, min_group_size=min_group_size)
+    sections = [
+        _section(
+            "kpis",
+            "Headline numbers over all closed journeys in the marts.",
+            _kpis_html(_compute_kpis(data)),
+        ),
+        _section(
+            "sankey",
+            _sankey_caption(selection, min_group_size=min_group_size),
+            charts["sankey"],
+        ),
+        _section(
+            "funnel",
+            "Journeys reaching each stage (or a later one), and the dropped journeys whose "
+            "furthest stage it was.",
+            charts["funnel"],
+        ),
+        _section(
+            "dropoffs",
+            "Left: dropped journeys whose last touchpoint was this one. Right: the share of "
+            "the journeys through the touchpoint that ended there without a purchase.",
+            charts["dropoffs"],
+        ),
+        _section(
+            "patterns",
+            "Converted journeys matching each pattern, and their revenue. Click &amp; collect "
+            "is split into orders collected in store and no-shows. A journey can match more "
+            "than one pattern.",
+            charts["patterns"],
+        ),
+        _section(
+            "attribution",
+            "Credit for conversions and revenue given to each channel by three models: the "
+            "first touch, the last touch, or shared equally along the journey (linear).",
+            charts["attribution"],
+        ),
+        _section(
+            "paths",
+            f"The most common complete paths followed by at least {min_group_size} journeys.",
+            _paths_table(top_paths),
+        ),
+    ]
+    nav = " ".join(
+        f'<a href="#{section_id}">{html.escape(heading)}</a>'
+        for section_id, heading in _SECTION_TITLES.items()
+    )
+    safe_title = html.escape(title)
+    body = "\n".join(sections)
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{_CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{safe_title}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<header><div class="wrap">
+<h1>{safe_title}</h1>
+<p>Generated {html.escape(generated_at)}. Groups smaller than {min_group_size} journeys are not
+shown individually.</p>
+<nav>{nav}</nav>
+</div></header>
+<main>
+{body}
+</main>
+<footer>journey-analytics · aggregates only: no customer, journey or event identifier is shown.
+</footer>
+</body>
+</html>
+"""
+
+
+def write_dashboard(html: str, path: Path) -> Path:
+    """Writes the dashboard HTML to ``path`` (UTF-8), creating parent folders.
+
+    Returns:
+        The path written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    return path

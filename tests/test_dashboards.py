@@ -1,0 +1,460 @@
+"""Tests of the dashboard: exact figure data from small marts, and an HTML page that is offline
+and shows aggregates only."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import plotly.graph_objects as go
+import polars as pl
+import pytest
+from plotly.offline import get_plotlyjs
+
+from journey_analytics.dashboards import (
+    DashboardData,
+    DashboardDataError,
+    build_figures,
+    render_dashboard,
+    write_dashboard,
+)
+
+# Identifiers that live in marts.patterns and must never reach the page.
+JOURNEY_IDS = [f"jrn-7c1e{n:04d}" for n in range(1, 7)]
+CUSTOMER_KEYS = [f"cust-9a7b{n:04d}" for n in range(1, 7)]
+EVENT_IDS = [f"evt-web-{n:06d}" for n in range(1, 13)]
+
+
+def _transitions() -> pl.DataFrame:
+    rows = [
+        ("all", "START", "product_view", 10, 0.67),
+        # Self-loop: a plotly Sankey cannot draw it, so it is dropped (and said in the caption).
+        ("all", "product_view", "product_view", 6, 0.38),
+        ("all", "product_view", "store_visit", 7, 0.44),
+        # 3 < min_group_size 5: not drawn; DROP_OFF stays a node through email_click.
+        ("all", "product_view", "DROP_OFF", 3, 0.18),
+        ("all", "store_visit", "store_purchase", 6, 1.0),
+        ("all", "store_purchase", "CONVERSION", 6, 1.0),
+        # Exactly min_group_size: drawn (the filter is "fewer than").
+        ("all", "START", "email_click", 5, 0.33),
+        ("all", "email_click", "DROP_OFF", 5, 1.0),
+        # Other segments never reach the Sankey.
+        ("converted", "START", "product_view", 6, 1.0),
+        ("dropped", "START", "call", 50, 1.0),
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "segment": pl.String,
+            "from_touchpoint": pl.String,
+            "to_touchpoint": pl.String,
+            "transitions": pl.Int64,
+            "probability": pl.Float64,
+        },
+        orient="row",
+    ).with_columns(
+        customers=pl.col("transitions"),
+        median_seconds=pl.lit(60.0),
+        p90_seconds=pl.lit(600.0),
+    )
+
+
+def _dropoffs() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "touchpoint": ["product_view", "email_click", "store_visit", "store_purchase"],
+            "journeys_through": [20, 5, 7, 6],
+            "exits": [3, 5, 0, 0],
+            "dropoff_rate": [0.15, 1.0, 0.0, 0.0],
+        }
+    )
+
+
+def _funnel() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "stage_order": pl.Series([1, 2, 3, 4, 5, 6], dtype=pl.Int32),
+            "stage": ["awareness", "interest", "consideration", "purchase", "usage", "loyalty"],
+            "journeys": [32, 30, 20, 8, 4, 1],
+            "share_of_journeys": [1.0, 0.9375, 0.625, 0.25, 0.125, 0.03125],
+            "dropoffs": [2, 10, 12, 0, 0, 0],
+            "dropoff_rate": [0.0625, 0.3333, 0.6, 0.0, 0.0, 0.0],
+        }
+    )
+
+
+def _patterns() -> pl.DataFrame:
+    j, c, e = JOURNEY_IDS, CUSTOMER_KEYS, EVENT_IDS
+    at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    rows = [
+        (j[0], c[0], "ropo", None, [e[0], e[1]], at, Decimal("100.00")),
+        (j[1], c[1], "ropo", None, [e[2], e[3]], at, Decimal("50.50")),
+        # jrn 3 is both ROPO and click-and-collect: one omnichannel conversion, not two.
+        (j[2], c[2], "ropo", None, [e[4], e[5]], at, Decimal("20.00")),
+        (j[2], c[2], "click_and_collect", "collected", [e[5], e[6]], at, Decimal("20.00")),
+        (j[3], c[3], "click_and_collect", "no_show", [e[7]], at, Decimal("35.00")),
+        (j[4], c[4], "try_and_buy", None, [e[8], e[9]], at, Decimal("80.25")),
+        # Online-only is not an omnichannel pattern; a null revenue counts as nothing.
+        (j[5], c[5], "online_only", None, [e[10], e[11]], at, None),
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "journey_id": pl.String,
+            "customer_key": pl.String,
+            "pattern": pl.String,
+            "variant": pl.String,
+            "evidence_event_ids": pl.List(pl.String),
+            "converted_at": pl.Datetime("us", "UTC"),
+            "revenue": pl.Decimal(18, 2),
+        },
+        orient="row",
+    )
+
+
+EVIL_PATH = "product_view > <img src=x onerror=alert(1)>"
+
+
+def _paths() -> pl.DataFrame:
+    rows = [
+        ("product_view > store_visit > store_purchase", 3, 12, 6, 0.5, 2 * 86_400 + 3_600.0),
+        ("email_click", 1, 9, 0, 0.0, 0.0),
+        # Exactly min_group_size: shown; ties on journeys are broken by conversions.
+        ("product_view > add_to_cart > order_placed", 3, 5, 2, 0.4, 3_900.0),
+        (EVIL_PATH, 2, 5, 0, 0.0, 45.0),
+        # One journey: below min_group_size, never shown (a rare path can identify a person).
+        ("call > return_in_store", 2, 1, 0, 0.0, 7_200.0),
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "path": pl.String,
+            "steps": pl.Int64,
+            "journeys": pl.Int64,
+            "conversions": pl.Int64,
+            "conversion_rate": pl.Float64,
+            "median_duration_seconds": pl.Float64,
+        },
+        orient="row",
+    )
+
+
+def _attribution() -> pl.DataFrame:
+    rows = [
+        ("first_touch", "channel", "web", 6.0, 2000.0),
+        ("first_touch", "channel", "email", 2.0, 1345.75),
+        ("last_touch", "channel", "web", 3.0, 1000.50),
+        ("last_touch", "channel", "store", 5.0, 2345.25),
+        ("linear", "channel", "web", 4.5, 1500.0),
+        ("linear", "channel", "store", 2.5, 1345.75),
+        ("linear", "channel", "email", 1.0, 500.0),
+        # Another dimension: never in the revenue KPI nor in the channel chart.
+        ("last_touch", "touchpoint", "store_purchase", 5.0, 99_999.0),
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "model": pl.String,
+            "dimension": pl.String,
+            "value": pl.String,
+            "conversions": pl.Float64,
+            "revenue": pl.Float64,
+        },
+        orient="row",
+    )
+
+
+@pytest.fixture
+def data() -> DashboardData:
+    return DashboardData(
+        transitions=_transitions(),
+        dropoffs=_dropoffs(),
+        funnel=_funnel(),
+        patterns=_patterns(),
+        paths=_paths(),
+        attribution=_attribution(),
+    )
+
+
+@pytest.fixture
+def page(data: DashboardData) -> str:
+    return render_dashboard(
+        data, title="Journeys <Q1> & more", generated_at="2026-04-01 06:00 UTC", min_group_size=5
+    )
+
+
+def _sankey(figures: dict[str, go.Figure]) -> go.Sankey:
+    (trace,) = figures["sankey"].data
+    assert trace.uid == "sankey"
+    return trace
+
+
+def _links(trace: go.Sankey) -> list[tuple[str, str, int]]:
+    names = trace.node.customdata
+    return [
+        (names[s], names[t], v)
+        for s, t, v in zip(trace.link.source, trace.link.target, trace.link.value, strict=True)
+    ]
+
+
+def _section(page: str, section_id: str) -> str:
+    match = re.search(rf'<section id="{section_id}">(.*?)</section>', page, flags=re.DOTALL)
+    assert match is not None, section_id
+    return match.group(1)
+
+
+# ── figures ─────────────────────────────────────────────────────────────────────────────────
+
+
+def test_figures_are_keyed_by_section_in_page_order(data: DashboardData) -> None:
+    figures = build_figures(data)
+    assert list(figures) == ["sankey", "funnel", "dropoffs", "patterns", "attribution"]
+
+
+def test_sankey_draws_segment_all_without_small_links_and_self_loops(
+    data: DashboardData,
+) -> None:
+    trace = _sankey(build_figures(data, min_group_size=5))
+    assert trace.node.customdata == (
+        "START",
+        "email_click",
+        "product_view",
+        "store_purchase",
+        "store_visit",
+        "CONVERSION",
+        "DROP_OFF",
+    )
+    assert trace.node.label == (
+        "Start",
+        "email click",
+        "product view",
+        "store purchase",
+        "store visit",
+        "Conversion",
+        "Drop-off",
+    )
+    # Largest first; equal counts ordered by (from, to).
+    assert _links(trace) == [
+        ("START", "product_view", 10),
+        ("product_view", "store_visit", 7),
+        ("store_purchase", "CONVERSION", 6),
+        ("store_visit", "store_purchase", 6),
+        ("START", "email_click", 5),
+        ("email_click", "DROP_OFF", 5),
+    ]
+    assert trace.link.source == (0, 2, 3, 4, 0, 1)
+    assert trace.link.target == (2, 4, 5, 3, 1, 6)
+    assert trace.link.value == (10, 7, 6, 6, 5, 5)
+
+
+def test_sankey_link_values_equal_the_mart(data: DashboardData) -> None:
+    trace = _sankey(build_figures(data, min_group_size=1))
+    expected = (
+        data.transitions.filter(
+            (pl.col("segment") == "all") & (pl.col("from_touchpoint") != pl.col("to_touchpoint"))
+        )
+        .select("from_touchpoint", "to_touchpoint", "transitions")
+        .rows()
+    )
+    # With min_group_size 1 only the self-loop is missing.
+    assert sorted(_links(trace)) == sorted(expected)
+    assert ("product_view", "DROP_OFF", 3) in _links(trace)
+
+
+def test_sankey_keeps_only_the_largest_links(data: DashboardData) -> None:
+    trace = _sankey(build_figures(data, max_sankey_links=2))
+    assert trace.node.customdata == ("START", "product_view", "store_visit")
+    assert _links(trace) == [("START", "product_view", 10), ("product_view", "store_visit", 7)]
+
+
+def test_sankey_with_nothing_to_draw_is_empty(data: DashboardData) -> None:
+    trace = _sankey(build_figures(data, min_group_size=11))
+    assert trace.node.customdata == ()
+    assert trace.link.value == ()
+
+
+def test_funnel_shows_journeys_and_dropoffs_per_stage(data: DashboardData) -> None:
+    (trace,) = build_figures(data)["funnel"].data
+    assert trace.type == "funnel"
+    assert trace.y == ("Awareness", "Interest", "Consideration", "Purchase", "Usage", "Loyalty")
+    assert trace.x == (32, 30, 20, 8, 4, 1)
+    assert [row[1] for row in trace.customdata] == [2, 10, 12, 0, 0, 0]
+    assert [row[2] for row in trace.customdata] == [0.0625, 0.3333, 0.6, 0.0, 0.0, 0.0]
+    # The drop-offs are written under each stage's name on the axis.
+    ticktext = build_figures(data)["funnel"].layout.yaxis.ticktext
+    assert [re.sub(r"<[^>]+>", " ", tick).split() for tick in ticktext] == [
+        ["Awareness", "2", "dropped", "here", "(6.2%)"],
+        ["Interest", "10", "dropped", "here", "(33.3%)"],
+        ["Consideration", "12", "dropped", "here", "(60.0%)"],
+        ["Purchase", "no", "drop-off"],
+        ["Usage", "no", "drop-off"],
+        ["Loyalty", "no", "drop-off"],
+    ]
+
+
+def test_funnel_follows_stage_order_not_row_order(data: DashboardData) -> None:
+    shuffled = DashboardData(**{**data.__dict__, "funnel": data.funnel.reverse()})
+    (trace,) = build_figures(shuffled)["funnel"].data
+    assert trace.x == (32, 30, 20, 8, 4, 1)
+
+
+def test_dropoffs_show_exits_and_rate_per_touchpoint(data: DashboardData) -> None:
+    exits, rate = build_figures(data)["dropoffs"].data
+    # Most exits first; equal exits by name.
+    assert exits.y == ("email click", "product view", "store purchase", "store visit")
+    assert exits.x == (5, 3, 0, 0)
+    assert exits.customdata == (5, 20, 6, 7)
+    assert rate.y == exits.y
+    assert rate.x == (1.0, 0.15, 0.0, 0.0)
+    assert rate.text == ("100.0%", "15.0%", "0.0%", "0.0%")
+
+
+def test_patterns_count_journeys_per_pattern_and_variant(data: DashboardData) -> None:
+    journeys, revenue = build_figures(data)["patterns"].data
+    assert journeys.y == (
+        "ROPO",
+        "Click &amp; collect: collected",
+        "Click &amp; collect: no-show",
+        "Try &amp; buy",
+        "Online only",
+    )
+    assert journeys.x == (3, 1, 1, 1, 1)
+    assert revenue.y == journeys.y
+    # The null revenue of the online-only journey sums to 0.
+    assert revenue.x == (170.5, 20.0, 35.0, 80.25, 0.0)
+
+
+def test_attribution_groups_channels_per_model(data: DashboardData) -> None:
+    traces = build_figures(data)["attribution"].data
+    conversions = [t for t in traces if t.xaxis == "x"]
+    revenue = [t for t in traces if t.xaxis == "x2"]
+    assert [t.name for t in conversions] == ["First touch", "Last touch", "Linear"]
+    assert [t.name for t in revenue] == ["First touch", "Last touch", "Linear"]
+    # Channels by total credited conversions (web 13.5, store 7.5, email 3); a model that
+    # gives a channel no credit shows 0.
+    assert {t.name: t.x for t in conversions}["Linear"] == ("web", "store", "email")
+    assert {t.name: t.y for t in conversions} == {
+        "First touch": (6.0, 0.0, 2.0),
+        "Last touch": (3.0, 5.0, 0.0),
+        "Linear": (4.5, 2.5, 1.0),
+    }
+    assert {t.name: t.y for t in revenue}["Last touch"] == (1000.5, 2345.25, 0.0)
+
+
+def test_missing_columns_are_all_reported(data: DashboardData) -> None:
+    broken = DashboardData(
+        **{
+            **data.__dict__,
+            "paths": data.paths.drop("journeys", "conversions"),
+            "funnel": data.funnel.drop("stage"),
+        }
+    )
+    with pytest.raises(DashboardDataError) as error:
+        build_figures(broken)
+    message = str(error.value)
+    assert "marts.paths: missing column(s) journeys, conversions" in message
+    assert "marts.funnel: missing column(s) stage;" in message
+
+
+@pytest.mark.parametrize(("min_group_size", "max_links"), [(0, 40), (5, 0)])
+def test_limits_below_one_are_refused(
+    data: DashboardData, min_group_size: int, max_links: int
+) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        build_figures(data, min_group_size=min_group_size, max_sankey_links=max_links)
+
+
+# ── HTML ────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_page_has_every_section_with_a_heading(page: str) -> None:
+    for section_id in ("kpis", "sankey", "funnel", "dropoffs", "patterns", "attribution", "paths"):
+        assert re.search(rf'<section id="{section_id}">\s*<h2>[^<]+</h2>', page), section_id
+
+
+def test_page_shows_the_kpis(page: str) -> None:
+    kpis = _section(page, "kpis")
+    values = re.findall(r'<div class="name">([^<]+)</div><div class="value">([^<]+)</div>', kpis)
+    assert values == [
+        ("Journeys", "32"),  # 12 + 9 + 5 + 5 + 1 over marts.paths
+        ("Conversions", "8"),
+        ("Conversion rate", "25.0%"),
+        ("Revenue", "3,346"),  # last_touch channel 1000.50 + 2345.25; not the touchpoint row
+        ("Omnichannel share", "62.5%"),  # 5 distinct journeys (jrn 3 twice) of 8 conversions
+    ]
+
+
+def test_page_lists_top_paths_of_large_enough_groups(page: str) -> None:
+    paths = _section(page, "paths")
+    rows = re.findall(r"<tr><td class=\"num\">(\d+)</td><td>(.*?)</td>", paths)
+    assert rows == [
+        ("1", "product view → store visit → store purchase"),
+        ("2", "email click"),
+        ("3", "product view → add to cart → order placed"),
+        ("4", "product view → &lt;img src=x onerror=alert(1)&gt;"),
+    ]
+    assert "return in store" not in page  # one journey: below min_group_size
+    assert "2 d 1 h" in paths
+    assert "1 h 5 min" in paths
+
+
+def test_sankey_caption_says_what_is_left_out(page: str) -> None:
+    sankey = _section(page, "sankey")
+    assert "Not drawn: 1 link with fewer than 5 moves (3 moves in all)." in sankey
+    assert "Repeats of the same touchpoint (1 self-loop, 6 moves) are left out" in sankey
+    assert "largest links are drawn" not in sankey  # 6 links, fewer than max_sankey_links
+
+
+def test_page_inlines_plotly_js_once_and_fetches_nothing(page: str) -> None:
+    bundle = get_plotlyjs()
+    assert page.count(bundle) == 1
+    outside_bundle = page.replace(bundle, "")
+    # plotly.js itself holds "https://cdn.plot.ly/un/" as the default topojsonURL, read only by
+    # geo traces (none here); outside the bundle no URL may appear at all.
+    assert page.count("cdn.plot.ly") == bundle.count("cdn.plot.ly")
+    assert "cdn.plot.ly" not in outside_bundle
+    assert "https://" not in outside_bundle
+    assert "http://" not in outside_bundle
+    script_tags = re.findall(r"<script\b[^>]*>", page)
+    assert len(script_tags) > 5
+    assert not [tag for tag in script_tags if "src" in tag]
+    assert "<link" not in outside_bundle
+    assert "Content-Security-Policy" in page
+
+
+def test_page_shows_no_identifier(page: str) -> None:
+    for identifier in JOURNEY_IDS + CUSTOMER_KEYS + EVENT_IDS:
+        assert identifier not in page
+    for prefix in ("jrn-", "cust-", "evt-"):
+        assert prefix not in page
+
+
+def test_page_escapes_inserted_text(page: str) -> None:
+    assert "<title>Journeys &lt;Q1&gt; &amp; more</title>" in page
+    assert "<Q1>" not in page
+    assert "<img src=x" not in page
+
+
+def test_page_is_deterministic(data: DashboardData, page: str) -> None:
+    again = render_dashboard(
+        data, title="Journeys <Q1> & more", generated_at="2026-04-01 06:00 UTC", min_group_size=5
+    )
+    assert again == page
+
+
+def test_write_dashboard_creates_folders(page: str, tmp_path: Path) -> None:
+    target = tmp_path / "reports" / "q1" / "dashboard.html"
+    assert write_dashboard(page, target) == target
+    assert target.read_text(encoding="utf-8") == page
+
+
+def test_empty_marts_render_a_page_without_rates(data: DashboardData) -> None:
+    # A first run before any journey closes: nothing to divide by, so rates read "n/a".
+    empty = DashboardData(**{name: frame.clear() for name, frame in data.__dict__.items()})
+    page = render_dashboard(empty, title="Empty", generated_at="2026-04-01")
+    values = re.findall(r'<div class="value">([^<]+)</div>', _section(page, "kpis"))
+    assert values == ["0", "0", "n/a", "0", "n/a"]
+    assert "No path is followed by enough journeys to be shown." in page
+    assert _sankey(build_figures(empty)).node.customdata == ()
