@@ -32,5 +32,8 @@ def test_first_last_linear_credit_by_channel() -> None:
         ("linear", "web"): (1.0 + 0.75 + 0.5 + 0.5, 50.0 + 60.0 + 60.0 + 20.0),
     }
     totals = credit.group_by("model").agg(pl.col("conversions", "revenue").sum()).sort("model")
-    assert totals.rows() == [("first_touch", 6.0, 380.0), ("last_touch", 6.0, 380.0),
-                             ("linear", 6.0, 380.0)]
+    assert totals.rows() == [
+        ("first_touch", 6.0, 380.0),
+        ("last_touch", 6.0, 380.0),
+        ("linear", 6.0, 380.0),
+    ]

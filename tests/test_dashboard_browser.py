@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import polars as pl
@@ -15,6 +14,8 @@ from journey_analytics.dashboards import (
     render_dashboard,
     write_dashboard,
 )
+
+from ._browser import run_chromium as _run_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -90,30 +91,6 @@ def _data() -> DashboardData:
             }
         ),
     )
-
-
-def _run_chromium(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Runs headless Chromium with every network route closed (proxy to a dead port, no DNS)."""
-    command = [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--no-first-run",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-        f"--user-data-dir={profile}",
-        "--proxy-server=http://127.0.0.1:9",
-        "--proxy-bypass-list=<-loopback>",
-        "--host-resolver-rules=MAP * ~NOTFOUND",
-        "--virtual-time-budget=10000",
-        *args,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ TIMEOUT = timedelta(days=30)
 
 def _edges() -> tuple[pl.DataFrame, pl.DataFrame]:
     steps = assign_journeys(scenario(), timeout=TIMEOUT)
-    journeys = summarise_journeys(steps, timeout=TIMEOUT, as_of=AS_OF,
-                                  drop_touchpoints=("sign_in",), collapse_repeats=True)
-    edges = transition_edges(steps, journeys, drop_touchpoints=("sign_in",),
-                             collapse_repeats=True)
+    journeys = summarise_journeys(
+        steps, timeout=TIMEOUT, as_of=AS_OF, drop_touchpoints=("sign_in",), collapse_repeats=True
+    )
+    edges = transition_edges(steps, journeys, drop_touchpoints=("sign_in",), collapse_repeats=True)
     return edges, journeys
 
 
@@ -30,22 +30,39 @@ def test_transition_edges_per_journey() -> None:
         per_journey.setdefault(journey_id, []).append((source, target, seconds))
     assert per_journey == {
         # the pickup after the order is not a step towards the sale
-        "j:web:1": [("START", "product_view", None), ("product_view", "add_to_cart", 300.0),
-                    ("add_to_cart", "order_placed", 300.0),
-                    ("order_placed", "CONVERSION", None)],
+        "j:web:1": [
+            ("START", "product_view", None),
+            ("product_view", "add_to_cart", 300.0),
+            ("add_to_cart", "order_placed", 300.0),
+            ("order_placed", "CONVERSION", None),
+        ],
         # two product views around a sign-in fold into one; seconds from the last of them
-        "j:web:4": [("START", "product_view", None),
-                    ("product_view", "store_purchase", 2 * 86400 + 6 * 3600 - 120.0),
-                    ("store_purchase", "CONVERSION", None)],
-        "j:web:7": [("START", "product_view", None), ("product_view", "add_to_cart", 86400.0),
-                    ("add_to_cart", "DROP_OFF", None)],
+        "j:web:4": [
+            ("START", "product_view", None),
+            ("product_view", "store_purchase", 2 * 86400 + 6 * 3600 - 120.0),
+            ("store_purchase", "CONVERSION", None),
+        ],
+        "j:web:7": [
+            ("START", "product_view", None),
+            ("product_view", "add_to_cart", 86400.0),
+            ("add_to_cart", "DROP_OFF", None),
+        ],
         "j:web:8": [("START", "product_view", None)],  # open: no end edge yet
-        "j:crm:1": [("START", "try_on", None), ("try_on", "order_placed", 2 * 86400 + 4 * 3600.0),
-                    ("order_placed", "CONVERSION", None)],
-        "j:crm:30": [("START", "email_click", None), ("email_click", "order_placed", 60.0),
-                     ("order_placed", "CONVERSION", None)],
-        "j:crm:40": [("START", "call", None), ("call", "store_purchase", 2 * 86400.0),
-                     ("store_purchase", "CONVERSION", None)],
+        "j:crm:1": [
+            ("START", "try_on", None),
+            ("try_on", "order_placed", 2 * 86400 + 4 * 3600.0),
+            ("order_placed", "CONVERSION", None),
+        ],
+        "j:crm:30": [
+            ("START", "email_click", None),
+            ("email_click", "order_placed", 60.0),
+            ("order_placed", "CONVERSION", None),
+        ],
+        "j:crm:40": [
+            ("START", "call", None),
+            ("call", "store_purchase", 2 * 86400.0),
+            ("store_purchase", "CONVERSION", None),
+        ],
         "j:app:50": [("START", "order_placed", None), ("order_placed", "CONVERSION", None)],
     }
 
@@ -54,7 +71,10 @@ def test_graph_counts_probabilities_and_reference_count() -> None:
     edges, journeys = _edges()
     graph = transition_graph(edges)
     assert graph.edges["START", "product_view"] == {
-        "transitions": 4, "customers": 1, "median_seconds": None, "p90_seconds": None,
+        "transitions": 4,
+        "customers": 1,
+        "median_seconds": None,
+        "p90_seconds": None,
         "probability": 4 / 8,
     }
     assert graph.edges["order_placed", "CONVERSION"]["transitions"] == 4
@@ -64,13 +84,18 @@ def test_graph_counts_probabilities_and_reference_count() -> None:
     for _, group in edges.group_by("journey_id"):
         for pair in group.select("from_touchpoint", "to_touchpoint").iter_rows():
             expected[pair] = expected.get(pair, 0) + 1
-    assert {edge: data["transitions"] for edge, data in
-            ((e[:2], e[2]) for e in graph.edges(data=True))} == expected
+    assert {
+        edge: data["transitions"] for edge, data in ((e[:2], e[2]) for e in graph.edges(data=True))
+    } == expected
     # every node's out-probabilities sum to one
     for node in graph.nodes:
         if graph.out_degree(node):
-            assert abs(sum(d["probability"] for *_, d in graph.out_edges(node, data=True))
-                       - 1) < 1e-12
+            assert (
+                abs(sum(d["probability"] for *_, d in graph.out_edges(node, data=True)) - 1) < 1e-12
+            )
     segments = segment_transitions(edges, journeys)
-    assert segments.group_by("segment").agg(pl.col("transitions").sum()).sort(
-        "segment").rows() == [("all", 22), ("converted", 18), ("dropped", 3)]
+    assert segments.group_by("segment").agg(pl.col("transitions").sum()).sort("segment").rows() == [
+        ("all", 22),
+        ("converted", 18),
+        ("dropped", 3),
+    ]

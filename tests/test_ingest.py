@@ -33,9 +33,12 @@ def test_parse_segment_accepts_good_lines_and_rejects_each_bad_one_with_a_reason
             b"{not json",
             b'{"type":"track","event":"Wishlist Added","messageId":"m3","anonymousId":"a1",'
             b'"timestamp":"2026-03-01T10:00:00Z"}',
-            b'{"type":"track","event":"Product Viewed","anonymousId":"a1","timestamp":"2026-03-01T10:00:00Z"}',
-            b'{"type":"track","event":"Product Viewed","messageId":"m4","anonymousId":"a1","timestamp":"yesterday"}',
-            b'{"type":"track","event":"Product Viewed","messageId":"m5","timestamp":"2026-03-01T10:00:00Z"}',
+            b'{"type":"track","event":"Product Viewed","anonymousId":"a1",'
+            b'"timestamp":"2026-03-01T10:00:00Z"}',
+            b'{"type":"track","event":"Product Viewed","messageId":"m4","anonymousId":"a1",'
+            b'"timestamp":"yesterday"}',
+            b'{"type":"track","event":"Product Viewed","messageId":"m5",'
+            b'"timestamp":"2026-03-01T10:00:00Z"}',
             b"\xff\xfe not utf-8",
             b"",  # blank lines are not rows
         ]

@@ -42,8 +42,10 @@ def test_category_must_match_and_window_must_hold(tmp_path) -> None:  # type: ig
 
 def test_bad_rules_file_names_the_key() -> None:
     with pytest.raises(ConfigError, match=r"rules\.0\.sequence\.window_days"):
-        load_rules_from_text('[[rules]]\nname = "x"\nkind = "sequence"\nfirst = {}\n'
-                             'then = {}\nwindow_days = "soon"\n')
+        load_rules_from_text(
+            '[[rules]]\nname = "x"\nkind = "sequence"\nfirst = {}\n'
+            'then = {}\nwindow_days = "soon"\n'
+        )
 
 
 def load_rules_from_text(text: str):  # type: ignore[no-untyped-def]

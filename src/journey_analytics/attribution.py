@@ -14,23 +14,55 @@ import polars as pl
 MODELS = ("first_touch", "last_touch", "linear")
 
 
-def _weights(model: str) -> pl.Expr:
+def _shares(model: str) -> tuple[pl.Expr, pl.Expr]:
+    """(numerator, denominator) of each step's share of its journey's conversion."""
     position = pl.int_range(pl.len()).over("journey_id")
     size = pl.len().over("journey_id")
     if model == "first_touch":
-        return (position == 0).cast(pl.Float64)
+        return (position == 0).cast(pl.Int64), pl.lit(1, dtype=pl.Int64)
     if model == "last_touch":
-        return (position == size - 1).cast(pl.Float64)
-    return pl.lit(1.0) / size
+        return (position == size - 1).cast(pl.Int64), pl.lit(1, dtype=pl.Int64)
+    return pl.lit(1, dtype=pl.Int64), size.cast(pl.Int64)
 
 
-def attribute(steps: pl.DataFrame, *, dimensions: tuple[str, ...] = ("channel", "touchpoint")
-              ) -> pl.DataFrame:
+def _credit(steps: pl.DataFrame, model: str, dimension: str) -> pl.DataFrame:
+    """Each journey's credit per value: (steps with the value) / (denominator), so a journey
+    with three web steps gives web exactly 1.0 under the linear model, not 3 x 1/3."""
+    numerator, denominator = _shares(model)
+    return (
+        steps.with_columns(numerator.alias("numerator"), denominator.alias("denominator"))
+        .group_by("journey_id", dimension, maintain_order=True)
+        .agg(pl.col("numerator").sum(), pl.col("denominator", "journey_revenue").first())
+        .with_columns(
+            (pl.col("numerator") / pl.col("denominator")).alias("credit"),
+            (pl.col("journey_revenue") * pl.col("numerator") / pl.col("denominator")).alias(
+                "revenue_credit"
+            ),
+        )
+    )
+
+
+def _sum_in_order(weighted: pl.DataFrame, dimension: str) -> pl.DataFrame:
+    """Credits summed per value in a fixed row order (running sums), so that re-runs give
+    bit-identical floats; a parallel group-by sum may add in any order."""
+    return (
+        weighted.sort(dimension, "journey_id")
+        .with_columns(
+            pl.col("credit").cum_sum().over(dimension).alias("conversions"),
+            pl.col("revenue_credit").cum_sum().over(dimension).alias("revenue"),
+        )
+        .group_by(pl.col(dimension).alias("value"), maintain_order=True)
+        .agg(pl.col("conversions", "revenue").last())
+    )
+
+
+def attribute(
+    steps: pl.DataFrame, *, dimensions: tuple[str, ...] = ("channel", "touchpoint")
+) -> pl.DataFrame:
     """Credit of each model for each value of each dimension; every model's credits sum to the
     number of conversions and to their revenue. Values with no credit have no row."""
-    revenue = (
-        steps.filter("is_conversion")
-        .select("journey_id", pl.col("revenue").cast(pl.Float64).fill_null(0.0).alias("journey_revenue"))
+    revenue = steps.filter("is_conversion").select(
+        "journey_id", pl.col("revenue").cast(pl.Float64).fill_null(0.0).alias("journey_revenue")
     )
     converted = (
         steps.filter(~pl.col("is_fulfilment"))
@@ -39,14 +71,9 @@ def attribute(steps: pl.DataFrame, *, dimensions: tuple[str, ...] = ("channel", 
     )
     frames = []
     for model in MODELS:
-        weighted = converted.with_columns(_weights(model).alias("credit"))
         for dimension in dimensions:
             frames.append(
-                weighted.group_by(pl.col(dimension).alias("value"))
-                .agg(
-                    pl.col("credit").sum().alias("conversions"),
-                    (pl.col("credit") * pl.col("journey_revenue")).sum().alias("revenue"),
-                )
+                _sum_in_order(_credit(converted, model, dimension), dimension)
                 .select(
                     pl.lit(model).alias("model"),
                     pl.lit(dimension).alias("dimension"),
@@ -56,6 +83,11 @@ def attribute(steps: pl.DataFrame, *, dimensions: tuple[str, ...] = ("channel", 
                 )
                 .filter(pl.col("conversions") > 0)
             )
-    schema = {"model": pl.String, "dimension": pl.String, "value": pl.String,
-              "conversions": pl.Float64, "revenue": pl.Float64}
+    schema = {
+        "model": pl.String,
+        "dimension": pl.String,
+        "value": pl.String,
+        "conversions": pl.Float64,
+        "revenue": pl.Float64,
+    }
     return pl.concat([pl.DataFrame(schema=schema), *frames]).sort("model", "dimension", "value")

@@ -52,11 +52,19 @@ def run(config: ConfigOption = Path("journey.toml")) -> None:
         raise _fail(error) from None
     table = Table(title="Sources")
     for column in ("source", "file", "status", "read", "loaded", "duplicates", "rejected"):
-        table.add_column(column, justify="left" if column in {"source", "file", "status"}
-                         else "right")
+        table.add_column(
+            column, justify="left" if column in {"source", "file", "status"} else "right"
+        )
     for batch in summary.batches:
-        table.add_row(batch.source, batch.file, batch.status, str(batch.rows_read),
-                      str(batch.rows_loaded), str(batch.rows_duplicate), str(batch.rows_rejected))
+        table.add_row(
+            batch.source,
+            batch.file,
+            batch.status,
+            str(batch.rows_read),
+            str(batch.rows_loaded),
+            str(batch.rows_duplicate),
+            str(batch.rows_rejected),
+        )
     console.print(table)
     core, journeys = summary.core, summary.journeys
     console.print(
@@ -72,7 +80,8 @@ def run(config: ConfigOption = Path("journey.toml")) -> None:
 @app.command()
 def sample(
     out: Annotated[Path, typer.Option(help="Folder to write the sample into.")] = Path(
-        "data/sample"),
+        "data/sample"
+    ),
     customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 500,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 42,
 ) -> None:

@@ -73,7 +73,16 @@ class JourneySettings(_Frozen):
 
 class IdentitySettings(_Frozen):
     blocked_values: tuple[str, ...] = (
-        "", "0", "-1", "null", "none", "nan", "undefined", "anonymous", "unknown", "test",
+        "",
+        "0",
+        "-1",
+        "null",
+        "none",
+        "nan",
+        "undefined",
+        "anonymous",
+        "unknown",
+        "test",
     )
     max_user_ids_per_device: int = Field(
         default=3,

@@ -20,8 +20,9 @@ import polars as pl
 START, CONVERSION, DROP_OFF = "START", "CONVERSION", "DROP_OFF"
 
 
-def _runs(steps: pl.DataFrame, *, drop_touchpoints: tuple[str, ...], collapse_repeats: bool
-          ) -> pl.DataFrame:
+def _runs(
+    steps: pl.DataFrame, *, drop_touchpoints: tuple[str, ...], collapse_repeats: bool
+) -> pl.DataFrame:
     """Consecutive steps of one touchpoint folded into one run with its first and last time."""
     kept = steps.filter(
         ~pl.col("is_fulfilment") & ~pl.col("touchpoint").is_in(list(drop_touchpoints))
@@ -113,17 +114,30 @@ def transition_graph(edges: pl.DataFrame) -> nx.DiGraph:
 def graph_to_frame(graph: nx.DiGraph, *, segment: str) -> pl.DataFrame:
     """The graph's edges as rows of ``marts.transitions``."""
     schema = {
-        "segment": pl.String, "from_touchpoint": pl.String, "to_touchpoint": pl.String,
-        "transitions": pl.Int64, "customers": pl.Int64, "probability": pl.Float64,
-        "median_seconds": pl.Float64, "p90_seconds": pl.Float64,
+        "segment": pl.String,
+        "from_touchpoint": pl.String,
+        "to_touchpoint": pl.String,
+        "transitions": pl.Int64,
+        "customers": pl.Int64,
+        "probability": pl.Float64,
+        "median_seconds": pl.Float64,
+        "p90_seconds": pl.Float64,
     }
     rows = [
         {
             "segment": segment,
             "from_touchpoint": source,
             "to_touchpoint": target,
-            **{name: data[name] for name in ("transitions", "customers", "probability",
-                                             "median_seconds", "p90_seconds")},
+            **{
+                name: data[name]
+                for name in (
+                    "transitions",
+                    "customers",
+                    "probability",
+                    "median_seconds",
+                    "p90_seconds",
+                )
+            },
         }
         for source, target, data in graph.edges(data=True)
     ]

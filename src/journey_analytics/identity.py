@@ -18,8 +18,14 @@ import polars as pl
 
 # Priority order: a record's first identifier in this order anchors its links, and an event
 # belongs to the customer of its first identifier.
-IDENTIFIER_TYPES = ("user_id", "loyalty_id", "email_hash", "phone_hash", "payment_hash",
-                    "anonymous_id")
+IDENTIFIER_TYPES = (
+    "user_id",
+    "loyalty_id",
+    "email_hash",
+    "phone_hash",
+    "payment_hash",
+    "anonymous_id",
+)
 
 
 @dataclass(frozen=True)
@@ -37,8 +43,12 @@ def _long_identifiers(records: pl.DataFrame, *, blocked_values: Iterable[str]) -
     return (
         records.with_row_index("record")
         .select("record", "source", "seen_at", *present)
-        .unpivot(index=["record", "source", "seen_at"], on=present,
-                 variable_name="identifier_type", value_name="identifier_value")
+        .unpivot(
+            index=["record", "source", "seen_at"],
+            on=present,
+            variable_name="identifier_type",
+            value_name="identifier_value",
+        )
         .filter(
             pl.col("identifier_value").is_not_null()
             & ~pl.col("identifier_value").str.strip_chars().str.to_lowercase().is_in(blocked)
@@ -113,7 +123,7 @@ def customers_from_links(identifiers: pl.DataFrame, links: pl.DataFrame) -> pl.D
             "left_type", "left_value", "right_type", "right_value"
         ).iter_rows()
     )
-    rows = []
+    rows: list[tuple[str, str, str]] = []
     for component in nx.connected_components(graph):
         key = customer_key(component)
         rows.extend((kind, value, key) for kind, value in component)

@@ -65,14 +65,47 @@ REJECT_SCHEMA: dict[str, pl.DataType] = {
 }
 SEGMENT_TYPES = frozenset({"track", "page", "screen", "identify"})
 
-CONTACT_COLUMNS = ("contact_id", "email", "phone", "loyalty_id", "user_id", "consent_email",
-                   "created_at")
-INTERACTION_COLUMNS = ("interaction_id", "occurred_at", "type", "channel", "email", "phone",
-                       "loyalty_id", "store_id", "product_id", "category", "campaign")
-RECEIPT_COLUMNS = ("receipt_id", "store_id", "receipt_ts", "loyalty_id", "payment_token",
-                   "currency", "total")
-LINE_COLUMNS = ("receipt_id", "line_no", "sku", "category", "quantity", "amount", "line_type",
-                "order_id")
+CONTACT_COLUMNS = (
+    "contact_id",
+    "email",
+    "phone",
+    "loyalty_id",
+    "user_id",
+    "consent_email",
+    "created_at",
+)
+INTERACTION_COLUMNS = (
+    "interaction_id",
+    "occurred_at",
+    "type",
+    "channel",
+    "email",
+    "phone",
+    "loyalty_id",
+    "store_id",
+    "product_id",
+    "category",
+    "campaign",
+)
+RECEIPT_COLUMNS = (
+    "receipt_id",
+    "store_id",
+    "receipt_ts",
+    "loyalty_id",
+    "payment_token",
+    "currency",
+    "total",
+)
+LINE_COLUMNS = (
+    "receipt_id",
+    "line_no",
+    "sku",
+    "category",
+    "quantity",
+    "amount",
+    "line_type",
+    "order_id",
+)
 
 
 @dataclass(frozen=True)
@@ -161,7 +194,9 @@ def _integer(value: Any, field: str) -> int:
     try:
         return int(text) if text is not None else 0
     except ValueError:
-        raise RowRejected("invalid_number", f"{field}: expected an integer, found {text!r}") from None
+        raise RowRejected(
+            "invalid_number", f"{field}: expected an integer, found {text!r}"
+        ) from None
 
 
 def local_to_utc(local: pl.Expr, zone: str) -> pl.Expr:
@@ -299,19 +334,38 @@ def _identifiers_required(row: dict[str, Any], names: tuple[str, ...]) -> None:
 # ---------------------------------------------------------------- Segment clickstream
 
 SEGMENT_ROW_SCHEMA: dict[str, Any] = {
-    "file": pl.String, "line_no": pl.Int64, "record_key": pl.String, "type": pl.String,
-    "event_name": pl.String, "anonymous_id": pl.String, "user_id": pl.String,
-    "email": pl.String, "phone": pl.String, "occurred_at": UTC_TIME, "order_id": pl.String,
-    "store_id": pl.String, "product_id": pl.String, "category": pl.String,
-    "fulfilment": pl.String, "revenue": MONEY, "currency": pl.String, "properties": pl.String,
+    "file": pl.String,
+    "line_no": pl.Int64,
+    "record_key": pl.String,
+    "type": pl.String,
+    "event_name": pl.String,
+    "anonymous_id": pl.String,
+    "user_id": pl.String,
+    "email": pl.String,
+    "phone": pl.String,
+    "occurred_at": UTC_TIME,
+    "order_id": pl.String,
+    "store_id": pl.String,
+    "product_id": pl.String,
+    "category": pl.String,
+    "fulfilment": pl.String,
+    "revenue": MONEY,
+    "currency": pl.String,
+    "properties": pl.String,
 }
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object, or an empty one for anything else (null, a list, a string)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _segment_event_name(message: dict[str, Any]) -> str:
     kind = message.get("type")
     if kind not in SEGMENT_TYPES:
-        raise RowRejected("unknown_type", f"type: expected one of track, page, screen, "
-                                          f"identify, found {kind!r}")
+        raise RowRejected(
+            "unknown_type", f"type: expected one of track, page, screen, identify, found {kind!r}"
+        )
     if kind == "identify":
         return "identify"
     if kind == "track":
@@ -330,13 +384,11 @@ def _segment_row(message: dict[str, Any], known_events: frozenset[str]) -> dict[
     if message_id is None:
         raise RowRejected("missing_id", "messageId is missing")
     occurred_at = _utc_timestamp(message.get("timestamp"), "timestamp")
-    properties = message.get("properties") if isinstance(message.get("properties"), dict) else {}
-    context = message.get("context") if isinstance(message.get("context"), dict) else {}
-    traits = message.get("traits") if isinstance(message.get("traits"), dict) else {}
-    traits = traits or (context.get("traits") if isinstance(context.get("traits"), dict) else {})
+    properties = _object(message.get("properties"))
+    context = _object(message.get("context"))
+    traits = _object(message.get("traits")) or _object(context.get("traits"))
     products = properties.get("products")
-    first_product = products[0] if isinstance(products, list) and products else {}
-    first_product = first_product if isinstance(first_product, dict) else {}
+    first_product = _object(products[0] if isinstance(products, list) and products else None)
     row = {
         "record_key": message_id,
         "type": message["type"],
@@ -355,7 +407,7 @@ def _segment_row(message: dict[str, Any], known_events: frozenset[str]) -> dict[
         "currency": _text(properties.get("currency")),
     }
     _identifiers_required(row, ("anonymous_id", "user_id"))
-    page = context.get("page") if isinstance(context.get("page"), dict) else {}
+    page = _object(context.get("page"))
     extra = {
         "url": page.get("url"),
         "referrer": page.get("referrer"),
@@ -388,15 +440,30 @@ def parse_segment(data: bytes, *, file: str, known_events: frozenset[str], hash_
 # ---------------------------------------------------------------- CRM
 
 CONTACT_ROW_SCHEMA: dict[str, Any] = {
-    "file": pl.String, "line_no": pl.Int64, "record_key": pl.String, "email": pl.String,
-    "phone": pl.String, "loyalty_id": pl.String, "user_id": pl.String,
-    "consent_email": pl.Boolean, "created_at": UTC_TIME,
+    "file": pl.String,
+    "line_no": pl.Int64,
+    "record_key": pl.String,
+    "email": pl.String,
+    "phone": pl.String,
+    "loyalty_id": pl.String,
+    "user_id": pl.String,
+    "consent_email": pl.Boolean,
+    "created_at": UTC_TIME,
 }
 INTERACTION_ROW_SCHEMA: dict[str, Any] = {
-    "file": pl.String, "line_no": pl.Int64, "record_key": pl.String, "event_name": pl.String,
-    "occurred_at": UTC_TIME, "channel": pl.String, "email": pl.String, "phone": pl.String,
-    "loyalty_id": pl.String, "store_id": pl.String, "product_id": pl.String,
-    "category": pl.String, "campaign": pl.String,
+    "file": pl.String,
+    "line_no": pl.Int64,
+    "record_key": pl.String,
+    "event_name": pl.String,
+    "occurred_at": UTC_TIME,
+    "channel": pl.String,
+    "email": pl.String,
+    "phone": pl.String,
+    "loyalty_id": pl.String,
+    "store_id": pl.String,
+    "product_id": pl.String,
+    "category": pl.String,
+    "campaign": pl.String,
 }
 
 
@@ -441,8 +508,16 @@ def _interaction_row(row: dict[str, str], known_events: frozenset[str]) -> dict[
         "occurred_at": _utc_timestamp(row["occurred_at"], "occurred_at"),
         **{
             column: _text(row[column])
-            for column in ("channel", "email", "phone", "loyalty_id", "store_id", "product_id",
-                           "category", "campaign")
+            for column in (
+                "channel",
+                "email",
+                "phone",
+                "loyalty_id",
+                "store_id",
+                "product_id",
+                "category",
+                "campaign",
+            )
         },
     }
     _identifiers_required(parsed, ("email", "phone", "loyalty_id"))
@@ -465,14 +540,29 @@ def parse_crm_interactions(
 # ---------------------------------------------------------------- POS
 
 RECEIPT_ROW_SCHEMA: dict[str, Any] = {
-    "file": pl.String, "line_no": pl.Int64, "record_key": pl.String, "store_id": pl.String,
-    "local_ts": pl.Datetime("us"), "timezone": pl.String, "loyalty_id": pl.String,
-    "payment_token": pl.String, "currency": pl.String, "total": MONEY,
+    "file": pl.String,
+    "line_no": pl.Int64,
+    "record_key": pl.String,
+    "store_id": pl.String,
+    "local_ts": pl.Datetime("us"),
+    "timezone": pl.String,
+    "loyalty_id": pl.String,
+    "payment_token": pl.String,
+    "currency": pl.String,
+    "total": MONEY,
 }
 LINE_ROW_SCHEMA: dict[str, Any] = {
-    "file": pl.String, "line_no": pl.Int64, "record_key": pl.String, "receipt_id": pl.String,
-    "receipt_line": pl.Int64, "sku": pl.String, "category": pl.String, "quantity": pl.Int64,
-    "amount": MONEY, "event_name": pl.String, "order_id": pl.String,
+    "file": pl.String,
+    "line_no": pl.Int64,
+    "record_key": pl.String,
+    "receipt_id": pl.String,
+    "receipt_line": pl.Int64,
+    "sku": pl.String,
+    "category": pl.String,
+    "quantity": pl.Int64,
+    "amount": MONEY,
+    "event_name": pl.String,
+    "order_id": pl.String,
 }
 
 
@@ -511,8 +601,10 @@ def parse_pos_receipts(
     zone = pl.col("timezone")
     occurred_at = pl.lit(None, dtype=UTC_TIME)
     for name in sorted(set(store_zones.values())):
-        occurred_at = pl.when(zone == name).then(local_to_utc(pl.col("local_ts"), name)).otherwise(
-            occurred_at
+        occurred_at = (
+            pl.when(zone == name)
+            .then(local_to_utc(pl.col("local_ts"), name))
+            .otherwise(occurred_at)
         )
     rows = rows.with_columns(occurred_at.alias("occurred_at"))
     return Parsed(_hash_pii(rows, key=hash_key), _rejects(rejects))
@@ -636,8 +728,6 @@ def events_from_pos(
         .otherwise(pl.col("order_id"))
         .alias("order_id"),
         pl.when(pl.col("event_name") == "sale").then(pl.lit("in_store")).alias("fulfilment"),
-        pl.struct(pl.col("receipt_id"), pl.col("skus"))
-        .struct.json_encode()
-        .alias("properties"),
+        pl.struct(pl.col("receipt_id"), pl.col("skus")).struct.json_encode().alias("properties"),
     )
     return _canonical(events)

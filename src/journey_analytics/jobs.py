@@ -12,19 +12,34 @@ from pathlib import Path
 
 import polars as pl
 
-from journey_analytics import attribution, dashboards, graphs, identity, ingest, journeys
+from journey_analytics import attribution, dashboards, graphs, identity, ingest, journeys, sessions
 from journey_analytics import patterns as pattern_rules
-from journey_analytics import sessions
 from journey_analytics.config import CrmSource, PosSource, SegmentSource, Settings
 from journey_analytics.errors import SourceError
 from journey_analytics.taxonomy import load_taxonomy
 from journey_analytics.warehouse import Warehouse
 
-IDENTIFIER_COLUMNS = ("anonymous_id", "user_id", "email_hash", "phone_hash", "loyalty_id",
-                      "payment_hash")
-STEP_COLUMNS = ("journey_id", "position", "event_id", "customer_key", "session_id",
-                "occurred_at", "touchpoint", "channel", "stage", "is_conversion",
-                "is_fulfilment")
+IDENTIFIER_COLUMNS = (
+    "anonymous_id",
+    "user_id",
+    "email_hash",
+    "phone_hash",
+    "loyalty_id",
+    "payment_hash",
+)
+STEP_COLUMNS = (
+    "journey_id",
+    "position",
+    "event_id",
+    "customer_key",
+    "session_id",
+    "occurred_at",
+    "touchpoint",
+    "channel",
+    "stage",
+    "is_conversion",
+    "is_fulfilment",
+)
 
 
 @dataclass(frozen=True)
@@ -89,7 +104,9 @@ def store_zones(settings: Settings) -> dict[str, str]:
         raise SourceError(msg) from None
     missing = {"store_id", "timezone"} - set(stores.columns)
     if missing:
-        msg = f"{path}: expected columns store_id and timezone; missing {', '.join(sorted(missing))}"
+        msg = (
+            f"{path}: expected columns store_id and timezone; missing {', '.join(sorted(missing))}"
+        )
         raise SourceError(msg)
     return dict(stores.select("store_id", "timezone").iter_rows())
 
@@ -123,20 +140,38 @@ def _load_file(
         if wh.table_exists(raw_table)
         else pl.DataFrame({"record_key": []}, schema={"record_key": pl.String})
     )
-    fresh, duplicates = ingest.drop_duplicates(rows, existing_keys=existing.get_column("record_key"))
-    report = BatchReport(source, file, "loaded", parsed.rows_read, fresh.height, duplicates,
-                         parsed.rejects.height)
-    batch = pl.DataFrame([{
-        "batch_id": batch_id, "source": source, "file": file, "checksum": checksum,
-        "rows_read": report.rows_read, "rows_loaded": report.rows_loaded,
-        "rows_duplicate": report.rows_duplicate, "rows_rejected": report.rows_rejected,
-        "status": "loaded", "started_at": started_at, "finished_at": _now(),
-    }])
+    fresh, duplicates = ingest.drop_duplicates(
+        rows, existing_keys=existing.get_column("record_key")
+    )
+    report = BatchReport(
+        source, file, "loaded", parsed.rows_read, fresh.height, duplicates, parsed.rejects.height
+    )
+    batch = pl.DataFrame(
+        [
+            {
+                "batch_id": batch_id,
+                "source": source,
+                "file": file,
+                "checksum": checksum,
+                "rows_read": report.rows_read,
+                "rows_loaded": report.rows_loaded,
+                "rows_duplicate": report.rows_duplicate,
+                "rows_rejected": report.rows_rejected,
+                "status": "loaded",
+                "started_at": started_at,
+                "finished_at": _now(),
+            }
+        ]
+    )
     with wh.transaction():
         wh.ensure_raw_table(raw_table, rows)
         wh.append(raw_table, fresh)
-        wh.append("quarantine.rejects", parsed.rejects.with_columns(
-            pl.lit(batch_id).alias("batch_id"), pl.lit(source).alias("source")))
+        wh.append(
+            "quarantine.rejects",
+            parsed.rejects.with_columns(
+                pl.lit(batch_id).alias("batch_id"), pl.lit(source).alias("source")
+            ),
+        )
         wh.append("ops.batches", batch)
     return report
 
@@ -153,26 +188,69 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
     plan: list[tuple[str, str, str, Parser]] = []
     for name, source in settings.sources.items():
         if isinstance(source, SegmentSource):
-            plan.append((name, source.path, "raw.clickstream", lambda data, file: (
-                ingest.parse_segment(data, file=file, known_events=known["segment"], hash_key=key))))
+            plan.append(
+                (
+                    name,
+                    source.path,
+                    "raw.clickstream",
+                    lambda data, file: ingest.parse_segment(
+                        data, file=file, known_events=known["segment"], hash_key=key
+                    ),
+                )
+            )
         elif isinstance(source, CrmSource):
-            plan.append((name, source.contacts, "raw.crm_contacts", lambda data, file: (
-                ingest.parse_crm_contacts(data, file=file, hash_key=key))))
-            plan.append((name, source.interactions, "raw.crm_interactions", lambda data, file: (
-                ingest.parse_crm_interactions(data, file=file, known_events=known["crm"],
-                                              hash_key=key))))
+            plan.append(
+                (
+                    name,
+                    source.contacts,
+                    "raw.crm_contacts",
+                    lambda data, file: ingest.parse_crm_contacts(data, file=file, hash_key=key),
+                )
+            )
+            plan.append(
+                (
+                    name,
+                    source.interactions,
+                    "raw.crm_interactions",
+                    lambda data, file: ingest.parse_crm_interactions(
+                        data, file=file, known_events=known["crm"], hash_key=key
+                    ),
+                )
+            )
         elif isinstance(source, PosSource):
-            plan.append((name, source.receipts, "raw.pos_receipts", lambda data, file: (
-                ingest.parse_pos_receipts(data, file=file, store_zones=zones, hash_key=key))))
-            plan.append((name, source.lines, "raw.pos_lines", lambda data, file: (
-                ingest.parse_pos_lines(data, file=file, known_events=known["pos"]))))
-    reports = []
+            plan.append(
+                (
+                    name,
+                    source.receipts,
+                    "raw.pos_receipts",
+                    lambda data, file: ingest.parse_pos_receipts(
+                        data, file=file, store_zones=zones, hash_key=key
+                    ),
+                )
+            )
+            plan.append(
+                (
+                    name,
+                    source.lines,
+                    "raw.pos_lines",
+                    lambda data, file: ingest.parse_pos_lines(
+                        data, file=file, known_events=known["pos"]
+                    ),
+                )
+            )
+    reports: list[BatchReport] = []
     with Warehouse.open(settings.database_path) as wh:
         wh.ensure_tables()
         for name, pattern, raw_table, parser in plan:
             reports.extend(
-                _load_file(wh, source=name, path=path, raw_table=raw_table, parser=parser,
-                           base=settings.base_dir)
+                _load_file(
+                    wh,
+                    source=name,
+                    path=path,
+                    raw_table=raw_table,
+                    parser=parser,
+                    base=settings.base_dir,
+                )
                 for path in _files(settings, pattern)
             )
     return reports
@@ -184,8 +262,9 @@ def _raw(wh: Warehouse, table: str, source: str) -> pl.DataFrame | None:
     return wh.query(f"select * from {table} where source = $source", {"source": source})
 
 
-def canonical_events(wh: Warehouse, settings: Settings, taxonomy: pl.DataFrame
-                     ) -> tuple[pl.DataFrame, pl.DataFrame]:
+def canonical_events(
+    wh: Warehouse, settings: Settings, taxonomy: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """All canonical events and all CRM contact records, from the raw tables."""
     events = [pl.DataFrame(schema=ingest.EVENT_SCHEMA)]
     contacts = []
@@ -193,8 +272,11 @@ def canonical_events(wh: Warehouse, settings: Settings, taxonomy: pl.DataFrame
         if isinstance(source, SegmentSource):
             rows = _raw(wh, "raw.clickstream", name)
             if rows is not None:
-                events.append(ingest.events_from_segment(
-                    rows, source=name, channel=source.channel, taxonomy=taxonomy))
+                events.append(
+                    ingest.events_from_segment(
+                        rows, source=name, channel=source.channel, taxonomy=taxonomy
+                    )
+                )
         elif isinstance(source, CrmSource):
             rows = _raw(wh, "raw.crm_interactions", name)
             if rows is not None:
@@ -206,10 +288,14 @@ def canonical_events(wh: Warehouse, settings: Settings, taxonomy: pl.DataFrame
             receipts = _raw(wh, "raw.pos_receipts", name)
             lines = _raw(wh, "raw.pos_lines", name)
             if receipts is not None and lines is not None:
-                events.append(ingest.events_from_pos(receipts, lines, source=name,
-                                                     taxonomy=taxonomy))
-    contact_frame = pl.concat(contacts) if contacts else pl.DataFrame(
-        schema={"source": pl.String, "created_at": ingest.UTC_TIME})
+                events.append(
+                    ingest.events_from_pos(receipts, lines, source=name, taxonomy=taxonomy)
+                )
+    contact_frame = (
+        pl.concat(contacts)
+        if contacts
+        else pl.DataFrame(schema={"source": pl.String, "created_at": ingest.UTC_TIME})
+    )
     return pl.concat(events), contact_frame
 
 
@@ -221,11 +307,14 @@ def build_core(settings: Settings) -> CoreReport:
         events, contacts = canonical_events(wh, settings, taxonomy)
         records = pl.concat(
             [
-                events.select("source", pl.col("occurred_at").alias("seen_at"),
-                              *IDENTIFIER_COLUMNS),
+                events.select(
+                    "source", pl.col("occurred_at").alias("seen_at"), *IDENTIFIER_COLUMNS
+                ),
                 contacts.select(
-                    "source", pl.col("created_at").alias("seen_at"),
-                    *[c for c in IDENTIFIER_COLUMNS if c in contacts.columns]),
+                    "source",
+                    pl.col("created_at").alias("seen_at"),
+                    *[c for c in IDENTIFIER_COLUMNS if c in contacts.columns],
+                ),
             ],
             how="diagonal_relaxed",
         )
@@ -250,8 +339,9 @@ def build_core(settings: Settings) -> CoreReport:
 
 def build_journeys(settings: Settings) -> JourneyReport:
     """Rebuilds sessions, journeys, steps and ``marts.patterns`` from ``core.events``."""
-    rules = pattern_rules.load_rules(settings.resolve(settings.patterns)
-                                     if settings.patterns else None)
+    rules = pattern_rules.load_rules(
+        settings.resolve(settings.patterns) if settings.patterns else None
+    )
     timeout = timedelta(days=settings.journeys.timeout_days)
     with Warehouse.open(settings.database_path) as wh:
         events = wh.read("core.events")
@@ -299,10 +389,13 @@ def build_marts(settings: Settings) -> dict[str, int]:
         summary = wh.read("journeys.journeys")
         steps_with_revenue = steps.join(
             summary.select("conversion_event_id", "revenue"),
-            left_on="event_id", right_on="conversion_event_id", how="left",
+            left_on="event_id",
+            right_on="conversion_event_id",
+            how="left",
         )
         edges = graphs.transition_edges(
-            steps, summary,
+            steps,
+            summary,
             drop_touchpoints=settings.paths.drop_touchpoints,
             collapse_repeats=settings.paths.collapse_repeats,
         )
@@ -313,8 +406,14 @@ def build_marts(settings: Settings) -> dict[str, int]:
                 wh.build_mart(mart)
         return {
             table: int(wh.query(f"select count(*) as n from {table}").item())
-            for table in ("marts.transitions", "marts.dropoffs", "marts.funnel",
-                          "marts.patterns", "marts.paths", "marts.attribution")
+            for table in (
+                "marts.transitions",
+                "marts.dropoffs",
+                "marts.funnel",
+                "marts.patterns",
+                "marts.paths",
+                "marts.attribution",
+            )
         }
 
 

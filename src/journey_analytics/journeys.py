@@ -23,12 +23,16 @@ PATH_SEPARATOR = " > "
 def assign_journeys(events: pl.DataFrame, *, timeout: timedelta) -> pl.DataFrame:
     """Adds ``journey_id`` (``"j:" + first event_id``), ``position`` and ``is_fulfilment``."""
     ordered = events.sort("customer_key", "occurred_at", "event_id")
-    conversions = ordered.filter(pl.col("is_conversion") & pl.col("order_id").is_not_null()).select(
-        "customer_key",
-        "order_id",
-        pl.col("event_id").alias("conversion_event_id"),
-        pl.col("occurred_at").alias("converted_at"),
-    ).unique(["customer_key", "order_id"], keep="first", maintain_order=True)
+    conversions = (
+        ordered.filter(pl.col("is_conversion") & pl.col("order_id").is_not_null())
+        .select(
+            "customer_key",
+            "order_id",
+            pl.col("event_id").alias("conversion_event_id"),
+            pl.col("occurred_at").alias("converted_at"),
+        )
+        .unique(["customer_key", "order_id"], keep="first", maintain_order=True)
+    )
     flagged = ordered.join(conversions, on=["customer_key", "order_id"], how="left").with_columns(
         (
             ~pl.col("is_conversion")
@@ -54,9 +58,9 @@ def assign_journeys(events: pl.DataFrame, *, timeout: timedelta) -> pl.DataFrame
     return (
         steps.drop("conversion_event_id", "converted_at")
         .sort("journey_id", "occurred_at", "event_id")
-        .with_columns(pl.int_range(1, pl.len() + 1).over("journey_id").cast(pl.Int64).alias(
-            "position"
-        ))
+        .with_columns(
+            pl.int_range(1, pl.len() + 1).over("journey_id").cast(pl.Int64).alias("position")
+        )
     )
 
 

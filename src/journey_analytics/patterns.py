@@ -44,8 +44,11 @@ class StepSelector(_Frozen):
     def expr(self) -> pl.Expr:
         """True for the steps this selector matches."""
         condition = pl.lit(True)
-        for column, allowed in (("touchpoint", self.touchpoints), ("channel", self.channels),
-                                ("fulfilment", self.fulfilment)):
+        for column, allowed in (
+            ("touchpoint", self.touchpoints),
+            ("channel", self.channels),
+            ("fulfilment", self.fulfilment),
+        ):
             if allowed:
                 condition &= pl.col(column).is_in(list(allowed))
         return condition
@@ -124,8 +127,16 @@ def _hits(frame: pl.DataFrame, rule_name: str, variant: pl.Expr | None = None) -
 
 def _conversions(steps: pl.DataFrame) -> pl.DataFrame:
     return steps.filter("is_conversion").select(
-        "journey_id", "customer_key", "position", "fulfilment", "order_id", "product_id",
-        "category", "occurred_at", pl.col("occurred_at").alias("converted_at"), "revenue",
+        "journey_id",
+        "customer_key",
+        "position",
+        "fulfilment",
+        "order_id",
+        "product_id",
+        "category",
+        "occurred_at",
+        pl.col("occurred_at").alias("converted_at"),
+        "revenue",
         pl.col("event_id").alias("conversion_event_id"),
     )
 
@@ -134,8 +145,11 @@ def _sequence_hits(steps: pl.DataFrame, rule: SequenceRule) -> pl.DataFrame:
     keys = {"product": ["product_id"], "category": ["category"], "any": []}[rule.match]
     then = _conversions(steps.filter(rule.then.expr()))
     first = steps.filter(rule.first.expr() & ~pl.col("is_fulfilment")).select(
-        "journey_id", *keys, pl.col("position").alias("first_position"),
-        pl.col("occurred_at").alias("first_at"), pl.col("event_id").alias("first_event_id"),
+        "journey_id",
+        *keys,
+        pl.col("position").alias("first_position"),
+        pl.col("occurred_at").alias("first_at"),
+        pl.col("event_id").alias("first_event_id"),
     )
     window = timedelta(days=rule.window_days)
     matched = then.join(first, on=["journey_id", *keys]).filter(
@@ -202,7 +216,4 @@ def detect_patterns(steps: pl.DataFrame, rules: tuple[Rule, ...]) -> pl.DataFram
             frames.append(_fulfilment_hits(steps, rule))
         else:
             frames.append(_channels_only_hits(steps, rule))
-    return (
-        pl.concat([frame.cast(PATTERN_SCHEMA) for frame in frames])  # type: ignore[arg-type]
-        .sort("journey_id", "pattern")
-    )
+    return pl.concat([frame.cast(PATTERN_SCHEMA) for frame in frames]).sort("journey_id", "pattern")  # type: ignore[arg-type]

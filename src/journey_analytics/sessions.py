@@ -33,9 +33,10 @@ def assign_sessions(
     return (
         ordered.with_columns(starts.alias("_starts"))
         .with_columns(
-            pl.when("_starts").then(pl.lit("s:") + pl.col("event_id")).forward_fill().alias(
-                "session_id"
-            )
+            pl.when("_starts")
+            .then(pl.lit("s:") + pl.col("event_id"))
+            .forward_fill()
+            .alias("session_id")
         )
         .drop("_starts")
     )

@@ -56,19 +56,26 @@ class Warehouse:
     def open(cls, path: Path | str, *, read_only: bool = False) -> Iterator[Warehouse]:
         """Opens the database file (``":memory:"`` for an in-memory one) and closes it after."""
         target = str(path)
+        connection = duckdb.connect(":memory:")
         if target != ":memory:":
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            connection = duckdb.connect(target, read_only=read_only)
-        except duckdb.IOException as error:
-            if "lock" in str(error).lower():
-                msg = (
-                    f"The database {target} is in use by another process (a running "
-                    f"`journey run`, or a notebook holding it open). Wait for it to finish "
-                    f"or close it, then try again.\nDuckDB said: {error}"
-                )
-                raise DatabaseLockedError(msg) from None
-            raise
+            # Attached under a fixed name: a file called journeys.duckdb would otherwise be a
+            # catalog named "journeys", which DuckDB cannot tell from the schema "journeys".
+            quoted = target.replace("'", "''")
+            mode = " (read_only)" if read_only else ""
+            try:
+                connection.execute(f"attach '{quoted}' as warehouse{mode}")
+            except duckdb.Error as error:
+                connection.close()
+                if "lock" in str(error).lower():
+                    msg = (
+                        f"The database {target} is in use by another process (a running "
+                        f"`journey run`, or a notebook holding it open). Wait for it to finish "
+                        f"or close it, then try again.\nDuckDB said: {error}"
+                    )
+                    raise DatabaseLockedError(msg) from None
+                raise
+            connection.execute("use warehouse")
         try:
             yield cls(connection)
         finally:
@@ -94,7 +101,8 @@ class Warehouse:
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
         """Runs a query and returns its result as a Polars frame."""
-        return self._con.sql(sql, params=params or {}).pl()
+        frame: pl.DataFrame = self._con.sql(sql, params=params or {}).pl()
+        return frame
 
     def read(self, table: str) -> pl.DataFrame:
         """The whole table as a Polars frame."""

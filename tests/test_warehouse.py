@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from journey_analytics.errors import DatabaseLockedError, JourneyError
+from journey_analytics.warehouse import Warehouse
+
+
+def test_a_file_named_journeys_is_not_confused_with_the_journeys_schema(tmp_path: Path) -> None:
+    with Warehouse.open(tmp_path / "journeys.duckdb") as wh:
+        wh.ensure_tables()
+        assert wh.read("journeys.journeys").height == 0
+
+
+def test_transaction_rolls_back_every_write(tmp_path: Path) -> None:
+    frame = pl.DataFrame(
+        {"touchpoint": ["x"], "journeys_through": [1], "exits": [0], "dropoff_rate": [0.0]}
+    )
+    with Warehouse.open(tmp_path / "j.duckdb") as wh:
+        wh.ensure_tables()
+        with pytest.raises(RuntimeError), wh.transaction():
+            wh.append("marts.dropoffs", frame)
+            raise RuntimeError
+        assert wh.read("marts.dropoffs").height == 0
+
+
+def test_unsafe_table_names_are_refused() -> None:
+    with Warehouse.open(":memory:") as wh, pytest.raises(JourneyError, match=r"schema\.table"):
+        wh.read("core.events; drop table x")
+
+
+def test_second_writer_gets_a_clear_message(tmp_path: Path) -> None:
+    database = tmp_path / "j.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from journey_analytics.warehouse import Warehouse\n"
+            f"with Warehouse.open({str(database)!r}) as wh:\n"
+            "    print('open', flush=True)\n"
+            "    time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with (
+            pytest.raises(DatabaseLockedError, match=r"j\.duckdb is in use by another process"),
+            Warehouse.open(database),
+        ):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    with Warehouse.open(database) as wh:  # released once the holder is gone
+        wh.ensure_tables()
