@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from journey_analytics import jobs
 from journey_analytics.config import Settings, load_settings
+from journey_analytics.errors import JourneyError
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,24 @@ class RunSummary:
     dashboard: Path
 
 
-@task(name="ingest-sources", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def retry_io_only(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry what may pass (I/O), not a bad config or file: a retry cannot fix those."""
+    try:
+        state.result()
+    except JourneyError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+@task(
+    name="ingest-sources",
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_io_only,
+    cache_policy=NO_CACHE,
+)
 def ingest_sources(settings: Settings) -> list[jobs.BatchReport]:
     return jobs.ingest_sources(settings)
 
@@ -48,7 +67,7 @@ def build_marts(settings: Settings) -> dict[str, int]:
     return jobs.build_marts(settings)
 
 
-@task(name="export-dashboard", retries=1, cache_policy=NO_CACHE)
+@task(name="export-dashboard", retries=1, retry_condition_fn=retry_io_only, cache_policy=NO_CACHE)
 def export_dashboard(settings: Settings) -> Path:
     return jobs.export_dashboard(settings)
 

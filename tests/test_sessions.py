@@ -1,8 +1,17 @@
 from __future__ import annotations
 
+import itertools
+from datetime import timedelta
+from random import Random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from journey_analytics.sessions import assign_sessions, summarise_sessions
 
 from ._events import at, events
+
+START = at("2026-03-01 08:00")
 
 TIMEOUTS = {"web": 30.0, "store": 120.0, "phone": 0.0}
 
@@ -85,3 +94,49 @@ def test_summarise_sessions() -> None:
             "duration_seconds": 1200.0,
         }
     ]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["c1", "c2"]),
+            st.sampled_from(["web", "app", "phone"]),
+            st.integers(0, 6 * 3600),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_session_invariants(rows: list[tuple[str, str, int]], rng: Random) -> None:
+    frame = events(
+        *(
+            {
+                "event_id": f"web:{i}",
+                "customer_key": customer,
+                "channel": channel,
+                "occurred_at": START + timedelta(seconds=offset),
+            }
+            for i, (customer, channel, offset) in enumerate(rows)
+        )
+    )
+    out = assign_sessions(frame, timeouts_minutes=TIMEOUTS, default_timeout_minutes=30)
+    # Every event in exactly one session.
+    assert sorted(out.get_column("event_id").to_list()) == sorted(frame.get_column("event_id"))
+    # Input order does not change the result.
+    shuffled = frame.sample(fraction=1.0, shuffle=True, seed=rng.randrange(2**32))
+    again = assign_sessions(shuffled, timeouts_minutes=TIMEOUTS, default_timeout_minutes=30)
+    assert dict(again.select("event_id", "session_id").iter_rows()) == dict(
+        out.select("event_id", "session_id").iter_rows()
+    )
+    # Gaps inside a session <= timeout; between consecutive sessions of a customer and
+    # channel > timeout.
+    for (_, channel), group in out.group_by("customer_key", "channel"):
+        timeout = timedelta(minutes=TIMEOUTS.get(str(channel), 30.0))
+        ordered = group.sort("occurred_at", "event_id").select("occurred_at", "session_id").rows()
+        for (before, session_before), (after, session_after) in itertools.pairwise(ordered):
+            if session_before == session_after:
+                assert after - before <= timeout
+            else:
+                assert after - before > timeout

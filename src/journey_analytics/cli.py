@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import traceback
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from journey_analytics.errors import DatabaseLockedError, JourneyError
@@ -18,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+errors = Console(stderr=True, soft_wrap=True)
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="TOML config file (paths in it are relative to it).")
 ]
@@ -32,7 +35,10 @@ PREFECT_DEFAULTS = {
 
 
 def _fail(error: JourneyError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+    # Drop the frames' locals (open DuckDB handles among them) so the interpreter can free
+    # them before it exits; otherwise DuckDB's bindings print leak warnings at shutdown.
+    traceback.clear_frames(error.__traceback__)
+    errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
     return typer.Exit(code=3 if isinstance(error, DatabaseLockedError) else 2)
 
 
@@ -42,6 +48,12 @@ def run(config: ConfigOption = Path("journey.toml")) -> None:
 
     Example: journey run --config journey.toml
     """
+    from journey_analytics.config import load_settings  # noqa: PLC0415
+
+    try:  # fail fast on a bad config, before Prefect starts
+        load_settings(config).hash_key()
+    except JourneyError as error:
+        raise _fail(error) from None
     for name, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
     from pipelines.journey_flow import journey_run  # noqa: PLC0415 (after the env is set)

@@ -1,0 +1,47 @@
+"""The command line: errors a scheduler can act on, and the sample generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from journey_analytics.cli import app
+
+runner = CliRunner()
+
+
+def test_bad_config_exits_2_naming_the_file_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "journey.toml"
+    config.write_text('stores = "stores.csv"\n[journeys]\ntimeout_days = "soon"\n')
+    result = runner.invoke(app, ["run", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "journey.toml is not valid" in result.output
+    assert "journeys.timeout_days" in result.output
+
+
+def test_missing_source_file_exits_2_naming_the_pattern(tmp_path: Path) -> None:
+    (tmp_path / "stores.csv").write_text("store_id,name,region,timezone\n")
+    config = tmp_path / "journey.toml"
+    config.write_text(
+        'stores = "stores.csv"\n[sources.web]\nkind = "segment"\npath = "nowhere/*.jsonl"\n'
+        'channel = "web"\n[privacy]\nhash_key = "k"\n'
+    )
+    result = runner.invoke(app, ["run", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "No file matches 'nowhere/*.jsonl'" in result.output
+
+
+def test_sample_command_writes_the_sources(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["sample", "--customers", "20", "--seed", "7", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "20 customers" in result.output
+    assert (tmp_path / "pos" / "receipts.csv").exists()
+    assert sorted(p.name for p in (tmp_path / "truth").iterdir()) == [
+        "customers.csv",
+        "events.csv",
+        "identifiers.csv",
+        "journeys.csv",
+    ]
