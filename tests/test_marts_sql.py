@@ -6,24 +6,11 @@ from datetime import timedelta
 
 import pytest
 
+from journey_analytics.jobs import STEP_COLUMNS
 from journey_analytics.journeys import assign_journeys, summarise_journeys
 from journey_analytics.warehouse import Warehouse
 
 from ._events import AS_OF, scenario
-
-STEP_COLUMNS = (
-    "journey_id",
-    "position",
-    "event_id",
-    "customer_key",
-    "session_id",
-    "occurred_at",
-    "touchpoint",
-    "channel",
-    "stage",
-    "is_conversion",
-    "is_fulfilment",
-)
 
 
 @pytest.fixture

@@ -5,10 +5,11 @@ functions, write back. No analytics logic lives here, and none lives in ``pipeli
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import polars as pl
 
@@ -111,7 +112,10 @@ def store_zones(settings: Settings) -> dict[str, str]:
     return dict(stores.select("store_id", "timezone").iter_rows())
 
 
-Parser = Callable[[bytes, str], ingest.Parsed]
+class Parser(Protocol):
+    """A ``parse_*`` function of ``ingest`` with its options bound."""
+
+    def __call__(self, data: bytes, *, file: str) -> ingest.Parsed: ...
 
 
 def _load_file(
@@ -129,7 +133,7 @@ def _load_file(
         return BatchReport(source, file, "skipped")
     started_at = _now()
     batch_id = f"{source}:{checksum[:16]}"
-    parsed = parser(data, file)
+    parsed = parser(data, file=file)
     rows = parsed.rows.with_columns(
         pl.lit(batch_id).alias("batch_id"),
         pl.lit(source).alias("source"),
@@ -188,56 +192,20 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
     plan: list[tuple[str, str, str, Parser]] = []
     for name, source in settings.sources.items():
         if isinstance(source, SegmentSource):
-            plan.append(
-                (
-                    name,
-                    source.path,
-                    "raw.clickstream",
-                    lambda data, file: ingest.parse_segment(
-                        data, file=file, known_events=known["segment"], hash_key=key
-                    ),
-                )
-            )
+            segment = partial(ingest.parse_segment, known_events=known["segment"], hash_key=key)
+            plan.append((name, source.path, "raw.clickstream", segment))
         elif isinstance(source, CrmSource):
-            plan.append(
-                (
-                    name,
-                    source.contacts,
-                    "raw.crm_contacts",
-                    lambda data, file: ingest.parse_crm_contacts(data, file=file, hash_key=key),
-                )
+            contacts = partial(ingest.parse_crm_contacts, hash_key=key)
+            interactions = partial(
+                ingest.parse_crm_interactions, known_events=known["crm"], hash_key=key
             )
-            plan.append(
-                (
-                    name,
-                    source.interactions,
-                    "raw.crm_interactions",
-                    lambda data, file: ingest.parse_crm_interactions(
-                        data, file=file, known_events=known["crm"], hash_key=key
-                    ),
-                )
-            )
+            plan.append((name, source.contacts, "raw.crm_contacts", contacts))
+            plan.append((name, source.interactions, "raw.crm_interactions", interactions))
         elif isinstance(source, PosSource):
-            plan.append(
-                (
-                    name,
-                    source.receipts,
-                    "raw.pos_receipts",
-                    lambda data, file: ingest.parse_pos_receipts(
-                        data, file=file, store_zones=zones, hash_key=key
-                    ),
-                )
-            )
-            plan.append(
-                (
-                    name,
-                    source.lines,
-                    "raw.pos_lines",
-                    lambda data, file: ingest.parse_pos_lines(
-                        data, file=file, known_events=known["pos"]
-                    ),
-                )
-            )
+            receipts = partial(ingest.parse_pos_receipts, store_zones=zones, hash_key=key)
+            lines = partial(ingest.parse_pos_lines, known_events=known["pos"])
+            plan.append((name, source.receipts, "raw.pos_receipts", receipts))
+            plan.append((name, source.lines, "raw.pos_lines", lines))
     reports: list[BatchReport] = []
     with Warehouse.open(settings.database_path) as wh:
         wh.ensure_tables()

@@ -30,6 +30,13 @@ from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from journey_analytics.ingest import (
+    CONTACT_COLUMNS,
+    INTERACTION_COLUMNS,
+    LINE_COLUMNS,
+    RECEIPT_COLUMNS,
+)
+
 __all__ = ["PATTERNS", "SampleSummary", "generate_sample"]
 
 PATTERNS = ("click_and_collect", "offline_only", "online_only", "ropo", "try_and_buy")
@@ -1316,47 +1323,11 @@ def _journey_rows(journey_events: dict[str, list[_Event]]) -> list[list[str]]:
 _HEADERS = {
     "stores.csv": ["store_id", "name", "region", "timezone"],
     "products.csv": ["product_id", "name", "category", "price"],
-    "crm/contacts.csv": [
-        "contact_id",
-        "email",
-        "phone",
-        "loyalty_id",
-        "user_id",
-        "consent_email",
-        "created_at",
-    ],
-    "crm/interactions.csv": [
-        "interaction_id",
-        "occurred_at",
-        "type",
-        "channel",
-        "email",
-        "phone",
-        "loyalty_id",
-        "store_id",
-        "product_id",
-        "category",
-        "campaign",
-    ],
-    "pos/receipts.csv": [
-        "receipt_id",
-        "store_id",
-        "receipt_ts",
-        "loyalty_id",
-        "payment_token",
-        "currency",
-        "total",
-    ],
-    "pos/receipt_lines.csv": [
-        "receipt_id",
-        "line_no",
-        "sku",
-        "category",
-        "quantity",
-        "amount",
-        "line_type",
-        "order_id",
-    ],
+    # The source files' columns are the ones ingest requires (one definition of the format).
+    "crm/contacts.csv": list(CONTACT_COLUMNS),
+    "crm/interactions.csv": list(INTERACTION_COLUMNS),
+    "pos/receipts.csv": list(RECEIPT_COLUMNS),
+    "pos/receipt_lines.csv": list(LINE_COLUMNS),
     "truth/customers.csv": ["customer_id", "kind"],
     "truth/identifiers.csv": ["customer_id", "identifier_type", "value"],
     "truth/events.csv": ["event_id", "customer_id", "journey_id"],

@@ -56,7 +56,8 @@ class Warehouse:
     def open(cls, path: Path | str, *, read_only: bool = False) -> Iterator[Warehouse]:
         """Opens the database file (``":memory:"`` for an in-memory one) and closes it after."""
         target = str(path)
-        connection = duckdb.connect(":memory:")
+        # Offline: DuckDB never downloads an extension (json, parquet and icu are built in).
+        connection = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
         if target != ":memory:":
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             # Attached under a fixed name: a file called journeys.duckdb would otherwise be a
