@@ -10,30 +10,45 @@ from journey_analytics.journeys import assign_journeys
 from ._events import scenario
 
 
-def test_first_last_linear_credit_by_channel() -> None:
+def test_first_last_linear_credit_over_the_touches_before_each_conversion() -> None:
     steps = assign_journeys(scenario(), timeout=timedelta(days=30))
-    credit = attribute(steps, dimensions=("channel",))
-    table = {(m, v): (c, r) for m, _, v, c, r in credit.rows()}
-    # journeys: web:1 (web x3, 50), web:4 (web x3 + store, 80), crm:1 (store + web, 120),
-    # crm:30 (email + web, 40), crm:40 (phone + store, 30), app:50 (app, 60)
-    assert table == {
-        ("first_touch", "app"): (1.0, 60.0),
-        ("first_touch", "email"): (1.0, 40.0),
-        ("first_touch", "phone"): (1.0, 30.0),
-        ("first_touch", "store"): (1.0, 120.0),
-        ("first_touch", "web"): (2.0, 130.0),
-        ("last_touch", "app"): (1.0, 60.0),
-        ("last_touch", "store"): (2.0, 110.0),
-        ("last_touch", "web"): (3.0, 210.0),
-        ("linear", "app"): (1.0, 60.0),
-        ("linear", "email"): (0.5, 20.0),
-        ("linear", "phone"): (0.5, 15.0),
-        ("linear", "store"): (0.25 + 0.5 + 0.5, 20.0 + 60.0 + 15.0),
-        ("linear", "web"): (1.0 + 0.75 + 0.5 + 0.5, 50.0 + 60.0 + 60.0 + 20.0),
+    credit = attribute(steps, drop_touchpoints=("sign_in",))
+    table = {(m, d, v): (c, r) for m, d, v, c, r in credit.rows()}
+    # Touches before each conversion (sign_in is noise, the conversion step is not a touch):
+    #   web:1  product_view, add_to_cart (web, web)  50   | web:4  product_view x2 (web)  80
+    #   crm:1  try_on (store)                       120   | crm:30 email_click (email)     40
+    #   crm:40 call (phone)                          30   | app:50 none: the order itself (app) 60
+    by_channel = {
+        ("web",): (2.0, 130.0),
+        ("store",): (1.0, 120.0),
+        ("email",): (1.0, 40.0),
+        ("phone",): (1.0, 30.0),
+        ("app",): (1.0, 60.0),
     }
-    totals = credit.group_by("model").agg(pl.col("conversions", "revenue").sum()).sort("model")
-    assert totals.rows() == [
-        ("first_touch", 6.0, 380.0),
-        ("last_touch", 6.0, 380.0),
-        ("linear", 6.0, 380.0),
-    ]
+    for model in ("first_touch", "last_touch", "linear"):
+        assert {v: table[(m, d, v)] for m, d, v in table if m == model and d == "channel"} == {
+            k[0]: value for k, value in by_channel.items()
+        }
+    touchpoint = {(m, v): cr for (m, d, v), cr in table.items() if d == "touchpoint"}
+    assert touchpoint == {
+        ("first_touch", "product_view"): (2.0, 130.0),
+        ("first_touch", "try_on"): (1.0, 120.0),
+        ("first_touch", "email_click"): (1.0, 40.0),
+        ("first_touch", "call"): (1.0, 30.0),
+        ("first_touch", "order_placed"): (1.0, 60.0),
+        ("last_touch", "add_to_cart"): (1.0, 50.0),
+        ("last_touch", "product_view"): (1.0, 80.0),
+        ("last_touch", "try_on"): (1.0, 120.0),
+        ("last_touch", "email_click"): (1.0, 40.0),
+        ("last_touch", "call"): (1.0, 30.0),
+        ("last_touch", "order_placed"): (1.0, 60.0),
+        # web:1 splits its 50 between its two touches; web:4's two views are one value
+        ("linear", "product_view"): (1.5, 105.0),
+        ("linear", "add_to_cart"): (0.5, 25.0),
+        ("linear", "try_on"): (1.0, 120.0),
+        ("linear", "email_click"): (1.0, 40.0),
+        ("linear", "call"): (1.0, 30.0),
+        ("linear", "order_placed"): (1.0, 60.0),
+    }
+    totals = credit.group_by("model", "dimension").agg(pl.col("conversions", "revenue").sum())
+    assert set(totals.select("conversions", "revenue").rows()) == {(6.0, 380.0)}

@@ -49,7 +49,9 @@ def test_hash_key_from_environment_wins_and_is_required(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "journey.toml"
-    path.write_text('stores = "s.csv"\n[sources]\n')
+    path.write_text(
+        'stores = "s.csv"\n[sources.web]\nkind = "segment"\npath = "*.jsonl"\nchannel = "web"\n'
+    )
     monkeypatch.delenv("JOURNEY_HASH_KEY", raising=False)
     with pytest.raises(ConfigError, match="JOURNEY_HASH_KEY"):
         load_settings(path).hash_key()

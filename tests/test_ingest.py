@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 
@@ -214,3 +215,97 @@ def test_drop_duplicates_within_file_and_against_earlier_loads() -> None:
         {"record_key": "b", "line_no": 2},
     ]
     assert duplicates == 2
+
+
+def test_blocked_identifiers_count_as_missing() -> None:
+    parsed = parse_segment(
+        b'{"type":"track","event":"Product Viewed","messageId":"m1","anonymousId":"anonymous",'
+        b'"timestamp":"2026-03-01T10:00:00Z"}\n'
+        b'{"type":"track","event":"Product Viewed","messageId":"m2","anonymousId":"Unknown",'
+        b'"userId":"u1","timestamp":"2026-03-01T10:00:00Z"}',
+        file="web.jsonl",
+        known_events=KNOWN,
+        hash_key="k",
+    )
+    assert parsed.rejects.select("line_no", "reason").rows() == [(1, "missing_identifier")]
+    # the blocked cookie is cleared, the user id stays
+    assert parsed.rows.select("anonymous_id", "user_id").rows() == [(None, "u1")]
+
+
+def test_csv_quoted_newlines_bom_and_line_numbers() -> None:
+    data = (
+        "\ufeffinteraction_id,occurred_at,type,channel,email,phone,loyalty_id,store_id,"
+        "product_id,category,campaign\n"
+        'I1,2026-03-01T10:00:00Z,email_click,email,a@x.com,,,,,,"spring\nsale"\n'
+        "\n"
+        "I2,2026-03-01T11:00:00Z,email_click,email,b@x.com,,,,,,\n"
+        "I3,2026-03-01T11:00:00Z,email_click\n"
+    ).encode()
+    parsed = parse_crm_interactions(
+        data, file="i.csv", known_events=frozenset({"email_click"}), hash_key="k"
+    )
+    # the quoted field spans lines 2-3; I2 starts on line 5 after a blank line
+    assert parsed.rows.select("line_no", "record_key", "campaign").rows() == [
+        (2, "I1", "spring\nsale"),
+        (5, "I2", None),
+    ]
+    assert parsed.rejects.select("line_no", "reason", "raw_text").rows() == [
+        (6, "wrong_field_count", "I3,2026-03-01T11:00:00Z,email_click")
+    ]
+
+
+def test_store_times_must_be_local_wall_times_and_lines_need_a_number() -> None:
+    receipts = parse_pos_receipts(
+        b"receipt_id,store_id,receipt_ts,loyalty_id,payment_token,currency,total\n"
+        b"R1,S01,2026-03-01T10:00:00Z,L1,,EUR,1\n"
+        b"R2,S01,2026-03-01,L1,,EUR,1\n"
+        b"R3,S01,2026-03-01 10:00:00,L1,,EUR,1\n",
+        file="r.csv",
+        store_zones={"S01": "Europe/Rome"},
+        hash_key="k",
+    )
+    assert receipts.rejects.select("line_no", "reason").rows() == [
+        (2, "invalid_timestamp"),
+        (3, "invalid_timestamp"),
+    ]
+    # the detail keeps the value the analyst has to fix (no phone masking of timestamps)
+    assert "found '2026-03-01T10:00:00Z'" in receipts.rejects.get_column("detail")[0]
+    lines = parse_pos_lines(
+        b"receipt_id,line_no,sku,category,quantity,amount,line_type,order_id\n"
+        b"R3,,P1,shoes,1,10.00,sale,\n",
+        file="l.csv",
+        known_events=frozenset({"sale"}),
+    )
+    assert lines.rejects.select("line_no", "reason").rows() == [(2, "missing_value")]
+
+
+def test_quarantine_and_properties_never_keep_personal_data() -> None:
+    contacts = parse_crm_interactions(
+        b"interaction_id,occurred_at,type,channel,email,phone,loyalty_id,store_id,"
+        b"product_id,category,campaign\n"
+        b"I1,yesterday,email_click,email,anna@x.com,+39 333 123 4567,,,,,\n",
+        file="i.csv",
+        known_events=frozenset({"email_click"}),
+        hash_key="k",
+    )
+    assert contacts.rejects.get_column("raw_text").to_list() == [
+        "I1,yesterday,email_click,email,<redacted>,<redacted>,,,,,"
+    ]
+    segment = parse_segment(
+        b'{"type":"identify","messageId":"m1","userId":"u1","timestamp":"soon",'
+        b'"traits":{"email":"anna@x.com","name":"Anna Rossi"}}\n'
+        b'{"type":"track","event":"Product Viewed","messageId":"m2","anonymousId":"a1",'
+        b'"timestamp":"2026-03-01T10:00:00Z","properties":{"note":"call +39 333 1234567",'
+        b'"customer":{"email":"anna@x.com"}},'
+        b'"context":{"page":{"url":"https://shop.example/p?email=anna@x.com&utm_source=nl#top"}}}',
+        file="w.jsonl",
+        known_events=KNOWN,
+        hash_key="k",
+    )
+    assert "anna" not in segment.rejects.get_column("raw_text").item().lower()
+    assert json.loads(segment.rows.get_column("properties").item()) == {
+        "customer": {"email": "<redacted>"},
+        "device": "browser",
+        "note": "call <phone>",
+        "url": "https://shop.example/p?utm_source=nl",
+    }

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from journey_analytics.journeys import assign_journeys, summarise_journeys
 
-from ._events import AS_OF, at, scenario
+from ._events import AS_OF, at, events, scenario
 
 TIMEOUT = timedelta(days=30)
 
@@ -72,3 +72,77 @@ def test_summary_status_path_and_revenue() -> None:
     assert first["seconds_to_convert"] == 600.0
     assert first["events"] == 4
     assert rows["j:web:7"]["revenue"] is None
+
+
+def test_events_at_the_instant_of_a_conversion_belong_to_its_journey() -> None:
+    # Edge case: the cart event has the same timestamp as the order and a larger id; the
+    # conversion still closes the journey, after it.
+    steps = assign_journeys(
+        events(
+            {
+                "event_id": "web:1",
+                "customer_key": "c",
+                "occurred_at": "2026-03-01 10:00",
+                "touchpoint": "product_view",
+            },
+            {
+                "event_id": "web:2",
+                "customer_key": "c",
+                "occurred_at": "2026-03-01 10:05",
+                "touchpoint": "order_placed",
+                "is_conversion": True,
+                "order_id": "O1",
+            },
+            {
+                "event_id": "web:3",
+                "customer_key": "c",
+                "occurred_at": "2026-03-01 10:05",
+                "touchpoint": "add_to_cart",
+            },
+        ),
+        timeout=TIMEOUT,
+    )
+    assert steps.select("journey_id", "position", "event_id").rows() == [
+        ("j:web:1", 1, "web:1"),
+        ("j:web:1", 2, "web:3"),
+        ("j:web:1", 3, "web:2"),
+    ]
+
+
+def test_a_pickup_by_someone_else_belongs_to_the_order_s_journey() -> None:
+    # Customer c orders for click-and-collect; d (another customer) collects it.
+    steps = assign_journeys(
+        events(
+            {
+                "event_id": "web:1",
+                "customer_key": "c",
+                "occurred_at": "2026-03-01 10:00",
+                "touchpoint": "order_placed",
+                "is_conversion": True,
+                "order_id": "O1",
+            },
+            {
+                "event_id": "pos:R1:pickup",
+                "customer_key": "d",
+                "channel": "store",
+                "occurred_at": "2026-03-02 10:00",
+                "touchpoint": "store_pickup",
+                "order_id": "O1",
+            },
+            {
+                "event_id": "pos:R0:pickup",
+                "customer_key": "d",
+                "channel": "store",
+                "occurred_at": "2026-02-02 10:00",
+                "touchpoint": "store_pickup",
+                "order_id": "O1",
+            },
+        ),
+        timeout=TIMEOUT,
+    )
+    assert steps.select("journey_id", "event_id", "customer_key", "is_fulfilment").rows() == [
+        # a "pickup" before the order was placed is not its fulfilment
+        ("j:pos:R0:pickup", "pos:R0:pickup", "d", False),
+        ("j:web:1", "web:1", "c", False),
+        ("j:web:1", "pos:R1:pickup", "d", True),
+    ]

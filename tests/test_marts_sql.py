@@ -24,8 +24,9 @@ def wh() -> Warehouse:  # type: ignore[misc]
         warehouse.ensure_tables()
         warehouse.replace("journeys.steps", steps.select(STEP_COLUMNS))
         warehouse.replace("journeys.journeys", journeys.with_columns(patterns=[]))
-        for mart in ("marts.funnel", "marts.dropoffs", "marts.paths"):
-            warehouse.build_mart(mart)
+        warehouse.build_mart("marts.funnel")
+        warehouse.build_mart("marts.dropoffs", {"drop_touchpoints": ["sign_in"]})
+        warehouse.build_mart("marts.paths")
         yield warehouse
 
 
@@ -48,8 +49,8 @@ def test_dropoffs(wh: Warehouse) -> None:
         ("call", 1, 0, 0.0),
         ("email_click", 1, 0, 0.0),
         ("order_placed", 4, 0, 0.0),
-        ("product_view", 3, 0, 0.0),  # the open journey's view is not counted
-        ("sign_in", 1, 0, 0.0),
+        # the open journey's view is not counted; sign_in is noise and has no row
+        ("product_view", 3, 0, 0.0),
         ("store_pickup", 1, 0, 0.0),
         ("store_purchase", 2, 0, 0.0),
         ("try_on", 1, 0, 0.0),

@@ -1,4 +1,5 @@
 -- marts.dropoffs: one row per touchpoint: closed journeys through it, drop-offs there, rate.
+-- Noise touchpoints ($drop_touchpoints, e.g. sign_in) are left out, as in the paths.
 with
 
 closed_journeys as (
@@ -9,6 +10,7 @@ through as (
     select steps.touchpoint, count(distinct steps.journey_id) as journeys_through
     from journeys.steps as steps
     inner join closed_journeys using (journey_id)
+    where not list_contains($drop_touchpoints::varchar[], steps.touchpoint)
     group by steps.touchpoint
 ),
 

@@ -9,6 +9,7 @@ create table if not exists ops.batches (
     rows_duplicate bigint not null,
     rows_rejected bigint not null,
     status varchar not null,            -- loaded
+    key_fingerprint varchar not null,   -- tells the hashing key apart, without revealing it
     started_at timestamptz not null,
     finished_at timestamptz not null
 );

@@ -2,9 +2,11 @@
 
 Input grain: one step of a journey (``journeys.steps`` with revenue of the conversion).
 Output grain: one row per (model, dimension, value) with the conversions and revenue credited
-(``marts.attribution``). Models: ``first_touch`` (all credit to the first step),
-``last_touch`` (to the conversion step) and ``linear`` (equal shares to every step up to and
-including the conversion). Fulfilment steps after the conversion get no credit.
+(``marts.attribution``). Models: ``first_touch`` (all credit to the first touch),
+``last_touch`` (to the last touch before the conversion) and ``linear`` (equal shares to every
+touch). The touches of a journey are its steps before the conversion, without noise
+touchpoints (``sign_in``); a journey with none (a purchase out of the blue) credits its
+conversion step. Fulfilment steps after the conversion get no credit.
 """
 
 from __future__ import annotations
@@ -57,18 +59,24 @@ def _sum_in_order(weighted: pl.DataFrame, dimension: str) -> pl.DataFrame:
 
 
 def attribute(
-    steps: pl.DataFrame, *, dimensions: tuple[str, ...] = ("channel", "touchpoint")
+    steps: pl.DataFrame,
+    *,
+    dimensions: tuple[str, ...] = ("channel", "touchpoint"),
+    drop_touchpoints: tuple[str, ...] = (),
 ) -> pl.DataFrame:
     """Credit of each model for each value of each dimension; every model's credits sum to the
     number of conversions and to their revenue. Values with no credit have no row."""
     revenue = steps.filter("is_conversion").select(
         "journey_id", pl.col("revenue").cast(pl.Float64).fill_null(0.0).alias("journey_revenue")
     )
-    converted = (
-        steps.filter(~pl.col("is_fulfilment"))
-        .join(revenue, on="journey_id")
-        .sort("journey_id", "position")
+    before = steps.filter(~pl.col("is_fulfilment")).join(revenue, on="journey_id")
+    touches = before.filter(
+        ~pl.col("is_conversion") & ~pl.col("touchpoint").is_in(list(drop_touchpoints))
     )
+    out_of_the_blue = before.filter("is_conversion").join(
+        touches.select("journey_id").unique(), on="journey_id", how="anti"
+    )
+    converted = pl.concat([touches, out_of_the_blue]).sort("journey_id", "position")
     frames = []
     for model in MODELS:
         for dimension in dimensions:

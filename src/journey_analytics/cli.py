@@ -65,7 +65,9 @@ def run(config: ConfigOption = Path("journey.toml")) -> None:
     table = Table(title="Sources")
     for column in ("source", "file", "status", "read", "loaded", "duplicates", "rejected"):
         table.add_column(
-            column, justify="left" if column in {"source", "file", "status"} else "right"
+            column,
+            justify="left" if column in {"source", "file", "status"} else "right",
+            overflow="fold",
         )
     for batch in summary.batches:
         table.add_row(
@@ -84,6 +86,8 @@ def run(config: ConfigOption = Path("journey.toml")) -> None:
         f"{journeys.journeys} journeys ({journeys.conversions} converted, "
         f"{journeys.dropped} dropped, {journeys.open} open)"
     )
+    for reason, count in core.pending.items():
+        console.print(f"[yellow]waiting:[/] {count} loaded rows make no event yet: {reason}")
     console.print("patterns: " + ", ".join(f"{k} {v}" for k, v in journeys.patterns.items()))
     console.print(f"database:  {summary.database}")
     console.print(f"dashboard: {summary.dashboard}")

@@ -61,14 +61,14 @@ class PrivacySettings(_Frozen):
 
 
 class SessionSettings(_Frozen):
-    default_timeout_minutes: float = 30.0
-    timeout_minutes: dict[str, float] = Field(
+    default_timeout_minutes: float = Field(default=30.0, ge=0)
+    timeout_minutes: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: {"web": 30.0, "app": 30.0, "store": 120.0, "phone": 0.0}
     )
 
 
 class JourneySettings(_Frozen):
-    timeout_days: float = 30.0
+    timeout_days: float = Field(default=30.0, gt=0)
 
 
 class IdentitySettings(_Frozen):
@@ -106,7 +106,7 @@ class Settings(_Frozen):
     """Everything a run needs, with paths already resolved."""
 
     base_dir: Path
-    sources: dict[str, Source]
+    sources: dict[str, Source] = Field(min_length=1)
     stores: str
     taxonomy: str | None = None
     patterns: str | None = None

@@ -107,9 +107,13 @@ def identity_links(long: pl.DataFrame, *, max_user_ids_per_device: int) -> pl.Da
 
 
 def customer_key(members: Iterable[tuple[str, str]]) -> str:
-    """A customer's key: stable while the customer's smallest identifier does not change."""
-    smallest = min(f"{kind}:{value}" for kind, value in members)
-    return "c_" + hashlib.sha256(smallest.encode()).hexdigest()[:16]
+    """A customer's key, from the customer's strongest identifier: the smallest value of the
+    highest-priority type (a user id before a loyalty card before an e-mail ... before a
+    cookie). It stays the same while that identifier does, so new cookies, devices or cards
+    joining a customer do not change the key."""
+    rank = {kind: position for position, kind in enumerate(IDENTIFIER_TYPES)}
+    kind, value = min(members, key=lambda member: (rank.get(member[0], len(rank)), member[1]))
+    return "c_" + hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()[:16]
 
 
 def customers_from_links(identifiers: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
@@ -128,7 +132,13 @@ def customers_from_links(identifiers: pl.DataFrame, links: pl.DataFrame) -> pl.D
         key = customer_key(component)
         rows.extend((kind, value, key) for kind, value in component)
     return pl.DataFrame(
-        rows, schema=["identifier_type", "identifier_value", "customer_key"], orient="row"
+        rows,
+        schema={
+            "identifier_type": pl.String,
+            "identifier_value": pl.String,
+            "customer_key": pl.String,
+        },
+        orient="row",
     ).sort("identifier_type", "identifier_value")
 
 
@@ -163,4 +173,7 @@ def assign_customer_keys(events: pl.DataFrame, customers: pl.DataFrame) -> pl.Da
         )
         events = events.join(lookup, on=kind, how="left")
         keys.append(f"_key_{kind}")
-    return events.with_columns(pl.coalesce(keys).alias("customer_key")).drop(keys)
+    # An event none of whose identifiers is usable (all blocked) is a customer of its own
+    # rather than lost; ingest normally rejects such rows first.
+    unknown = pl.lit("c_event:") + pl.col("event_id")
+    return events.with_columns(pl.coalesce(*keys, unknown).alias("customer_key")).drop(keys)

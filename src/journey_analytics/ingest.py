@@ -14,6 +14,7 @@ Everything here is pure: bytes in, frames out. Reading files and writing tables 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +25,14 @@ from typing import Any
 import polars as pl
 
 from journey_analytics.errors import SourceError
-from journey_analytics.privacy import keyed_hash, normalise_email, normalise_phone, redact
+from journey_analytics.privacy import (
+    keyed_hash,
+    mask_fields,
+    normalise_email,
+    normalise_phone,
+    redact,
+    strip_query,
+)
 
 MONEY = pl.Decimal(18, 2)
 UTC_TIME = pl.Datetime("us", "UTC")
@@ -64,6 +72,12 @@ REJECT_SCHEMA: dict[str, pl.DataType] = {
     "raw_text": pl.String(),
 }
 SEGMENT_TYPES = frozenset({"track", "page", "screen", "identify"})
+IDENTIFIER_FIELDS = ("anonymous_id", "user_id", "email", "phone", "loyalty_id", "payment_token")
+PII_FIELDS = frozenset({"email", "phone", "payment_token"})
+# Placeholder values that identify nobody (lower case); the config's identity.blocked_values.
+BLOCKED_VALUES = frozenset(
+    {"0", "-1", "null", "none", "nan", "undefined", "anonymous", "unknown", "test"}
+)
 
 CONTACT_COLUMNS = (
     "contact_id",
@@ -170,10 +184,14 @@ def _local_timestamp(value: Any, field: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is not None or len(text) <= len("2026-01-01"):
+        # A zone would contradict the store's own zone; a date alone has no time of day.
         raise RowRejected(
-            "invalid_timestamp", f"{field}: expected 'YYYY-MM-DD HH:MM:SS', found {text!r}"
-        ) from None
-    return parsed.replace(tzinfo=None)
+            "invalid_timestamp",
+            f"{field}: expected store-local 'YYYY-MM-DD HH:MM:SS' without a zone, found {text!r}",
+        )
+    return parsed
 
 
 def _money(value: Any, field: str) -> Decimal | None:
@@ -189,10 +207,15 @@ def _money(value: Any, field: str) -> Decimal | None:
     return amount
 
 
-def _integer(value: Any, field: str) -> int:
+def _integer(value: Any, field: str, *, default: int | None = None) -> int:
+    """An integer; a missing value is an error unless a default is given."""
     text = _text(value)
+    if text is None:
+        if default is None:
+            raise RowRejected("missing_value", f"{field} is missing")
+        return default
     try:
-        return int(text) if text is not None else 0
+        return int(text)
     except ValueError:
         raise RowRejected(
             "invalid_number", f"{field}: expected an integer, found {text!r}"
@@ -249,7 +272,7 @@ def _reject(file: str, line_no: int, reason: str, detail: str, raw: str) -> dict
         "line_no": line_no,
         "reason": reason,
         "detail": redact(detail),
-        "raw_text": redact(raw[:2000]),
+        "raw_text": raw[:2000],
     }
 
 
@@ -277,45 +300,84 @@ def _collect(
 def _json_rows(data: bytes) -> Iterator[tuple[int, str | None, str, Any]]:
     for line_no, text, raw in _lines(data):
         if text is None:
-            yield line_no, "invalid_utf8", raw.decode("utf-8", "replace"), None
+            yield line_no, "invalid_utf8", redact(raw.decode("utf-8", "replace")), None
             continue
         try:
             value = json.loads(text)
         except (json.JSONDecodeError, RecursionError):
-            yield line_no, "invalid_json", text, None
+            yield line_no, "invalid_json", redact(text), None
             continue
         if not isinstance(value, dict):
-            yield line_no, "invalid_json", text, None
+            yield line_no, "invalid_json", redact(text), None
             continue
-        yield line_no, None, text, value
+        yield line_no, None, json.dumps(mask_fields(value), ensure_ascii=False), value
+
+
+def _decoded_lines(data: bytes) -> tuple[list[str], set[int]]:
+    """The file's lines as text (a leading byte-order mark dropped) and the 1-based numbers
+    of the lines that were not UTF-8 (kept, with replacement characters)."""
+    lines, bad = [], set()
+    for line_no, line in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
+        raw = line.removesuffix(b"\r")
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            lines.append(raw.decode("utf-8", "replace"))
+            bad.add(line_no)
+    return lines, bad
+
+
+def _masked_csv(header: list[str], fields: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(
+        "<redacted>" if column in PII_FIELDS and value else value
+        for column, value in zip(header, fields, strict=True)
+    )
+    return out.getvalue()
 
 
 def _csv_rows(
     data: bytes, *, file: str, required: tuple[str, ...]
 ) -> Iterator[tuple[int, str | None, str, Any]]:
-    """Rows of a CSV file as dicts; the header must have every required column."""
-    lines = _lines(data)
-    header_line = next(lines, None)
-    if header_line is None or header_line[1] is None:
+    """Rows of a CSV file as dicts, numbered by the line they start on; quoted fields may
+    span lines. The header must have every required column."""
+    lines, bad = _decoded_lines(data)
+    reader = csv.reader(line + "\n" for line in lines)
+    header = next((fields for fields in reader if any(f.strip() for f in fields)), None)
+    if header is None:
         msg = f"{file}: expected a CSV header with {', '.join(required)}; the file is empty"
         raise SourceError(msg)
-    header = next(csv.reader([header_line[1]]))
+    if reader.line_num in bad:
+        msg = f"{file}, line {reader.line_num}: the header is not UTF-8 text"
+        raise SourceError(msg)
     missing = [column for column in required if column not in header]
     if missing:
         msg = (
-            f"{file}, line {header_line[0]}: expected the columns {', '.join(required)}; "
+            f"{file}, line {reader.line_num}: expected the columns {', '.join(required)}; "
             f"missing {', '.join(missing)} (found {', '.join(header)})"
         )
         raise SourceError(msg)
-    for line_no, text, raw in lines:
-        if text is None:
-            yield line_no, "invalid_utf8", raw.decode("utf-8", "replace"), None
+    previous = reader.line_num
+    while True:
+        try:
+            fields = next(reader, None)
+        except csv.Error as error:
+            text = redact("\n".join(lines[previous:]))
+            yield previous + 1, "invalid_csv", f"{error}: {text}", None
+            return
+        if fields is None:
+            return
+        start, end = previous + 1, reader.line_num
+        previous = end
+        if not any(field.strip() for field in fields):
             continue
-        fields = next(csv.reader([text]))
-        if len(fields) != len(header):
-            yield line_no, "wrong_field_count", text, None
-            continue
-        yield line_no, None, text, dict(zip(header, fields, strict=True))
+        text = "\n".join(lines[start - 1 : end])
+        if bad.intersection(range(start, end + 1)):
+            yield start, "invalid_utf8", redact(text), None
+        elif len(fields) != len(header):
+            yield start, "wrong_field_count", redact(text), None
+        else:
+            yield start, None, _masked_csv(header, fields), dict(zip(header, fields, strict=True))
 
 
 def _frame(rows: list[dict[str, Any]], schema: dict[str, Any]) -> pl.DataFrame:
@@ -326,9 +388,20 @@ def _rejects(rejects: list[dict[str, Any]]) -> pl.DataFrame:
     return _frame(rejects, REJECT_SCHEMA)
 
 
-def _identifiers_required(row: dict[str, Any], names: tuple[str, ...]) -> None:
+def _identifiers_required(
+    row: dict[str, Any], names: tuple[str, ...], blocked: frozenset[str]
+) -> None:
+    """Clears blocked identifier values (``unknown``, ``0``, ...), then requires one of
+    ``names``: a row no identifier ties to a person cannot join a journey."""
+    for field in IDENTIFIER_FIELDS:
+        value = row.get(field)
+        if value is not None and value.strip().lower() in blocked:
+            row[field] = None
     if not any(row.get(name) for name in names):
-        raise RowRejected("missing_identifier", f"none of {', '.join(names)} is set")
+        raise RowRejected(
+            "missing_identifier",
+            f"none of {', '.join(names)} is set (blocked values like 'unknown' do not count)",
+        )
 
 
 # ---------------------------------------------------------------- Segment clickstream
@@ -376,7 +449,9 @@ def _segment_event_name(message: dict[str, Any]) -> str:
     return f"{kind}:{_text(message.get('name')) or ''}"
 
 
-def _segment_row(message: dict[str, Any], known_events: frozenset[str]) -> dict[str, Any]:
+def _segment_row(
+    message: dict[str, Any], known_events: frozenset[str], blocked: frozenset[str]
+) -> dict[str, Any]:
     event_name = _segment_event_name(message)
     if event_name not in known_events:
         raise RowRejected("unmapped_event", f"event {event_name!r} is not in the taxonomy")
@@ -406,32 +481,39 @@ def _segment_row(message: dict[str, Any], known_events: frozenset[str]) -> dict[
         "revenue": _money(properties.get("revenue"), "properties.revenue"),
         "currency": _text(properties.get("currency")),
     }
-    _identifiers_required(row, ("anonymous_id", "user_id"))
+    _identifiers_required(row, ("anonymous_id", "user_id"), blocked)
     page = _object(context.get("page"))
     extra = {
-        "url": page.get("url"),
-        "referrer": page.get("referrer"),
+        "url": strip_query(page["url"]) if isinstance(page.get("url"), str) else None,
+        "referrer": strip_query(page["referrer"])
+        if isinstance(page.get("referrer"), str)
+        else None,
         "campaign": context.get("campaign"),
         "device": "app" if "app" in context else "browser",
     }
     row["properties"] = json.dumps(
-        {**{k: v for k, v in extra.items() if v}, **_without_pii(properties)}, sort_keys=True
+        mask_fields({**{k: v for k, v in extra.items() if v}, **properties}), sort_keys=True
     )
     return row
 
 
-def _without_pii(properties: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in properties.items() if k not in {"email", "phone", "name"}}
-
-
-def parse_segment(data: bytes, *, file: str, known_events: frozenset[str], hash_key: str) -> Parsed:
+def parse_segment(
+    data: bytes,
+    *,
+    file: str,
+    known_events: frozenset[str],
+    hash_key: str,
+    blocked_values: frozenset[str] = BLOCKED_VALUES,
+) -> Parsed:
     """Parses Segment-spec JSON lines (track, page, screen, identify).
 
     Page and screen names map as ``page:<name>``, identify as ``identify``, track as its event
     name; a name the taxonomy does not know is rejected as ``unmapped_event``.
     """
     accepted, rejects = _collect(
-        _json_rows(data), lambda message: _segment_row(message, known_events), file=file
+        _json_rows(data),
+        lambda message: _segment_row(message, known_events, blocked_values),
+        file=file,
     )
     rows = _hash_pii(_frame(accepted, SEGMENT_ROW_SCHEMA), key=hash_key)
     return Parsed(rows, _rejects(rejects))
@@ -467,7 +549,7 @@ INTERACTION_ROW_SCHEMA: dict[str, Any] = {
 }
 
 
-def _contact_row(row: dict[str, str]) -> dict[str, Any]:
+def _contact_row(row: dict[str, str], blocked: frozenset[str]) -> dict[str, Any]:
     contact_id = _text(row["contact_id"])
     if contact_id is None:
         raise RowRejected("missing_id", "contact_id is missing")
@@ -482,20 +564,26 @@ def _contact_row(row: dict[str, str]) -> dict[str, Any]:
         if _text(row["created_at"])
         else None,
     }
-    _identifiers_required(parsed, ("email", "phone", "loyalty_id", "user_id"))
+    _identifiers_required(parsed, ("email", "phone", "loyalty_id", "user_id"), blocked)
     return parsed
 
 
-def parse_crm_contacts(data: bytes, *, file: str, hash_key: str) -> Parsed:
+def parse_crm_contacts(
+    data: bytes, *, file: str, hash_key: str, blocked_values: frozenset[str] = BLOCKED_VALUES
+) -> Parsed:
     """Parses a CRM contacts CSV: identity records (not events) that link e-mail, phone,
     loyalty card and web account."""
     accepted, rejects = _collect(
-        _csv_rows(data, file=file, required=CONTACT_COLUMNS), _contact_row, file=file
+        _csv_rows(data, file=file, required=CONTACT_COLUMNS),
+        lambda row: _contact_row(row, blocked_values),
+        file=file,
     )
     return Parsed(_hash_pii(_frame(accepted, CONTACT_ROW_SCHEMA), key=hash_key), _rejects(rejects))
 
 
-def _interaction_row(row: dict[str, str], known_events: frozenset[str]) -> dict[str, Any]:
+def _interaction_row(
+    row: dict[str, str], known_events: frozenset[str], blocked: frozenset[str]
+) -> dict[str, Any]:
     interaction_id = _text(row["interaction_id"])
     if interaction_id is None:
         raise RowRejected("missing_id", "interaction_id is missing")
@@ -520,17 +608,22 @@ def _interaction_row(row: dict[str, str], known_events: frozenset[str]) -> dict[
             )
         },
     }
-    _identifiers_required(parsed, ("email", "phone", "loyalty_id"))
+    _identifiers_required(parsed, ("email", "phone", "loyalty_id"), blocked)
     return parsed
 
 
 def parse_crm_interactions(
-    data: bytes, *, file: str, known_events: frozenset[str], hash_key: str
+    data: bytes,
+    *,
+    file: str,
+    known_events: frozenset[str],
+    hash_key: str,
+    blocked_values: frozenset[str] = BLOCKED_VALUES,
 ) -> Parsed:
     """Parses a CRM interactions CSV (e-mail opens and clicks, calls, chats, store visits)."""
     accepted, rejects = _collect(
         _csv_rows(data, file=file, required=INTERACTION_COLUMNS),
-        lambda row: _interaction_row(row, known_events),
+        lambda row: _interaction_row(row, known_events, blocked_values),
         file=file,
     )
     rows = _hash_pii(_frame(accepted, INTERACTION_ROW_SCHEMA), key=hash_key)
@@ -566,7 +659,9 @@ LINE_ROW_SCHEMA: dict[str, Any] = {
 }
 
 
-def _receipt_row(row: dict[str, str], store_zones: dict[str, str]) -> dict[str, Any]:
+def _receipt_row(
+    row: dict[str, str], store_zones: dict[str, str], blocked: frozenset[str]
+) -> dict[str, Any]:
     receipt_id = _text(row["receipt_id"])
     if receipt_id is None:
         raise RowRejected("missing_id", "receipt_id is missing")
@@ -583,18 +678,23 @@ def _receipt_row(row: dict[str, str], store_zones: dict[str, str]) -> dict[str, 
         "currency": _text(row["currency"]),
         "total": _money(row["total"], "total"),
     }
-    _identifiers_required(parsed, ("loyalty_id", "payment_token"))
+    _identifiers_required(parsed, ("loyalty_id", "payment_token"), blocked)
     return parsed
 
 
 def parse_pos_receipts(
-    data: bytes, *, file: str, store_zones: dict[str, str], hash_key: str
+    data: bytes,
+    *,
+    file: str,
+    store_zones: dict[str, str],
+    hash_key: str,
+    blocked_values: frozenset[str] = BLOCKED_VALUES,
 ) -> Parsed:
     """Parses POS receipts; ``receipt_ts`` is the store's wall-clock time, converted to UTC
     with the store's zone by :func:`local_to_utc`."""
     accepted, rejects = _collect(
         _csv_rows(data, file=file, required=RECEIPT_COLUMNS),
-        lambda row: _receipt_row(row, store_zones),
+        lambda row: _receipt_row(row, store_zones, blocked_values),
         file=file,
     )
     rows = _frame(accepted, RECEIPT_ROW_SCHEMA)
@@ -624,7 +724,7 @@ def _line_row(row: dict[str, str], known_events: frozenset[str]) -> dict[str, An
         "receipt_line": line,
         "sku": _text(row["sku"]),
         "category": _text(row["category"]),
-        "quantity": _integer(row["quantity"], "quantity"),
+        "quantity": _integer(row["quantity"], "quantity", default=1),
         "amount": _money(row["amount"], "amount"),
         "event_name": line_type,
         "order_id": _text(row["order_id"]),
@@ -731,3 +831,13 @@ def events_from_pos(
         pl.struct(pl.col("receipt_id"), pl.col("skus")).struct.json_encode().alias("properties"),
     )
     return _canonical(events)
+
+
+def unmatched_pos(receipts: pl.DataFrame, lines: pl.DataFrame) -> dict[str, int]:
+    """Loaded POS rows that make no event: lines whose receipt has not arrived (yet), and
+    receipts without any line."""
+    receipt_ids = receipts.select(pl.col("record_key").alias("receipt_id"))
+    orphans = lines.join(receipt_ids, on="receipt_id", how="anti").height
+    empty = receipt_ids.join(lines.select("receipt_id"), on="receipt_id", how="anti").height
+    counts = {"receipt lines without their receipt": orphans, "receipts without lines": empty}
+    return {reason: count for reason, count in counts.items() if count}

@@ -5,18 +5,20 @@ functions, write back. No analytics logic lives here, and none lives in ``pipeli
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Protocol
+from zoneinfo import available_timezones
 
 import polars as pl
 
 from journey_analytics import attribution, dashboards, graphs, identity, ingest, journeys, sessions
 from journey_analytics import patterns as pattern_rules
 from journey_analytics.config import CrmSource, PosSource, SegmentSource, Settings
-from journey_analytics.errors import SourceError
+from journey_analytics.errors import ConfigError, SourceError, format_problems
 from journey_analytics.taxonomy import load_taxonomy
 from journey_analytics.warehouse import Warehouse
 
@@ -63,6 +65,9 @@ class CoreReport:
     identifiers: int
     links: int
     links_dropped: int
+    # loaded rows that make no event yet, by reason (e.g. receipt lines whose receipt has not
+    # arrived); they stay in raw and become events when what they wait for is loaded
+    pending: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,11 @@ def _files(settings: Settings, pattern: str) -> list[Path]:
 
 
 def store_zones(settings: Settings) -> dict[str, str]:
-    """store_id -> IANA time zone, from the stores file named in the config."""
+    """store_id -> IANA time zone, from the stores file named in the config.
+
+    Raises:
+        SourceError: naming the file and every line whose store id or zone is unusable.
+    """
     path = settings.resolve(settings.stores)
     try:
         stores = pl.read_csv(path, infer_schema=False)
@@ -109,7 +118,24 @@ def store_zones(settings: Settings) -> dict[str, str]:
             f"{path}: expected columns store_id and timezone; missing {', '.join(sorted(missing))}"
         )
         raise SourceError(msg)
-    return dict(stores.select("store_id", "timezone").iter_rows())
+    problems, zones = [], {}
+    for line_no, (store_id, zone) in enumerate(
+        stores.select("store_id", "timezone").iter_rows(), start=2
+    ):
+        if not store_id:
+            problems.append(f"line {line_no}: store_id is empty")
+        elif store_id in zones:
+            problems.append(f"line {line_no}: store_id {store_id!r} is listed twice")
+        elif zone not in available_timezones():
+            problems.append(
+                f"line {line_no}: timezone of {store_id}: expected an IANA zone such as "
+                f"Europe/Rome, found {zone!r}"
+            )
+        else:
+            zones[store_id] = zone
+    if problems:
+        raise SourceError(format_problems(f"{path} is not a valid stores file", problems))
+    return zones
 
 
 class Parser(Protocol):
@@ -119,7 +145,14 @@ class Parser(Protocol):
 
 
 def _load_file(
-    wh: Warehouse, *, source: str, path: Path, raw_table: str, parser: Parser, base: Path
+    wh: Warehouse,
+    *,
+    source: str,
+    path: Path,
+    raw_table: str,
+    parser: Parser,
+    base: Path,
+    fingerprint: str,
 ) -> BatchReport:
     """Loads one file exactly once: skipped if its checksum was loaded before."""
     data = path.read_bytes()
@@ -162,6 +195,7 @@ def _load_file(
                 "rows_duplicate": report.rows_duplicate,
                 "rows_rejected": report.rows_rejected,
                 "status": "loaded",
+                "key_fingerprint": fingerprint,
                 "started_at": started_at,
                 "finished_at": _now(),
             }
@@ -188,29 +222,48 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
         for kind in ("segment", "crm", "pos")
     }
     key = settings.hash_key()
+    blocked = frozenset(value.strip().lower() for value in settings.identity.blocked_values)
     zones = store_zones(settings)
     plan: list[tuple[str, str, str, Parser]] = []
     for name, source in settings.sources.items():
         if isinstance(source, SegmentSource):
-            segment = partial(ingest.parse_segment, known_events=known["segment"], hash_key=key)
+            segment = partial(
+                ingest.parse_segment,
+                known_events=known["segment"],
+                hash_key=key,
+                blocked_values=blocked,
+            )
             plan.append((name, source.path, "raw.clickstream", segment))
         elif isinstance(source, CrmSource):
-            contacts = partial(ingest.parse_crm_contacts, hash_key=key)
+            contacts = partial(ingest.parse_crm_contacts, hash_key=key, blocked_values=blocked)
             interactions = partial(
-                ingest.parse_crm_interactions, known_events=known["crm"], hash_key=key
+                ingest.parse_crm_interactions,
+                known_events=known["crm"],
+                hash_key=key,
+                blocked_values=blocked,
             )
             plan.append((name, source.contacts, "raw.crm_contacts", contacts))
             plan.append((name, source.interactions, "raw.crm_interactions", interactions))
         elif isinstance(source, PosSource):
-            receipts = partial(ingest.parse_pos_receipts, store_zones=zones, hash_key=key)
+            receipts = partial(
+                ingest.parse_pos_receipts, store_zones=zones, hash_key=key, blocked_values=blocked
+            )
             lines = partial(ingest.parse_pos_lines, known_events=known["pos"])
             plan.append((name, source.receipts, "raw.pos_receipts", receipts))
             plan.append((name, source.lines, "raw.pos_lines", lines))
+    # Every glob resolves before anything loads: a missing source stops the run up front.
+    files = [
+        (name, path, table, parser)
+        for name, pattern, table, parser in plan
+        for path in _files(settings, pattern)
+    ]
+    fingerprint = key_fingerprint(key)
     reports: list[BatchReport] = []
     with Warehouse.open(settings.database_path) as wh:
         wh.ensure_tables()
-        for name, pattern, raw_table, parser in plan:
-            reports.extend(
+        check_key(wh, fingerprint)
+        for name, path, raw_table, parser in files:
+            reports.append(
                 _load_file(
                     wh,
                     source=name,
@@ -218,10 +271,31 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
                     raw_table=raw_table,
                     parser=parser,
                     base=settings.base_dir,
+                    fingerprint=fingerprint,
                 )
-                for path in _files(settings, pattern)
             )
     return reports
+
+
+def key_fingerprint(key: str) -> str:
+    """A value that tells hashing keys apart without revealing them."""
+    return hmac.new(key.encode(), b"journey-analytics key fingerprint", "sha256").hexdigest()[:16]
+
+
+def check_key(wh: Warehouse, fingerprint: str) -> None:
+    """Refuses a hashing key other than the one earlier batches were hashed with: the same
+    e-mail would get another hash and every customer would split in two."""
+    used = wh.query(
+        "select distinct key_fingerprint from ops.batches where key_fingerprint <> $fingerprint",
+        {"fingerprint": fingerprint},
+    )
+    if used.height:
+        msg = (
+            "The hashing key differs from the one the database was loaded with (ops.batches "
+            f"key_fingerprint {used.item(0, 0)}, now {fingerprint}). Set JOURNEY_HASH_KEY (or "
+            "[privacy] hash_key) to the original key, or load into a new database."
+        )
+        raise ConfigError(msg)
 
 
 def _raw(wh: Warehouse, table: str, source: str) -> pl.DataFrame | None:
@@ -232,23 +306,31 @@ def _raw(wh: Warehouse, table: str, source: str) -> pl.DataFrame | None:
 
 def canonical_events(
     wh: Warehouse, settings: Settings, taxonomy: pl.DataFrame
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """All canonical events and all CRM contact records, from the raw tables."""
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
+    """All canonical events and all CRM contact records, from the raw tables, and the count
+    of loaded rows that make no event yet, by reason (nothing is dropped unseen)."""
     events = [pl.DataFrame(schema=ingest.EVENT_SCHEMA)]
     contacts = []
+    pending: dict[str, int] = {}
+
+    def add(frame: pl.DataFrame, rows: int, reason: str) -> None:
+        events.append(frame)
+        if rows > frame.height:
+            pending[reason] = pending.get(reason, 0) + rows - frame.height
+
     for name, source in settings.sources.items():
         if isinstance(source, SegmentSource):
             rows = _raw(wh, "raw.clickstream", name)
             if rows is not None:
-                events.append(
-                    ingest.events_from_segment(
-                        rows, source=name, channel=source.channel, taxonomy=taxonomy
-                    )
+                frame = ingest.events_from_segment(
+                    rows, source=name, channel=source.channel, taxonomy=taxonomy
                 )
+                add(frame, rows.height, "event name no longer in the taxonomy")
         elif isinstance(source, CrmSource):
             rows = _raw(wh, "raw.crm_interactions", name)
             if rows is not None:
-                events.append(ingest.events_from_crm(rows, source=name, taxonomy=taxonomy))
+                frame = ingest.events_from_crm(rows, source=name, taxonomy=taxonomy)
+                add(frame, rows.height, "event name no longer in the taxonomy")
             contact_rows = _raw(wh, "raw.crm_contacts", name)
             if contact_rows is not None:
                 contacts.append(contact_rows)
@@ -259,12 +341,14 @@ def canonical_events(
                 events.append(
                     ingest.events_from_pos(receipts, lines, source=name, taxonomy=taxonomy)
                 )
+                for reason, count in ingest.unmatched_pos(receipts, lines).items():
+                    pending[reason] = pending.get(reason, 0) + count
     contact_frame = (
         pl.concat(contacts)
         if contacts
         else pl.DataFrame(schema={"source": pl.String, "created_at": ingest.UTC_TIME})
     )
-    return pl.concat(events), contact_frame
+    return pl.concat(events), contact_frame, pending
 
 
 def build_core(settings: Settings) -> CoreReport:
@@ -272,7 +356,7 @@ def build_core(settings: Settings) -> CoreReport:
     taxonomy = load_taxonomy(settings.resolve(settings.taxonomy) if settings.taxonomy else None)
     with Warehouse.open(settings.database_path) as wh:
         wh.ensure_tables()
-        events, contacts = canonical_events(wh, settings, taxonomy)
+        events, contacts, pending = canonical_events(wh, settings, taxonomy)
         records = pl.concat(
             [
                 events.select(
@@ -302,7 +386,19 @@ def build_core(settings: Settings) -> CoreReport:
         identifiers=stitched.customers.height,
         links=stitched.links.height,
         links_dropped=stitched.links.filter(~pl.col("is_active")).height,
+        pending=pending,
     )
+
+
+def end_of_data(events: pl.DataFrame) -> datetime:
+    """The moment the data ends: the last event, but never after the last load (a device
+    clock in the future must not make every open journey look abandoned)."""
+    bounds = events.select(pl.col("occurred_at").max(), pl.col("ingested_at").max())
+    last_event: datetime | None = bounds.item(0, 0)
+    last_load: datetime | None = bounds.item(0, 1)
+    if last_event is None or last_load is None:
+        return datetime(1970, 1, 1, tzinfo=UTC)
+    return min(last_event, last_load)
 
 
 def build_journeys(settings: Settings) -> JourneyReport:
@@ -319,11 +415,11 @@ def build_journeys(settings: Settings) -> JourneyReport:
             default_timeout_minutes=settings.sessions.default_timeout_minutes,
         )
         steps = journeys.assign_journeys(in_sessions, timeout=timeout)
-        as_of = events.get_column("occurred_at").max()
+        as_of = end_of_data(events)
         summary = journeys.summarise_journeys(
             steps,
             timeout=timeout,
-            as_of=as_of if isinstance(as_of, datetime) else _now(),
+            as_of=as_of,
             drop_touchpoints=settings.paths.drop_touchpoints,
             collapse_repeats=settings.paths.collapse_repeats,
         )
@@ -369,9 +465,16 @@ def build_marts(settings: Settings) -> dict[str, int]:
         )
         with wh.transaction():
             wh.replace("marts.transitions", graphs.segment_transitions(edges, summary))
-            wh.replace("marts.attribution", attribution.attribute(steps_with_revenue))
-            for mart in ("marts.funnel", "marts.dropoffs", "marts.paths"):
-                wh.build_mart(mart)
+            wh.replace(
+                "marts.attribution",
+                attribution.attribute(
+                    steps_with_revenue, drop_touchpoints=settings.paths.drop_touchpoints
+                ),
+            )
+            noise = {"drop_touchpoints": list(settings.paths.drop_touchpoints)}
+            wh.build_mart("marts.funnel")
+            wh.build_mart("marts.dropoffs", noise)
+            wh.build_mart("marts.paths")
         return {
             table: int(wh.query(f"select count(*) as n from {table}").item())
             for table in (
@@ -386,7 +489,7 @@ def build_marts(settings: Settings) -> dict[str, int]:
 
 
 def read_dashboard_data(settings: Settings) -> dashboards.DashboardData:
-    with Warehouse.open(settings.database_path) as wh:
+    with Warehouse.open(settings.database_path, read_only=True) as wh:
         return dashboards.DashboardData(
             transitions=wh.read("marts.transitions"),
             dropoffs=wh.read("marts.dropoffs"),
@@ -399,9 +502,14 @@ def read_dashboard_data(settings: Settings) -> dashboards.DashboardData:
 
 def export_dashboard(settings: Settings) -> Path:
     """Writes ``<reports_dir>/dashboard.html`` from the marts."""
+    with Warehouse.open(settings.database_path, read_only=True) as wh:
+        first, last = wh.query(
+            "select min(started_at) as first, max(ended_at) as last from journeys.journeys"
+        ).row(0)
+    period = f", {first:%d %b %Y} to {last:%d %b %Y}" if first and last else ""
     html = dashboards.render_dashboard(
         read_dashboard_data(settings),
-        title="Customer journeys",
+        title=f"Customer journeys{period}",
         generated_at=_now().strftime("%Y-%m-%d %H:%M UTC"),
     )
     return dashboards.write_dashboard(html, settings.reports_path / "dashboard.html")

@@ -20,20 +20,32 @@ import polars as pl
 PATH_SEPARATOR = " > "
 
 
+# Among events at the same instant a conversion comes last: what happened at the moment of a
+# purchase led to it, and does not open the next journey. Then the event id, for a fixed order.
+EVENT_ORDER = ("occurred_at", "is_conversion", "event_id")
+
+
 def assign_journeys(events: pl.DataFrame, *, timeout: timedelta) -> pl.DataFrame:
-    """Adds ``journey_id`` (``"j:" + first event_id``), ``position`` and ``is_fulfilment``."""
-    ordered = events.sort("customer_key", "occurred_at", "event_id")
+    """Adds ``journey_id`` (``"j:" + first event_id``), ``position`` and ``is_fulfilment``.
+
+    A later non-conversion event that carries the ``order_id`` of a conversion (a pickup, a
+    return, a review) is a fulfilment step of that conversion's journey, even when the person
+    who collects the order was stitched to another customer.
+    """
+    ordered = events.sort("customer_key", *EVENT_ORDER)
     conversions = (
-        ordered.filter(pl.col("is_conversion") & pl.col("order_id").is_not_null())
+        events.filter(pl.col("is_conversion") & pl.col("order_id").is_not_null())
+        .sort(*EVENT_ORDER)
         .select(
-            "customer_key",
             "order_id",
             pl.col("event_id").alias("conversion_event_id"),
             pl.col("occurred_at").alias("converted_at"),
         )
-        .unique(["customer_key", "order_id"], keep="first", maintain_order=True)
+        .unique("order_id", keep="first", maintain_order=True)
     )
-    flagged = ordered.join(conversions, on=["customer_key", "order_id"], how="left").with_columns(
+    flagged = ordered.join(
+        conversions, on="order_id", how="left", maintain_order="left"
+    ).with_columns(
         (
             ~pl.col("is_conversion")
             & pl.col("conversion_event_id").is_not_null()
@@ -52,12 +64,12 @@ def assign_journeys(events: pl.DataFrame, *, timeout: timedelta) -> pl.DataFrame
         pl.col("event_id").alias("conversion_event_id"), "journey_id"
     )
     fulfilment = flagged.filter("is_fulfilment").join(
-        journey_of_conversion, on="conversion_event_id", how="left"
+        journey_of_conversion, on="conversion_event_id", how="left", maintain_order="left"
     )
     steps = pl.concat([main, fulfilment], how="diagonal_relaxed")
     return (
         steps.drop("conversion_event_id", "converted_at")
-        .sort("journey_id", "occurred_at", "event_id")
+        .sort("journey_id", *EVENT_ORDER)
         .with_columns(
             pl.int_range(1, pl.len() + 1).over("journey_id").cast(pl.Int64).alias("position")
         )

@@ -10,11 +10,36 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import polars as pl
 
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-_PHONE_RE = re.compile(r"\+?\d[\d\s\-().]{6,}\d")
+# An international number (+ and 8 or more digits, spaces or hyphens between), or 9 or more
+# digits in a row (a phone or card number). Dates, times and amounts match neither.
+_PHONE_RE = re.compile(r"(?<![\w+])\+\d[\d \-()]{6,}\d|(?<!\d)\d{9,}(?!\d)")
+# Keys whose values are personal in any JSON record (compared in lower case).
+PII_KEYS = frozenset(
+    {
+        "email",
+        "phone",
+        "payment_token",
+        "card",
+        "card_number",
+        "name",
+        "first_name",
+        "last_name",
+        "firstname",
+        "lastname",
+        "address",
+        "street",
+        "user_email",
+        "phone_number",
+        "mobile",
+        "birthday",
+    }
+)
 
 
 def normalise_email(column: pl.Expr) -> pl.Expr:
@@ -51,5 +76,32 @@ def keyed_hash(values: pl.Series, *, key: str) -> pl.Series:
 
 
 def redact(text: str) -> str:
-    """Masks anything that looks like an e-mail address or a phone number."""
+    """Masks anything that looks like an e-mail address, a phone or a card number.
+
+    Example:
+        >>> redact("anna@example.com called +39 333 123 4567 at 2026-03-01 10:00")
+        '<email> called <phone> at 2026-03-01 10:00'
+    """
     return _PHONE_RE.sub("<phone>", _EMAIL_RE.sub("<email>", text))
+
+
+def mask_fields(value: Any) -> Any:
+    """A copy of a JSON value with personal keys' values replaced and free text redacted."""
+    if isinstance(value, dict):
+        return {
+            key: "<redacted>" if str(key).lower() in PII_KEYS else mask_fields(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_fields(item) for item in value]
+    if isinstance(value, str):
+        return redact(value)
+    return value
+
+
+def strip_query(url: str) -> str:
+    """A URL without its query string and fragment, except ``utm_*`` campaign parameters
+    (query strings carry e-mails, tokens and search terms)."""
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query) if k.lower().startswith("utm_")]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))

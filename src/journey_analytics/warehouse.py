@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,7 @@ class Warehouse:
                 f"insert into {_checked_table(table)} by name select * from _incoming"
             )
         finally:
-            self._con.unregister("_incoming")
+            self._unregister("_incoming")
 
     def replace(self, table: str, frame: pl.DataFrame) -> None:
         """Replaces every row of the table with the frame's rows."""
@@ -147,7 +147,12 @@ class Warehouse:
                 f"create table if not exists {_checked_table(table)} as select * from _shape"
             )
         finally:
-            self._con.unregister("_shape")
+            self._unregister("_shape")
+
+    def _unregister(self, name: str) -> None:
+        # Inside a failed transaction this raises too; the first error is the one to report.
+        with suppress(duckdb.Error):
+            self._con.unregister(name)
 
     def build_mart(self, table: str, params: dict[str, Any] | None = None) -> None:
         """Recomputes a mart from its query file ``sql/marts/<name>.sql``."""
