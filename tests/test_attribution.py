@@ -5,14 +5,18 @@ from datetime import timedelta
 import polars as pl
 
 from journey_analytics.attribution import attribute
-from journey_analytics.journeys import assign_journeys
+from journey_analytics.journeys import assign_journeys, summarise_journeys
 
-from ._events import scenario
+from ._events import AS_OF, scenario
 
 
 def test_first_last_linear_credit_over_the_touches_before_each_conversion() -> None:
-    steps = assign_journeys(scenario(), timeout=timedelta(days=30))
-    credit = attribute(steps, drop_touchpoints=("sign_in",))
+    timeout = timedelta(days=30)
+    steps = assign_journeys(scenario(), timeout=timeout)
+    journeys = summarise_journeys(
+        steps, timeout=timeout, as_of=AS_OF, drop_touchpoints=(), collapse_repeats=True
+    )
+    credit = attribute(steps, journeys, drop_touchpoints=("sign_in",))
     table = {(m, d, v): (c, r) for m, d, v, c, r in credit.rows()}
     # Touches before each conversion (sign_in is noise, the conversion step is not a touch):
     #   web:1  product_view, add_to_cart (web, web)  50   | web:4  product_view x2 (web)  80

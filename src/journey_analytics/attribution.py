@@ -1,6 +1,7 @@
 """Attribution: converted journeys' steps to credit per channel or touchpoint.
 
-Input grain: one step of a journey (``journeys.steps`` with revenue of the conversion).
+Input grain: one step of a journey (``journeys.steps``) and one row per journey
+(``journeys.journeys``: whether and for how much it converted).
 Output grain: one row per (model, dimension, value) with the conversions and revenue credited
 (``marts.attribution``). Models: ``first_touch`` (all credit to the first touch),
 ``last_touch`` (to the last touch before the conversion) and ``linear`` (equal shares to every
@@ -60,13 +61,14 @@ def _sum_in_order(weighted: pl.DataFrame, dimension: str) -> pl.DataFrame:
 
 def attribute(
     steps: pl.DataFrame,
+    journeys: pl.DataFrame,
     *,
     dimensions: tuple[str, ...] = ("channel", "touchpoint"),
     drop_touchpoints: tuple[str, ...] = (),
 ) -> pl.DataFrame:
     """Credit of each model for each value of each dimension; every model's credits sum to the
     number of conversions and to their revenue. Values with no credit have no row."""
-    revenue = steps.filter("is_conversion").select(
+    revenue = journeys.filter("converted").select(
         "journey_id", pl.col("revenue").cast(pl.Float64).fill_null(0.0).alias("journey_revenue")
     )
     before = steps.filter(~pl.col("is_fulfilment")).join(revenue, on="journey_id")

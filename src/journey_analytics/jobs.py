@@ -424,10 +424,7 @@ def build_journeys(settings: Settings) -> JourneyReport:
             collapse_repeats=settings.paths.collapse_repeats,
         )
         hits = pattern_rules.detect_patterns(steps, rules)
-        per_journey = hits.group_by("journey_id").agg(pl.col("pattern").sort().alias("patterns"))
-        summary = summary.join(per_journey, on="journey_id", how="left").with_columns(
-            pl.col("patterns").fill_null(pl.lit([], dtype=pl.List(pl.String)))
-        )
+        summary = pattern_rules.with_patterns(summary, hits)
         with wh.transaction():
             wh.replace("journeys.sessions", sessions.summarise_sessions(in_sessions))
             wh.replace("journeys.journeys", summary)
@@ -451,12 +448,6 @@ def build_marts(settings: Settings) -> dict[str, int]:
     with Warehouse.open(settings.database_path) as wh:
         steps = wh.read("journeys.steps")
         summary = wh.read("journeys.journeys")
-        steps_with_revenue = steps.join(
-            summary.select("conversion_event_id", "revenue"),
-            left_on="event_id",
-            right_on="conversion_event_id",
-            how="left",
-        )
         edges = graphs.transition_edges(
             steps,
             summary,
@@ -468,7 +459,7 @@ def build_marts(settings: Settings) -> dict[str, int]:
             wh.replace(
                 "marts.attribution",
                 attribution.attribute(
-                    steps_with_revenue, drop_touchpoints=settings.paths.drop_touchpoints
+                    steps, summary, drop_touchpoints=settings.paths.drop_touchpoints
                 ),
             )
             noise = {"drop_touchpoints": list(settings.paths.drop_touchpoints)}

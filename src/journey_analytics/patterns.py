@@ -217,3 +217,11 @@ def detect_patterns(steps: pl.DataFrame, rules: tuple[Rule, ...]) -> pl.DataFram
         else:
             frames.append(_channels_only_hits(steps, rule))
     return pl.concat([frame.cast(PATTERN_SCHEMA) for frame in frames]).sort("journey_id", "pattern")  # type: ignore[arg-type]
+
+
+def with_patterns(journeys: pl.DataFrame, hits: pl.DataFrame) -> pl.DataFrame:
+    """Adds to each journey the sorted list of its patterns (empty when it has none)."""
+    per_journey = hits.group_by("journey_id").agg(pl.col("pattern").sort().alias("patterns"))
+    return journeys.join(
+        per_journey, on="journey_id", how="left", maintain_order="left"
+    ).with_columns(pl.col("patterns").fill_null(pl.lit([], dtype=pl.List(pl.String))))
