@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 
 from journey_analytics.dashboards import build_figures
+from journey_analytics.jobs import MARTS
 from journey_analytics.warehouse import Warehouse
 
 from ._browser import run_chromium
@@ -30,24 +31,11 @@ PUBLIC_TABLES = (
     "journeys.sessions",
     "journeys.journeys",
     "journeys.steps",
-    "marts.transitions",
-    "marts.dropoffs",
-    "marts.funnel",
-    "marts.patterns",
-    "marts.paths",
-    "marts.attribution",
+    *MARTS,
     "ops.batches",
     "core.events",
     "core.identity_links",
     "core.customers",
-)
-MARTS = (
-    "marts.transitions",
-    "marts.dropoffs",
-    "marts.funnel",
-    "marts.patterns",
-    "marts.paths",
-    "marts.attribution",
 )
 
 

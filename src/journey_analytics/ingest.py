@@ -596,16 +596,7 @@ def _interaction_row(
         "occurred_at": _utc_timestamp(row["occurred_at"], "occurred_at"),
         **{
             column: _text(row[column])
-            for column in (
-                "channel",
-                "email",
-                "phone",
-                "loyalty_id",
-                "store_id",
-                "product_id",
-                "category",
-                "campaign",
-            )
+            for column in INTERACTION_COLUMNS[3:]  # channel ... campaign
         },
     }
     _identifiers_required(parsed, ("email", "phone", "loyalty_id"), blocked)

@@ -30,6 +30,14 @@ IDENTIFIER_COLUMNS = (
     "loyalty_id",
     "payment_hash",
 )
+MARTS = (
+    "marts.transitions",
+    "marts.dropoffs",
+    "marts.funnel",
+    "marts.patterns",
+    "marts.paths",
+    "marts.attribution",
+)
 STEP_COLUMNS = (
     "journey_id",
     "position",
@@ -467,15 +475,7 @@ def build_marts(settings: Settings) -> dict[str, int]:
             wh.build_mart("marts.dropoffs", noise)
             wh.build_mart("marts.paths")
         return {
-            table: int(wh.query(f"select count(*) as n from {table}").item())
-            for table in (
-                "marts.transitions",
-                "marts.dropoffs",
-                "marts.funnel",
-                "marts.patterns",
-                "marts.paths",
-                "marts.attribution",
-            )
+            table: int(wh.query(f"select count(*) as n from {table}").item()) for table in MARTS
         }
 
 
