@@ -11,13 +11,14 @@ from journey_analytics.errors import SourceError
 from journey_analytics.ingest import (
     drop_duplicates,
     events_from_pos,
+    events_from_segment,
     local_to_utc,
     parse_crm_interactions,
     parse_pos_lines,
     parse_pos_receipts,
     parse_segment,
 )
-from journey_analytics.taxonomy import load_taxonomy
+from journey_analytics.taxonomy import load_referrers, load_taxonomy
 
 from ._events import at
 
@@ -309,3 +310,65 @@ def test_quarantine_and_properties_never_keep_personal_data() -> None:
         "note": "call <phone>",
         "url": "https://shop.example/p?utm_source=nl",
     }
+
+
+def test_device_clock_skew_is_corrected_from_sent_at_and_received_at() -> None:
+    # The device clock is 2 hours fast; the event was sent 30 s after it happened and arrived
+    # 0.5 s later: true time = receivedAt - (sentAt - timestamp) = 10:00:00.5.
+    parsed = parse_segment(
+        b'{"type":"track","event":"Product Viewed","messageId":"m1","anonymousId":"a1",'
+        b'"timestamp":"2026-03-01T12:00:00.000Z","sentAt":"2026-03-01T12:00:30.000Z",'
+        b'"receivedAt":"2026-03-01T10:00:30.500Z"}\n'
+        # without sentAt there is nothing to correct with: the device time is kept
+        b'{"type":"track","event":"Product Viewed","messageId":"m2","anonymousId":"a1",'
+        b'"timestamp":"2026-03-01T12:00:00.000Z","receivedAt":"2026-03-01T10:00:30.500Z"}',
+        file="app.jsonl",
+        known_events=KNOWN,
+        hash_key="k",
+    )
+    assert parsed.rows.get_column("occurred_at").to_list() == [
+        at("2026-03-01 10:00:00.500"),
+        at("2026-03-01 12:00"),
+    ]
+
+
+def test_arrivals_from_unmanaged_sites_become_their_touchpoints() -> None:
+    lines = [
+        json.dumps(
+            {
+                "type": "page",
+                "name": "Home",
+                "messageId": f"m{n}",
+                "anonymousId": "a1",
+                "timestamp": "2026-03-01T10:00:00Z",
+                "context": {"page": {"referrer": ref}},
+            }
+        )
+        for n, ref in enumerate(
+            [
+                "https://www.trustpilot.com/review/shop.example",  # subdomain of a rule's host
+                "https://l.instagram.com/?u=x",
+                "https://shop.example/product/P1",  # our own site: stays home_view
+                "",
+                "https://notreddit.com/r/x",  # not a subdomain of reddit.com
+            ]
+        )
+    ]
+    parsed = parse_segment(
+        "\n".join(lines).encode(), file="web.jsonl", known_events=KNOWN, hash_key="k"
+    )
+    context = {"batch_id": "b", "source": "web", "ingested_at": at("2026-04-01 00:00")}
+    events = events_from_segment(
+        parsed.rows.with_columns(**{k: pl.lit(v) for k, v in context.items()}),
+        source="web",
+        channel="web",
+        taxonomy=load_taxonomy(),
+        referrers=load_referrers(),
+    )
+    assert events.select("event_id", "touchpoint", "channel", "stage", "is_managed").rows() == [
+        ("web:m0", "review_site_visit", "review_site", "consideration", False),
+        ("web:m1", "social_visit", "social", "awareness", False),
+        ("web:m2", "home_view", "web", "awareness", True),
+        ("web:m3", "home_view", "web", "awareness", True),
+        ("web:m4", "home_view", "web", "awareness", True),
+    ]

@@ -130,5 +130,40 @@ def dashboard(config: ConfigOption = Path("journey.toml")) -> None:
     console.print(f"dashboard: {path}")
 
 
+@app.command()
+def evaluate(
+    truth: Annotated[Path, typer.Option(help="The simulator's truth/ folder.")] = Path(
+        "data/sample/truth"
+    ),
+    config: ConfigOption = Path("journey.toml"),
+    db: Annotated[
+        Path | None, typer.Option(help="Database to score (default: the config's).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the scores as JSON.")] = Path(
+        "reports/evaluation.json"
+    ),
+) -> None:
+    """Score a finished run against the simulator's ground truth.
+
+    Example: journey sample --out /tmp/s && journey run && journey evaluate --truth /tmp/s/truth
+    """
+    from journey_analytics import jobs  # noqa: PLC0415
+    from journey_analytics.config import load_settings  # noqa: PLC0415
+    from journey_analytics.evaluate import score_rows  # noqa: PLC0415
+
+    try:
+        database = db or load_settings(config).database_path
+        scores = jobs.evaluate_run(database, truth, out)
+    except JourneyError as error:
+        raise _fail(error) from None
+    table = Table(title=f"{database} against {truth}")
+    for column in ("area", "metric", "value"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for row in score_rows(scores):
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"scores: {out}")
+
+
 if __name__ == "__main__":
     app()

@@ -85,7 +85,7 @@ class IdentitySettings(_Frozen):
         "test",
     )
     max_user_ids_per_device: int = Field(
-        default=3,
+        default=1,
         ge=1,
         description="an anonymous id seen with more user ids than this is a shared device "
         "and links no one",
@@ -109,6 +109,7 @@ class Settings(_Frozen):
     sources: dict[str, Source] = Field(min_length=1)
     stores: str
     taxonomy: str | None = None
+    referrers: str | None = None
     patterns: str | None = None
     privacy: PrivacySettings = PrivacySettings()
     sessions: SessionSettings = SessionSettings()

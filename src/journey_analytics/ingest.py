@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 import polars as pl
 
@@ -424,8 +425,29 @@ SEGMENT_ROW_SCHEMA: dict[str, Any] = {
     "fulfilment": pl.String,
     "revenue": MONEY,
     "currency": pl.String,
+    "referrer_host": pl.String,
     "properties": pl.String,
 }
+
+
+def _corrected_time(message: dict[str, Any]) -> datetime:
+    """The event's time, corrected for the device's clock when ``sentAt`` and ``receivedAt``
+    are both there (as Segment does): ``receivedAt - (sentAt - timestamp)``. The offset between
+    the device's ``timestamp`` and ``sentAt`` is on one clock, so it survives any skew."""
+    timestamp = _utc_timestamp(message.get("timestamp"), "timestamp")
+    try:
+        sent_at = _utc_timestamp(message.get("sentAt"), "sentAt")
+        received_at = _utc_timestamp(message.get("receivedAt"), "receivedAt")
+    except RowRejected:
+        return timestamp  # nothing to correct with
+    return received_at - (sent_at - timestamp)
+
+
+def _host(url: Any) -> str | None:
+    if not isinstance(url, str) or not url.strip():
+        return None
+    host = urlsplit(url.strip()).hostname
+    return host.lower() if host else None
 
 
 def _object(value: Any) -> dict[str, Any]:
@@ -458,7 +480,7 @@ def _segment_row(
     message_id = _text(message.get("messageId"))
     if message_id is None:
         raise RowRejected("missing_id", "messageId is missing")
-    occurred_at = _utc_timestamp(message.get("timestamp"), "timestamp")
+    occurred_at = _corrected_time(message)
     properties = _object(message.get("properties"))
     context = _object(message.get("context"))
     traits = _object(message.get("traits")) or _object(context.get("traits"))
@@ -483,6 +505,7 @@ def _segment_row(
     }
     _identifiers_required(row, ("anonymous_id", "user_id"), blocked)
     page = _object(context.get("page"))
+    row["referrer_host"] = _host(page.get("referrer"))
     extra = {
         "url": strip_query(page["url"]) if isinstance(page.get("url"), str) else None,
         "referrer": strip_query(page["referrer"])
@@ -761,15 +784,47 @@ def _canonical(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def events_from_segment(
-    rows: pl.DataFrame, *, source: str, channel: str, taxonomy: pl.DataFrame
+    rows: pl.DataFrame,
+    *,
+    source: str,
+    channel: str,
+    taxonomy: pl.DataFrame,
+    referrers: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """One canonical event per accepted Segment message."""
+    """One canonical event per accepted Segment message.
+
+    A message arriving from an external site that a referrer rule names (a review site, a
+    forum, a marketplace, a social network) becomes that unmanaged touchpoint instead.
+    """
     events = _with_taxonomy(rows, taxonomy, kind="segment").with_columns(
         (pl.lit(f"{source}:") + pl.col("record_key")).alias("event_id"),
         pl.lit(source).alias("source"),
         pl.coalesce("taxonomy_channel", pl.lit(channel)).alias("channel"),
     )
+    if referrers is not None and "referrer_host" in events.columns:
+        events = _with_referrals(events, referrers)
     return _canonical(events)
+
+
+def _with_referrals(events: pl.DataFrame, referrers: pl.DataFrame) -> pl.DataFrame:
+    """Replaces touchpoint, channel, stage and managed flag of messages whose referrer host is
+    a rule's host or one of its subdomains (the longest matching rule wins)."""
+    rule_columns = ["touchpoint", "channel", "stage", "is_managed"]
+    hosts = events.select(pl.col("referrer_host").drop_nulls().unique())
+    matches = (
+        hosts.join(referrers, how="cross")
+        .filter(
+            (pl.col("referrer_host") == pl.col("host"))
+            | pl.col("referrer_host").str.ends_with(pl.lit(".") + pl.col("host"))
+        )
+        .sort(pl.col("host").str.len_chars(), descending=True)
+        .unique("referrer_host", keep="first")
+        .select("referrer_host", *[pl.col(c).alias(f"_rule_{c}") for c in rule_columns])
+    )
+    joined = events.join(matches, on="referrer_host", how="left", maintain_order="left")
+    return joined.with_columns(pl.coalesce(f"_rule_{c}", c).alias(c) for c in rule_columns).drop(
+        f"_rule_{c}" for c in rule_columns
+    )
 
 
 def events_from_crm(

@@ -6,20 +6,30 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import available_timezones
 
 import polars as pl
 
-from journey_analytics import attribution, dashboards, graphs, identity, ingest, journeys, sessions
+from journey_analytics import (
+    attribution,
+    dashboards,
+    evaluate,
+    graphs,
+    identity,
+    ingest,
+    journeys,
+    sessions,
+)
 from journey_analytics import patterns as pattern_rules
 from journey_analytics.config import CrmSource, PosSource, SegmentSource, Settings
 from journey_analytics.errors import ConfigError, SourceError, format_problems
-from journey_analytics.taxonomy import load_taxonomy
+from journey_analytics.taxonomy import load_referrers, load_taxonomy
 from journey_analytics.warehouse import Warehouse
 
 IDENTIFIER_COLUMNS = (
@@ -317,6 +327,7 @@ def canonical_events(
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
     """All canonical events and all CRM contact records, from the raw tables, and the count
     of loaded rows that make no event yet, by reason (nothing is dropped unseen)."""
+    referrers = load_referrers(settings.resolve(settings.referrers) if settings.referrers else None)
     events = [pl.DataFrame(schema=ingest.EVENT_SCHEMA)]
     contacts = []
     pending: dict[str, int] = {}
@@ -331,7 +342,11 @@ def canonical_events(
             rows = _raw(wh, "raw.clickstream", name)
             if rows is not None:
                 frame = ingest.events_from_segment(
-                    rows, source=name, channel=source.channel, taxonomy=taxonomy
+                    rows,
+                    source=name,
+                    channel=source.channel,
+                    taxonomy=taxonomy,
+                    referrers=referrers,
                 )
                 add(frame, rows.height, "event name no longer in the taxonomy")
         elif isinstance(source, CrmSource):
@@ -504,3 +519,23 @@ def export_dashboard(settings: Settings) -> Path:
         generated_at=_now().strftime("%Y-%m-%d %H:%M UTC"),
     )
     return dashboards.write_dashboard(html, settings.reports_path / "dashboard.html")
+
+
+def evaluate_run(database: Path, truth_dir: Path, out: Path | None) -> dict[str, Any]:
+    """Scores the run in ``database`` against ``truth_dir``; writes the scores as JSON."""
+    with Warehouse.open(database, read_only=True) as wh:
+        run = evaluate.RunTables(
+            events=wh.query("select event_id, customer_key from core.events"),
+            steps=wh.query("select event_id, journey_id, position from journeys.steps"),
+            journeys=wh.query(
+                "select journey_id, status, conversion_event_id, revenue, last_touchpoint "
+                "from journeys.journeys"
+            ),
+            patterns=wh.query("select journey_id, pattern, variant from marts.patterns"),
+            batches=wh.read("ops.batches"),
+        )
+    scores = evaluate.evaluate(run, evaluate.read_truth(truth_dir))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(scores, indent=2, sort_keys=True) + "\n")
+    return scores
