@@ -63,3 +63,18 @@ def test_second_writer_gets_a_clear_message(tmp_path: Path) -> None:
     time.sleep(0.1)
     with Warehouse.open(database) as wh:  # released once the holder is gone
         wh.ensure_tables()
+
+
+def test_raw_tables_gain_the_columns_a_newer_parser_keeps(tmp_path: Path) -> None:
+    with Warehouse.open(tmp_path / "j.duckdb") as wh:
+        wh.ensure_tables()
+        old = pl.DataFrame({"record_key": ["a"], "source": ["web"]})
+        wh.ensure_raw_table("raw.clickstream", old)
+        wh.append("raw.clickstream", old)
+        new = pl.DataFrame({"record_key": ["b"], "source": ["web"], "referrer_host": ["x.com"]})
+        wh.ensure_raw_table("raw.clickstream", new)
+        wh.append("raw.clickstream", new)
+        assert wh.query("select * from raw.clickstream order by record_key").rows() == [
+            ("a", "web", None),
+            ("b", "web", "x.com"),
+        ]

@@ -136,16 +136,28 @@ class Warehouse:
         self.append(table, frame)
 
     def ensure_raw_table(self, table: str, frame: pl.DataFrame) -> None:
-        """Creates a ``raw.*`` table shaped like the frame, if it does not exist yet.
+        """Creates a ``raw.*`` table shaped like the frame, or adds the frame's new columns to
+        it (a newer parser may keep more fields; older rows get nulls).
 
         Raw tables mirror the parsed source rows, so their shape is defined in ``ingest.py``
         next to the parser rather than in a DDL file.
         """
+        name = _checked_table(table)
         self._con.register("_shape", frame.head(0).to_arrow())
         try:
-            self._con.execute(
-                f"create table if not exists {_checked_table(table)} as select * from _shape"
+            self._con.execute(f"create table if not exists {name} as select * from _shape")
+            wanted = self.query("select column_name, column_type from (describe _shape)").rows()
+            schema, bare = name.split(".")
+            present = set(
+                self.query(
+                    "select column_name from information_schema.columns "
+                    "where table_schema = $schema and table_name = $name",
+                    {"schema": schema, "name": bare},
+                ).get_column("column_name")
             )
+            for column, column_type in wanted:
+                if column not in present:
+                    self._con.execute(f'alter table {name} add column "{column}" {column_type}')
         finally:
             self._unregister("_shape")
 
