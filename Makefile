@@ -7,7 +7,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
-.PHONY: run test lint format sample dashboard clean
+.PHONY: run test lint format sample dashboard bench accuracy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ sample: $(VENV)/.installed-run
 
 dashboard: $(VENV)/.installed-run
 	$(BIN)/journey dashboard --config journey.toml
+
+# Speed and memory of the simulator (events/s, peak memory) against a plain JSON-lines writer.
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/bench_sample.py
+
+# Simulate a retailer, run the pipeline on it and score it against the truth (README table).
+CUSTOMERS ?= 100000
+accuracy: $(VENV)/.installed-run
+	$(BIN)/python benchmarks/accuracy.py --customers $(CUSTOMERS) --seed 1 --out build/accuracy
 
 clean:
 	rm -rf $(VENV) journeys.duckdb journeys.duckdb.wal reports/dashboard.html .pytest_cache
