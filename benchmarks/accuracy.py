@@ -42,12 +42,25 @@ def main() -> None:
     (out / "journey.toml").write_text(config)
     (out / "journeys.duckdb").unlink(missing_ok=True)
     timings = {
-        "sample_seconds": _journey("sample", "--customers", str(args.customers),
-                                   "--seed", str(args.seed), "--out", str(sample)),
+        "sample_seconds": _journey(
+            "sample",
+            "--customers",
+            str(args.customers),
+            "--seed",
+            str(args.seed),
+            "--out",
+            str(sample),
+        ),
         "run_seconds": _journey("run", "--config", str(out / "journey.toml")),
-        "evaluate_seconds": _journey("evaluate", "--truth", str(sample / "truth"),
-                                     "--config", str(out / "journey.toml"),
-                                     "--out", str(out / "evaluation.json")),
+        "evaluate_seconds": _journey(
+            "evaluate",
+            "--truth",
+            str(sample / "truth"),
+            "--config",
+            str(out / "journey.toml"),
+            "--out",
+            str(out / "evaluation.json"),
+        ),
     }
     (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     print(json.dumps(timings, indent=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -38,10 +39,27 @@ def test_sample_command_writes_the_sources(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "20 customers" in result.output
-    assert (tmp_path / "pos" / "receipts.csv").exists()
+    assert list((tmp_path / "pos").glob("receipts-*.csv"))
     assert sorted(p.name for p in (tmp_path / "truth").iterdir()) == [
         "customers.csv",
         "events.csv",
         "identifiers.csv",
         "journeys.csv",
+        "summary.json",
     ]
+
+
+def test_sample_without_noise_and_a_bad_simulator_config(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["sample", "--customers", "20", "--seed", "7", "--out", str(tmp_path / "s"), "--no-noise"],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "s" / "truth" / "summary.json").read_text())
+    assert summary["config"]["noise"] is False
+    bad = tmp_path / "sim.toml"
+    bad.write_text("[journeys]\nropo = -1\n")
+    result = runner.invoke(app, ["sample", "--config", str(bad), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "sim.toml" in result.output
+    assert "journeys.ropo" in result.output

@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import polars as pl
+
 from journey_analytics.journeys import assign_journeys, summarise_journeys
 
 from ._events import AS_OF, at, events, scenario
@@ -145,4 +147,52 @@ def test_a_pickup_by_someone_else_belongs_to_the_order_s_journey() -> None:
         ("j:pos:R0:pickup", "pos:R0:pickup", "d", False),
         ("j:web:1", "web:1", "c", False),
         ("j:web:1", "pos:R1:pickup", "d", True),
+    ]
+
+
+def test_a_sign_in_to_write_the_review_stays_with_the_order() -> None:
+    # Days after the order, the customer signs in and reviews it in one session: the sign-in
+    # is noise and opens no journey. A sign-in in a session with other browsing would.
+    rows = events(
+        {
+            "event_id": "web:1",
+            "customer_key": "c",
+            "occurred_at": "2026-03-01 10:00",
+            "touchpoint": "order_placed",
+            "is_conversion": True,
+            "order_id": "O1",
+        },
+        {
+            "event_id": "web:2",
+            "customer_key": "c",
+            "occurred_at": "2026-03-05 09:00",
+            "touchpoint": "sign_in",
+        },
+        {
+            "event_id": "web:3",
+            "customer_key": "c",
+            "occurred_at": "2026-03-05 09:01",
+            "touchpoint": "review",
+            "order_id": "O1",
+        },
+        {
+            "event_id": "web:4",
+            "customer_key": "c",
+            "occurred_at": "2026-03-20 09:00",
+            "touchpoint": "sign_in",
+        },
+        {
+            "event_id": "web:5",
+            "customer_key": "c",
+            "occurred_at": "2026-03-20 09:01",
+            "touchpoint": "product_view",
+        },
+    ).with_columns(session_id=pl.Series(["s:web:1", "s:web:2", "s:web:2", "s:web:4", "s:web:4"]))
+    steps = assign_journeys(rows, timeout=TIMEOUT, noise_touchpoints=("sign_in",))
+    assert steps.select("journey_id", "event_id", "is_fulfilment").rows() == [
+        ("j:web:1", "web:1", False),
+        ("j:web:1", "web:2", True),
+        ("j:web:1", "web:3", True),
+        ("j:web:4", "web:4", False),
+        ("j:web:4", "web:5", False),
     ]

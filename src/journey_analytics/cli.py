@@ -100,14 +100,27 @@ def sample(
     ),
     customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 500,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 42,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Simulator config (TOML); default: the shipped one."),
+    ] = None,
+    noise: Annotated[
+        bool, typer.Option("--noise/--no-noise", help="Duplicates, late and malformed rows...")
+    ] = True,
 ) -> None:
-    """Generate a synthetic omnichannel sample with its ground truth.
+    """Simulate a retailer's sources (web, app, CRM, POS) with their ground truth.
 
     Example: journey sample --customers 500 --seed 42 --out data/sample
     """
-    from journey_analytics.sample import generate_sample  # noqa: PLC0415
+    from journey_analytics.sample import generate_sample, load_simulator_config  # noqa: PLC0415
 
-    summary = generate_sample(out, customers=customers, seed=seed)
+    try:
+        settings = load_simulator_config(config)
+    except JourneyError as error:
+        raise _fail(error) from None
+    summary = generate_sample(
+        out, customers=customers, seed=seed, config=settings if noise else settings.without_noise()
+    )
     console.print(
         f"{summary.customers} customers, {summary.journeys} journeys, {summary.events} events, "
         f"{summary.conversions} conversions written to {out}"

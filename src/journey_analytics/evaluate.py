@@ -20,6 +20,7 @@ from typing import Any
 
 import polars as pl
 
+SOURCE_FOLDERS = ("clickstream/", "crm/", "pos/")
 PATTERN_NAMES = ("ropo", "click_and_collect", "try_and_buy", "online_only", "offline_only")
 
 
@@ -41,6 +42,7 @@ class Truth:
     events: pl.DataFrame  # event_id, customer_id, journey_id, identity_group, status
     journeys: pl.DataFrame  # journey_id, converted, patterns, variant, dropoff_touchpoint, ...
     rows_written: int | None  # data rows in the source files, from summary.json
+    malformed_rows: int | None = None  # rows written broken on purpose, from summary.json
 
 
 def read_truth(folder: Path) -> Truth:
@@ -59,11 +61,18 @@ def read_truth(folder: Path) -> Truth:
         pl.col("revenue").cast(pl.Float64),
     )
     summary = folder / "summary.json"
-    rows_written = None
+    rows_written = malformed_rows = None
     if summary.exists():
-        rows = json.loads(summary.read_text()).get("rows_written", {})
-        rows_written = int(sum(rows.values())) if isinstance(rows, dict) else None
-    return Truth(events, journeys, rows_written)
+        facts = json.loads(summary.read_text())
+        malformed = facts.get("counts", {}).get("noise", {}).get("malformed_rows")
+        malformed_rows = int(malformed) if malformed is not None else None
+        rows = facts.get("rows_written", {})
+        rows_written = (
+            sum(int(n) for file, n in rows.items() if file.startswith(SOURCE_FOLDERS))
+            if isinstance(rows, dict)
+            else None
+        )
+    return Truth(events, journeys, rows_written, malformed_rows)
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -272,6 +281,7 @@ def score_accounting(run: RunTables, truth: Truth) -> dict[str, Any]:
         "balanced": balanced,
         "nothing_lost": balanced
         and (truth.rows_written is None or truth.rows_written == totals["rows_read"]),
+        "malformed_rows": truth.malformed_rows,
         "malformed_events": truth.events.filter(pl.col("status") == "malformed").height,
     }
 

@@ -161,7 +161,8 @@ def stitch(
 
 
 def assign_customer_keys(events: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
-    """Sets each event's ``customer_key`` to that of its highest-priority known identifier.
+    """Sets each event's ``customer_key`` to that of its highest-priority known identifier,
+    or else to that of the customer who placed the order the event names.
 
     Stitching is retroactive: anonymous events before a login get the customer's key because
     the key comes from the whole graph, not from the order events arrived in.
@@ -173,7 +174,18 @@ def assign_customer_keys(events: pl.DataFrame, customers: pl.DataFrame) -> pl.Da
         )
         events = events.join(lookup, on=kind, how="left")
         keys.append(f"_key_{kind}")
-    # An event none of whose identifiers is usable (all blocked) is a customer of its own
-    # rather than lost; ingest normally rejects such rows first.
+    keyed = events.with_columns(pl.coalesce(keys).alias("customer_key")).drop(keys)
+    # An event with no usable identifier that names an order (a pickup, a return) belongs to
+    # the customer who placed the order; any other is a customer of its own, not lost.
+    ordered_by = (
+        keyed.filter(pl.col("is_conversion") & pl.col("customer_key").is_not_null())
+        .select("order_id", pl.col("customer_key").alias("_orderer"))
+        .drop_nulls("order_id")
+        .unique("order_id", keep="first")
+    )
     unknown = pl.lit("c_event:") + pl.col("event_id")
-    return events.with_columns(pl.coalesce(*keys, unknown).alias("customer_key")).drop(keys)
+    return (
+        keyed.join(ordered_by, on="order_id", how="left", maintain_order="left")
+        .with_columns(pl.coalesce("customer_key", "_orderer", unknown).alias("customer_key"))
+        .drop("_orderer")
+    )

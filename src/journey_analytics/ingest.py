@@ -73,6 +73,7 @@ REJECT_SCHEMA: dict[str, pl.DataType] = {
     "raw_text": pl.String(),
 }
 SEGMENT_TYPES = frozenset({"track", "page", "screen", "identify"})
+NUMERIC_PROPERTIES = ("revenue", "price", "quantity", "rating", "value", "total")
 IDENTIFIER_FIELDS = ("anonymous_id", "user_id", "email", "phone", "loyalty_id", "payment_token")
 PII_FIELDS = frozenset({"email", "phone", "payment_token"})
 # Placeholder values that identify nobody (lower case); the config's identity.blocked_values.
@@ -206,6 +207,16 @@ def _money(value: Any, field: str) -> Decimal | None:
     if not amount.is_finite() or abs(amount) >= Decimal("1e16"):
         raise RowRejected("invalid_number", f"{field}: out of range, found {text!r}")
     return amount
+
+
+def _boolean(value: Any, field: str) -> bool:
+    """true/false, 1/0, yes/no (any case); empty is false."""
+    text = (_text(value) or "false").lower()
+    if text in {"true", "1", "yes", "y"}:
+        return True
+    if text in {"false", "0", "no", "n"}:
+        return False
+    raise RowRejected("invalid_value", f"{field}: expected true or false, found {value!r}")
 
 
 def _integer(value: Any, field: str, *, default: int | None = None) -> int:
@@ -389,15 +400,20 @@ def _rejects(rejects: list[dict[str, Any]]) -> pl.DataFrame:
     return _frame(rejects, REJECT_SCHEMA)
 
 
-def _identifiers_required(
-    row: dict[str, Any], names: tuple[str, ...], blocked: frozenset[str]
-) -> None:
-    """Clears blocked identifier values (``unknown``, ``0``, ...), then requires one of
-    ``names``: a row no identifier ties to a person cannot join a journey."""
+def _clear_blocked(row: dict[str, Any], blocked: frozenset[str]) -> None:
+    """Clears identifier values that identify nobody (``unknown``, ``0``, ...)."""
     for field in IDENTIFIER_FIELDS:
         value = row.get(field)
         if value is not None and value.strip().lower() in blocked:
             row[field] = None
+
+
+def _identifiers_required(
+    row: dict[str, Any], names: tuple[str, ...], blocked: frozenset[str]
+) -> None:
+    """Clears blocked identifier values, then requires one of ``names``: a row no identifier
+    ties to a person cannot join a journey."""
+    _clear_blocked(row, blocked)
     if not any(row.get(name) for name in names):
         raise RowRejected(
             "missing_identifier",
@@ -450,6 +466,30 @@ def _host(url: Any) -> str | None:
     return host.lower() if host else None
 
 
+def _object_field(message: dict[str, Any], key: str) -> dict[str, Any]:
+    """A field that must be a JSON object when present (``properties``, ``context``, ...)."""
+    value = message.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RowRejected(
+            "invalid_type", f"{key}: expected a JSON object, found {type(value).__name__}"
+        )
+    return value
+
+
+def _check_number(value: Any, field: str) -> None:
+    """A property the Segment e-commerce spec types as a number: a number or numeric text."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return
+    try:
+        Decimal(str(value))
+    except InvalidOperation:
+        raise RowRejected(
+            "invalid_number", f"{field}: expected a number, found {value!r}"
+        ) from None
+
+
 def _object(value: Any) -> dict[str, Any]:
     """A JSON object, or an empty one for anything else (null, a list, a string)."""
     return value if isinstance(value, dict) else {}
@@ -481,9 +521,11 @@ def _segment_row(
     if message_id is None:
         raise RowRejected("missing_id", "messageId is missing")
     occurred_at = _corrected_time(message)
-    properties = _object(message.get("properties"))
-    context = _object(message.get("context"))
-    traits = _object(message.get("traits")) or _object(context.get("traits"))
+    properties = _object_field(message, "properties")
+    context = _object_field(message, "context")
+    traits = _object_field(message, "traits") or _object(context.get("traits"))
+    for key in NUMERIC_PROPERTIES:
+        _check_number(properties.get(key), f"properties.{key}")
     products = properties.get("products")
     first_product = _object(products[0] if isinstance(products, list) and products else None)
     row = {
@@ -582,7 +624,7 @@ def _contact_row(row: dict[str, str], blocked: frozenset[str]) -> dict[str, Any]
         "phone": _text(row["phone"]),
         "loyalty_id": _text(row["loyalty_id"]),
         "user_id": _text(row["user_id"]),
-        "consent_email": (_text(row["consent_email"]) or "").lower() in {"true", "1", "yes", "y"},
+        "consent_email": _boolean(row["consent_email"], "consent_email"),
         "created_at": _utc_timestamp(row["created_at"], "created_at")
         if _text(row["created_at"])
         else None,
@@ -692,7 +734,9 @@ def _receipt_row(
         "currency": _text(row["currency"]),
         "total": _money(row["total"], "total"),
     }
-    _identifiers_required(parsed, ("loyalty_id", "payment_token"), blocked)
+    # No identifier is required: a pickup or a return is identified by the online order its
+    # lines name, and an anonymous cash sale is still a sale (an unidentified customer).
+    _clear_blocked(parsed, blocked)
     return parsed
 
 

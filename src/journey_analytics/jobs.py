@@ -437,7 +437,9 @@ def build_journeys(settings: Settings) -> JourneyReport:
             timeouts_minutes=settings.sessions.timeout_minutes,
             default_timeout_minutes=settings.sessions.default_timeout_minutes,
         )
-        steps = journeys.assign_journeys(in_sessions, timeout=timeout)
+        steps = journeys.assign_journeys(
+            in_sessions, timeout=timeout, noise_touchpoints=settings.paths.drop_touchpoints
+        )
         as_of = end_of_data(events)
         summary = journeys.summarise_journeys(
             steps,

@@ -25,12 +25,16 @@ PATH_SEPARATOR = " > "
 EVENT_ORDER = ("occurred_at", "is_conversion", "event_id")
 
 
-def assign_journeys(events: pl.DataFrame, *, timeout: timedelta) -> pl.DataFrame:
+def assign_journeys(
+    events: pl.DataFrame, *, timeout: timedelta, noise_touchpoints: tuple[str, ...] = ()
+) -> pl.DataFrame:
     """Adds ``journey_id`` (``"j:" + first event_id``), ``position`` and ``is_fulfilment``.
 
     A later non-conversion event that carries the ``order_id`` of a conversion (a pickup, a
     return, a review) is a fulfilment step of that conversion's journey, even when the person
-    who collects the order was stitched to another customer.
+    who collects the order was stitched to another customer. So are noise touchpoints (a
+    ``sign_in`` to write the review) in a session whose other events are all fulfilment steps:
+    they open no journey of their own. Events need a ``session_id`` for that rule.
     """
     ordered = events.sort("customer_key", *EVENT_ORDER)
     conversions = (
@@ -52,6 +56,8 @@ def assign_journeys(events: pl.DataFrame, *, timeout: timedelta) -> pl.DataFrame
             & (pl.col("occurred_at") >= pl.col("converted_at"))
         ).alias("is_fulfilment")
     )
+    if noise_touchpoints and "session_id" in flagged.columns:
+        flagged = _attach_noise_to_fulfilment(flagged, noise_touchpoints)
     main = flagged.filter(~pl.col("is_fulfilment"))
     new_customer = pl.col("customer_key") != pl.col("customer_key").shift()
     after_conversion = pl.col("is_conversion").shift()
@@ -74,6 +80,34 @@ def assign_journeys(events: pl.DataFrame, *, timeout: timedelta) -> pl.DataFrame
             pl.int_range(1, pl.len() + 1).over("journey_id").cast(pl.Int64).alias("position")
         )
     )
+
+
+def _attach_noise_to_fulfilment(
+    flagged: pl.DataFrame, noise_touchpoints: tuple[str, ...]
+) -> pl.DataFrame:
+    """Noise events in sessions made only of fulfilment steps and noise join those steps'
+    conversion."""
+    is_noise = ~pl.col("is_conversion") & pl.col("touchpoint").is_in(list(noise_touchpoints))
+    sessions = (
+        flagged.group_by("session_id")
+        .agg(
+            (pl.col("is_fulfilment") | is_noise).all().alias("only_fulfilment_and_noise"),
+            pl.col("conversion_event_id").filter("is_fulfilment").first().alias("_conversion"),
+            pl.col("converted_at").filter("is_fulfilment").first().alias("_converted_at"),
+        )
+        .filter("only_fulfilment_and_noise" & pl.col("_conversion").is_not_null())
+        .drop("only_fulfilment_and_noise")
+    )
+    joined = flagged.join(sessions, on="session_id", how="left", maintain_order="left")
+    attach = is_noise & ~pl.col("is_fulfilment") & pl.col("_conversion").is_not_null()
+    return joined.with_columns(
+        pl.when(attach)
+        .then("_conversion")
+        .otherwise("conversion_event_id")
+        .alias("conversion_event_id"),
+        pl.when(attach).then("_converted_at").otherwise("converted_at").alias("converted_at"),
+        (pl.col("is_fulfilment") | attach).alias("is_fulfilment"),
+    ).drop("_conversion", "_converted_at")
 
 
 def clean_path(
