@@ -6,6 +6,7 @@ import pytest
 
 from journey_analytics.config import load_settings
 from journey_analytics.errors import ConfigError
+from journey_analytics.taxonomy import load_taxonomy
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,3 +58,22 @@ def test_hash_key_from_environment_wins_and_is_required(
         load_settings(path).hash_key()
     monkeypatch.setenv("JOURNEY_HASH_KEY", "from-env")
     assert load_settings(path).hash_key() == "from-env"
+
+
+def test_taxonomy_problems_are_collected_with_their_lines(tmp_path: Path) -> None:
+    path = tmp_path / "taxonomy.csv"
+    path.write_text(
+        "source_kind,event_name,touchpoint,channel,stage,is_managed,is_conversion\n"
+        "segment,Product Viewed,product_view,,interest,true,false\n"
+        "segment,Product Viewed,product_view,,intrest,true,false\n"
+        "crm,call,,phone,consideration,true,false\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_taxonomy(path)
+    assert str(raised.value).splitlines() == [
+        f"{path} is not a valid taxonomy file:",
+        "  - line 3: stage 'intrest' is not one of awareness, interest, consideration, "
+        "purchase, usage, loyalty",
+        "  - line 4: touchpoint is empty",
+        "  - ('segment', 'Product Viewed') is mapped more than once",
+    ]

@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from journey_analytics.errors import ConfigError, format_problems
 
 HASH_KEY_ENV = "JOURNEY_HASH_KEY"
+Model = TypeVar("Model", bound=BaseModel)
 DATABASE_ENV = "JOURNEY_DATABASE"
 
 
@@ -143,23 +144,25 @@ class Settings(_Frozen):
         return key
 
 
-def load_settings(path: Path | str) -> Settings:
-    """Reads and validates a TOML config file.
+def load_toml_model(
+    path: Path, model: type[Model], *, what: str, extra: dict[str, Any] | None = None
+) -> Model:
+    """Reads a TOML file into a pydantic model.
 
     Raises:
-        ConfigError: naming the file and every key that is missing or of the wrong type.
+        ConfigError: naming the file, and every key that is missing or of the wrong type with
+            what was found there.
     """
-    path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        msg = f"Config file {path} not found. Pass --config or create journey.toml."
+        msg = f"{what} {path} not found."
         raise ConfigError(msg) from None
     except tomllib.TOMLDecodeError as error:
         msg = f"{path}: not valid TOML: {error}"
         raise ConfigError(msg) from None
     try:
-        return Settings.model_validate({**data, "base_dir": path.resolve().parent})
+        return model.model_validate({**data, **(extra or {})})
     except ValidationError as error:
         problems = [
             f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
@@ -167,3 +170,18 @@ def load_settings(path: Path | str) -> Settings:
             for item in error.errors()
         ]
         raise ConfigError(format_problems(f"{path} is not valid", problems)) from None
+
+
+def load_settings(path: Path | str) -> Settings:
+    """Reads and validates a TOML config file.
+
+    Raises:
+        ConfigError: naming the file and every key that is missing or of the wrong type.
+    """
+    path = Path(path)
+    return load_toml_model(
+        path,
+        Settings,
+        what="Config file (pass --config or create journey.toml)",
+        extra={"base_dir": path.resolve().parent},
+    )

@@ -10,16 +10,15 @@ Rules are data (``defaults/patterns.toml``); see that file for the three kinds o
 
 from __future__ import annotations
 
-import tomllib
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from journey_analytics.errors import ConfigError, format_problems
+from journey_analytics.config import load_toml_model
 
 PATTERN_SCHEMA: dict[str, pl.DataType] = {
     "journey_id": pl.String(),
@@ -94,23 +93,12 @@ def default_rules_path() -> Path:
 
 
 def load_rules(path: Path | None = None) -> tuple[Rule, ...]:
-    """Reads pattern rules from a TOML file (the default rules when ``path`` is None)."""
-    path = path or default_rules_path()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        return RuleSet.model_validate(data).rules
-    except FileNotFoundError:
-        msg = f"Pattern rules file {path} not found."
-        raise ConfigError(msg) from None
-    except tomllib.TOMLDecodeError as error:
-        msg = f"{path}: not valid TOML: {error}"
-        raise ConfigError(msg) from None
-    except ValidationError as error:
-        problems = [
-            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
-            for item in error.errors()
-        ]
-        raise ConfigError(format_problems(f"{path} has invalid pattern rules", problems)) from None
+    """Reads pattern rules from a TOML file (the default rules when ``path`` is None).
+
+    Raises:
+        ConfigError: naming the file and every rule key that is wrong.
+    """
+    return load_toml_model(path or default_rules_path(), RuleSet, what="Pattern rules file").rules
 
 
 def _hits(frame: pl.DataFrame, rule_name: str, variant: pl.Expr | None = None) -> pl.DataFrame:

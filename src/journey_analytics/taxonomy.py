@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -32,41 +33,59 @@ def default_taxonomy_path() -> Path:
     return Path(str(resources.files("journey_analytics") / "defaults" / "taxonomy.csv"))
 
 
+def _read_mapping(
+    path: Path,
+    schema: dict[str, Any],
+    *,
+    what: str,
+    required: tuple[str, ...],
+    keys: tuple[str, ...],
+) -> pl.DataFrame:
+    """Reads a mapping CSV and checks it: required columns filled, stages known, each key
+    mapped once.
+
+    Raises:
+        ConfigError: naming the file, the line and the problem for every bad row.
+    """
+    try:
+        frame = pl.read_csv(path, schema=schema)
+    except FileNotFoundError:
+        msg = f"{what} {path} not found."
+        raise ConfigError(msg) from None
+    except pl.exceptions.PolarsError as error:
+        booleans = [name for name, dtype in schema.items() if dtype == pl.Boolean]
+        msg = (
+            f"{path}: expected the columns {', '.join(schema)} with {' and '.join(booleans)} "
+            f"as true/false; could not read it: {error}"
+        )
+        raise ConfigError(msg) from None
+    problems = []
+    for line_no, row in enumerate(frame.iter_rows(named=True), start=2):
+        problems += [f"line {line_no}: {column} is empty" for column in required if not row[column]]
+        if row["stage"] and row["stage"] not in STAGES:
+            problems.append(
+                f"line {line_no}: stage {row['stage']!r} is not one of {', '.join(STAGES)}"
+            )
+    duplicated = frame.filter(pl.struct(keys).is_duplicated()).select(keys).unique()
+    problems += [f"{key} is mapped more than once" for key in duplicated.iter_rows()]
+    if problems:
+        raise ConfigError(format_problems(f"{path} is not a valid {what.lower()}", problems))
+    return frame
+
+
 def load_taxonomy(path: Path | None = None) -> pl.DataFrame:
     """Reads and checks a taxonomy file (the default one when ``path`` is None).
 
     Raises:
         ConfigError: naming the file, the line and the problem for every bad row.
     """
-    path = path or default_taxonomy_path()
-    try:
-        frame = pl.read_csv(path, schema=TAXONOMY_SCHEMA)
-    except FileNotFoundError:
-        msg = f"Taxonomy file {path} not found."
-        raise ConfigError(msg) from None
-    except pl.exceptions.PolarsError as error:
-        msg = (
-            f"{path}: expected the columns {', '.join(TAXONOMY_SCHEMA)} with is_managed and "
-            f"is_conversion as true/false; could not read it: {error}"
-        )
-        raise ConfigError(msg) from None
-    problems = []
-    for line_no, row in enumerate(frame.iter_rows(named=True), start=2):
-        for column in ("source_kind", "event_name", "touchpoint", "stage"):
-            if not row[column]:
-                problems.append(f"line {line_no}: {column} is empty")
-        if row["stage"] and row["stage"] not in STAGES:
-            problems.append(
-                f"line {line_no}: stage {row['stage']!r} is not one of {', '.join(STAGES)}"
-            )
-    duplicated = frame.filter(pl.struct("source_kind", "event_name").is_duplicated())
-    problems += [
-        f"({kind}, {name}) is mapped more than once"
-        for kind, name in duplicated.select("source_kind", "event_name").unique().iter_rows()
-    ]
-    if problems:
-        raise ConfigError(format_problems(f"{path} is not a valid taxonomy", problems))
-    return frame
+    return _read_mapping(
+        path or default_taxonomy_path(),
+        TAXONOMY_SCHEMA,
+        what="Taxonomy file",
+        required=("source_kind", "event_name", "touchpoint", "stage"),
+        keys=("source_kind", "event_name"),
+    )
 
 
 REFERRER_SCHEMA = {
@@ -89,27 +108,11 @@ def load_referrers(path: Path | None = None) -> pl.DataFrame:
     Raises:
         ConfigError: naming the file, the line and the problem for every bad row.
     """
-    path = path or default_referrers_path()
-    try:
-        frame = pl.read_csv(path, schema=REFERRER_SCHEMA)
-    except FileNotFoundError:
-        msg = f"Referrer rules file {path} not found."
-        raise ConfigError(msg) from None
-    except pl.exceptions.PolarsError as error:
-        msg = (
-            f"{path}: expected the columns {', '.join(REFERRER_SCHEMA)} with is_managed as "
-            f"true/false; could not read it: {error}"
-        )
-        raise ConfigError(msg) from None
-    problems = []
-    for line_no, row in enumerate(frame.iter_rows(named=True), start=2):
-        for column in ("host", "touchpoint", "channel", "stage"):
-            if not row[column]:
-                problems.append(f"line {line_no}: {column} is empty")
-        if row["stage"] and row["stage"] not in STAGES:
-            problems.append(
-                f"line {line_no}: stage {row['stage']!r} is not one of {', '.join(STAGES)}"
-            )
-    if problems:
-        raise ConfigError(format_problems(f"{path} is not a valid referrer rules file", problems))
+    frame = _read_mapping(
+        path or default_referrers_path(),
+        REFERRER_SCHEMA,
+        what="Referrer rules file",
+        required=("host", "touchpoint", "channel", "stage"),
+        keys=("host",),
+    )
     return frame.with_columns(pl.col("host").str.to_lowercase())

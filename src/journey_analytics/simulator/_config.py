@@ -7,14 +7,14 @@ customer can have).
 
 from __future__ import annotations
 
-import tomllib
 from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from journey_analytics.config import load_toml_model
 from journey_analytics.errors import ConfigError, format_problems
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -183,23 +183,7 @@ def load_simulator_config(path: Path | None = None) -> SimulatorConfig:
         ConfigError: naming the file and every key that is missing or of the wrong type.
     """
     path = default_config_path() if path is None else Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        msg = f"Simulator config {path} not found. Pass an existing file or None for defaults."
-        raise ConfigError(msg) from None
-    except tomllib.TOMLDecodeError as error:
-        msg = f"{path}: not valid TOML: {error}"
-        raise ConfigError(msg) from None
-    try:
-        config = SimulatorConfig.model_validate(data)
-    except ValidationError as error:
-        problems = [
-            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
-            f" (found {item['input']!r})"
-            for item in error.errors()
-        ]
-        raise ConfigError(format_problems(f"{path} is not valid", problems)) from None
+    config = load_toml_model(path, SimulatorConfig, what="Simulator config")
     problems = _seasonality_problems(config)
     if problems:
         raise ConfigError(format_problems(f"{path} is not valid", problems))
