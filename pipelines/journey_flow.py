@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from journey_analytics import jobs
 from journey_analytics.config import Settings, load_settings
 from journey_analytics.errors import JourneyError
+from journey_analytics.locking import run_lock
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,14 @@ def export_dashboard(settings: Settings) -> Path:
 
 
 @flow(name="journey-run", log_prints=True)
-def journey_run(config_path: str = "journey.toml") -> RunSummary:
-    """Runs the whole pipeline for the sources named in ``config_path``."""
+def journey_run(config_path: str = "journey.toml", wait_seconds: float = 0.0) -> RunSummary:
+    """Runs the whole pipeline for the sources named in ``config_path``, holding the run lock
+    of its database (a second run waits up to ``wait_seconds``, then stops with a message)."""
     settings = load_settings(config_path)
-    batches = ingest_sources(settings)
-    core = build_core(settings)
-    journeys = build_journeys(settings)
-    marts = build_marts(settings)
-    dashboard = export_dashboard(settings)
+    with run_lock(settings.database_path, wait_seconds=wait_seconds):
+        batches = ingest_sources(settings)
+        core = build_core(settings)
+        journeys = build_journeys(settings)
+        marts = build_marts(settings)
+        dashboard = export_dashboard(settings)
     return RunSummary(settings.database_path, batches, core, journeys, marts, dashboard)

@@ -43,7 +43,12 @@ def _fail(error: JourneyError) -> typer.Exit:
 
 
 @app.command()
-def run(config: ConfigOption = Path("journey.toml")) -> None:
+def run(
+    config: ConfigOption = Path("journey.toml"),
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for another run on the same database.")
+    ] = 0.0,
+) -> None:
     """Run the whole pipeline: ingest, stitch, journeys, marts, dashboard.
 
     Example: journey run --config journey.toml
@@ -59,7 +64,7 @@ def run(config: ConfigOption = Path("journey.toml")) -> None:
     from pipelines.journey_flow import journey_run  # noqa: PLC0415 (after the env is set)
 
     try:
-        summary = journey_run(str(config))
+        summary = journey_run(str(config), wait_seconds=wait)
     except JourneyError as error:
         raise _fail(error) from None
     table = Table(title="Sources")
