@@ -281,3 +281,56 @@ def test_dashboard_renders_offline_with_every_sankey_node(
     (sankey,) = build_figures(data)["sankey"].data
     dom = run_chromium(chromium, tmp / "profile", "--dump-dom", dashboard.as_uri()).stdout
     assert len(re.findall(r'<g class="sankey-node"', dom)) == len(sankey.node.label) > 5
+
+
+def _raw_personal_values() -> list[str]:
+    """Every e-mail and phone number of the sample, as the sources write them."""
+    truth = pl.read_csv(TRUTH / "identifiers.csv", infer_schema=False)
+    values = set(
+        truth.filter(pl.col("identifier_type").is_in(["email", "phone", "payment_token"]))
+        .get_column("value")
+        .to_list()
+    )
+    contacts = pl.read_csv(
+        SAMPLE / "crm" / "contacts.csv", infer_schema=False, truncate_ragged_lines=True
+    )
+    values |= set(contacts.get_column("email").drop_nulls().str.strip_chars().to_list())
+    values |= set(contacts.get_column("phone").drop_nulls().str.strip_chars().to_list())
+    return sorted(value for value in values if value)
+
+
+def test_no_raw_personal_value_in_any_table_log_or_dashboard(
+    runs: dict,  # type: ignore[type-arg]
+) -> None:
+    personal = _raw_personal_values()
+    assert len(personal) > 500  # e-mails, phones (two spellings) and card tokens
+    lowered = [value.lower() for value in personal]
+    with Warehouse.open(runs["tmp"] / "journeys.duckdb", read_only=True) as wh:
+        tables = (
+            wh.query(
+                "select table_schema || '.' || table_name as name from information_schema.tables "
+                "where table_catalog = 'warehouse'"
+            )
+            .get_column("name")
+            .to_list()
+        )
+        assert len(tables) == 19  # 5 raw, quarantine, 3 core, 3 journeys, 6 marts, ops
+        leaks = {}
+        for table in tables:
+            frame = wh.read(table)
+            for column, dtype in frame.schema.items():
+                if dtype == pl.String:
+                    hits = frame.filter(
+                        pl.col(column).str.to_lowercase().str.contains_any(lowered)
+                    ).height
+                    if hits:
+                        leaks[f"{table}.{column}"] = hits
+    assert leaks == {}
+    texts = {
+        "dashboard": (runs["tmp"] / "reports" / "dashboard.html").read_text().lower(),
+        "run log": (runs["first"].stdout + runs["first"].stderr).lower(),
+    }
+    assert {name: [v for v in lowered if v in text] for name, text in texts.items()} == {
+        "dashboard": [],
+        "run log": [],
+    }
