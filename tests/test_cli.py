@@ -7,7 +7,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from journey_analytics import jobs
 from journey_analytics.cli import app
+
+from ._project import project
 
 runner = CliRunner()
 
@@ -63,3 +66,31 @@ def test_sample_without_noise_and_a_bad_simulator_config(tmp_path: Path) -> None
     assert result.exit_code == 2
     assert "sim.toml" in result.output
     assert "journeys.ropo" in result.output
+
+
+def test_status_lists_sources_batches_and_reject_reasons(tmp_path: Path) -> None:
+    settings = project(
+        tmp_path,
+        {
+            "web.jsonl": '{"type":"track","event":"Product Viewed","messageId":"m1",'
+            '"anonymousId":"a1","timestamp":"2026-03-01T10:00:00Z"}\n{broken\n',
+        },
+    )
+    jobs.ingest_sources(settings)
+    result = runner.invoke(app, ["status", "--config", str(tmp_path / "journey.toml")])
+    assert result.exit_code == 0, result.output
+    report = jobs.load_status(settings.database_path)
+    assert report.sources.filter(source="web").select(
+        "files", "rows_read", "rows_loaded", "rows_duplicate", "rows_rejected"
+    ).row(0) == (1, 2, 1, 0, 1)
+    assert report.reasons.select("source", "reason", "rows", "first_seen").rows() == [
+        ("web", "invalid_json", 1, "web.jsonl:2")
+    ]
+    assert "invalid_json" in result.output
+
+
+def test_status_before_any_run(tmp_path: Path) -> None:
+    project(tmp_path, {})
+    result = runner.invoke(app, ["status", "--config", str(tmp_path / "journey.toml")])
+    assert result.exit_code == 2
+    assert "run `journey run` first" in result.output

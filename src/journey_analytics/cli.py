@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import traceback
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -146,6 +147,50 @@ def dashboard(config: ConfigOption = Path("journey.toml")) -> None:
     except JourneyError as error:
         raise _fail(error) from None
     console.print(f"dashboard: {path}")
+
+
+@app.command()
+def status(
+    config: ConfigOption = Path("journey.toml"),
+    last: Annotated[int, typer.Option(min=1, help="How many recent batches to list.")] = 20,
+) -> None:
+    """What each source and each loaded file gave: rows read, loaded, duplicates, rejected,
+    and the most frequent reasons for rejects.
+
+    Example: journey status --config journey.toml --last 5
+    """
+    from journey_analytics import jobs  # noqa: PLC0415
+    from journey_analytics.config import load_settings  # noqa: PLC0415
+
+    try:
+        database = load_settings(config).database_path
+        if not database.exists():
+            msg = f"No database at {database} yet: run `journey run` first."
+            raise JourneyError(msg)
+        report = jobs.load_status(database, last=last)
+    except JourneyError as error:
+        raise _fail(error) from None
+    for title, frame in (
+        ("Sources", report.sources),
+        (f"Last {last} batches", report.batches),
+        ("Reject reasons", report.reasons),
+    ):
+        table = Table(title=title)
+        for column, dtype in frame.schema.items():
+            table.add_column(
+                column, justify="right" if dtype.is_numeric() else "left", overflow="fold"
+            )
+        for row in frame.iter_rows():
+            table.add_row(*(_cell(value) for value in row))
+        console.print(table)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
 
 
 @app.command()

@@ -541,3 +541,35 @@ def evaluate_run(database: Path, truth_dir: Path, out: Path | None) -> dict[str,
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(scores, indent=2, sort_keys=True) + "\n")
     return scores
+
+
+@dataclass(frozen=True)
+class Status:
+    """The load history of a database, for ``journey status``."""
+
+    sources: pl.DataFrame  # one row per source: files, rows read, loaded, duplicates, rejected
+    batches: pl.DataFrame  # one row per loaded file, newest first
+    reasons: pl.DataFrame  # one row per (source, reject reason), most frequent first
+
+
+def load_status(database: Path, *, last: int = 20) -> Status:
+    """Reads what each source and each batch loaded, and why rows were rejected."""
+    with Warehouse.open(database, read_only=True) as wh:
+        batches = wh.query(
+            "select source, file, rows_read, rows_loaded, rows_duplicate, rows_rejected, "
+            "finished_at from ops.batches order by finished_at desc, source, file"
+        )
+        reasons = wh.query(
+            "select source, reason, count(*) as rows, min(file || ':' || line_no) as first_seen "
+            "from quarantine.rejects group by all order by rows desc, source, reason"
+        )
+    sources = (
+        batches.group_by("source")
+        .agg(
+            pl.len().alias("files"),
+            pl.col("rows_read", "rows_loaded", "rows_duplicate", "rows_rejected").sum(),
+            pl.col("finished_at").max().alias("last_load"),
+        )
+        .sort("source")
+    )
+    return Status(sources, batches.head(last), reasons)
