@@ -16,7 +16,9 @@ RECEIPTS = "receipt_id,store_id,receipt_ts,loyalty_id,payment_token,currency,tot
 LINES = "receipt_id,line_no,sku,category,quantity,amount,line_type,order_id\n"
 
 
-def project(tmp_path: Path, files: dict[str, str], *, key: str = "k") -> Settings:
+def project(
+    tmp_path: Path, files: dict[str, str], *, key: str = "k", extra_toml: str = ""
+) -> Settings:
     """Writes the files (defaults: one store, empty sources) and a config that reads
     ``web*.jsonl``, ``contacts.csv``, ``interactions*.csv``, ``receipts*.csv``, ``lines*.csv``."""
     defaults = {
@@ -38,7 +40,7 @@ def project(tmp_path: Path, files: dict[str, str], *, key: str = "k") -> Setting
         '[sources.crm]\nkind = "crm"\ncontacts = "contacts.csv"\n'
         'interactions = "interactions*.csv"\n'
         '[sources.pos]\nkind = "pos"\nreceipts = "receipts*.csv"\nlines = "lines*.csv"\n'
-        f'[privacy]\nhash_key = "{key}"\n'
+        f'[privacy]\nhash_key = "{key}"\n' + extra_toml
     )
     return load_settings(config)
 

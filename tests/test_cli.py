@@ -75,6 +75,7 @@ def test_status_lists_sources_batches_and_reject_reasons(tmp_path: Path) -> None
             "web.jsonl": '{"type":"track","event":"Product Viewed","messageId":"m1",'
             '"anonymousId":"a1","timestamp":"2026-03-01T10:00:00Z"}\n{broken\n',
         },
+        extra_toml="[ingest]\nmax_reject_rate = 1.0\n",
     )
     jobs.ingest_sources(settings)
     result = runner.invoke(app, ["status", "--config", str(tmp_path / "journey.toml")])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from journey_analytics import jobs
-from journey_analytics.errors import ConfigError, SourceError
+from journey_analytics.errors import ConfigError, RejectRateError, SourceError
 
 from ._project import LINES, RECEIPTS, project, run_all
 
@@ -70,3 +70,20 @@ def test_missing_source_stops_before_anything_loads(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"No file matches 'lines\*\.csv'"):
         jobs.ingest_sources(settings)
     assert not settings.database_path.exists()  # not even created
+
+
+def test_a_source_with_too_many_rejects_fails_after_loading_its_valid_rows(
+    tmp_path: Path,
+) -> None:
+    good = (
+        '{"type":"track","event":"Product Viewed","messageId":"m1","anonymousId":"a1",'
+        '"timestamp":"2026-03-01T10:00:00Z"}\n'
+    )
+    settings = project(tmp_path, {"web.jsonl": good + "{bad\n{bad\n"})
+    with pytest.raises(RejectRateError) as raised:
+        jobs.ingest_sources(settings)
+    assert str(raised.value).splitlines()[1] == (
+        "  - web: 2 of 3 rows rejected (66.7%), most in web.jsonl (2)"
+    )
+    report = jobs.load_status(settings.database_path)
+    assert report.sources.filter(source="web").get_column("rows_loaded").item() == 1

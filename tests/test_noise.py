@@ -116,6 +116,8 @@ def test_malformed_rows_are_quarantined_with_their_reason(tmp_path: Path) -> Non
                 _message("m5", "Product Viewed", "2026-03-01T10:00:00Z"),
             ),
         },
+        # 4 of 5 rows are broken on purpose: far above any sensible reject threshold
+        extra_toml="[ingest]\nmax_reject_rate = 1.0\n",
     )
     core, _, _ = run_all(settings)
     assert core.events == 1

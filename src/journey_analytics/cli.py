@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from journey_analytics.errors import DatabaseLockedError, JourneyError
+from journey_analytics.errors import DatabaseLockedError, JourneyError, RejectRateError
 
 app = typer.Typer(
     help="Reconstruct cross-channel customer journeys from clickstream, CRM and POS data.",
@@ -40,7 +40,8 @@ def _fail(error: JourneyError) -> typer.Exit:
     # them before it exits; otherwise DuckDB's bindings print leak warnings at shutdown.
     traceback.clear_frames(error.__traceback__)
     errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
-    return typer.Exit(code=3 if isinstance(error, DatabaseLockedError) else 2)
+    codes = {DatabaseLockedError: 3, RejectRateError: 4}
+    return typer.Exit(code=codes.get(type(error), 2))
 
 
 @app.command()

@@ -61,6 +61,16 @@ class PrivacySettings(_Frozen):
     )
 
 
+class IngestSettings(_Frozen):
+    max_reject_rate: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="a file with a larger share of rejected rows fails the run (after its "
+        "valid rows are loaded)",
+    )
+
+
 class SessionSettings(_Frozen):
     default_timeout_minutes: float = Field(default=30.0, ge=0)
     timeout_minutes: dict[str, Annotated[float, Field(ge=0)]] = Field(
@@ -113,6 +123,7 @@ class Settings(_Frozen):
     referrers: str | None = None
     patterns: str | None = None
     privacy: PrivacySettings = PrivacySettings()
+    ingest: IngestSettings = IngestSettings()
     sessions: SessionSettings = SessionSettings()
     journeys: JourneySettings = JourneySettings()
     identity: IdentitySettings = IdentitySettings()

@@ -15,6 +15,11 @@ class SourceError(JourneyError):
     """A source file cannot be read at all (missing, unreadable, wrong columns)."""
 
 
+class RejectRateError(JourneyError):
+    """A source file had more rejected rows than the configured share; the valid rows of
+    every file were loaded, nothing downstream was rebuilt."""
+
+
 class DatabaseLockedError(JourneyError):
     """Another process holds the DuckDB file open for writing."""
 

@@ -28,7 +28,12 @@ from journey_analytics import (
 )
 from journey_analytics import patterns as pattern_rules
 from journey_analytics.config import CrmSource, PosSource, SegmentSource, Settings
-from journey_analytics.errors import ConfigError, SourceError, format_problems
+from journey_analytics.errors import (
+    ConfigError,
+    RejectRateError,
+    SourceError,
+    format_problems,
+)
 from journey_analytics.taxonomy import load_referrers, load_taxonomy
 from journey_analytics.warehouse import Warehouse
 
@@ -292,7 +297,36 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
                     fingerprint=fingerprint,
                 )
             )
+    check_reject_rates(reports, max_rate=settings.ingest.max_reject_rate)
     return reports
+
+
+def check_reject_rates(reports: list[BatchReport], *, max_rate: float) -> None:
+    """Fails loudly when a source rejected more than ``max_rate`` of the rows it read in this
+    run (counted per source, so one bad row in a small weekly file does not trip it).
+
+    Raises:
+        RejectRateError: naming each such source with its counts and its worst files.
+    """
+    over = []
+    for source in sorted({report.source for report in reports}):
+        mine = [report for report in reports if report.source == source]
+        read = sum(report.rows_read for report in mine)
+        rejected = sum(report.rows_rejected for report in mine)
+        if read and rejected / read > max_rate:
+            worst = sorted(mine, key=lambda report: -report.rows_rejected)[:3]
+            files = ", ".join(f"{r.file} ({r.rows_rejected:,})" for r in worst if r.rows_rejected)
+            over.append(
+                f"{source}: {rejected:,} of {read:,} rows rejected ({rejected / read:.1%}), "
+                f"most in {files}"
+            )
+    if over:
+        title = (
+            f"More than {max_rate:.1%} of the rows of a source were rejected (ingest."
+            "max_reject_rate); the valid rows are loaded, nothing downstream was rebuilt. "
+            "See `journey status` and quarantine.rejects"
+        )
+        raise RejectRateError(format_problems(title, over))
 
 
 def key_fingerprint(key: str) -> str:
