@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from journey_analytics.errors import JourneyError
 from journey_analytics.evaluate import (
     RunTables,
     Truth,
@@ -104,7 +105,10 @@ def test_scores_of_a_small_run() -> None:
     assert identity["recall"] == pytest.approx(0.8)
     # e6 is not recoverably linked to e4: against recoverable links nothing is missed
     assert identity["recall_recoverable"] == 1.0
-    assert scores["journeys"]["exact"] == 4  # J3's only loaded event is j:e4
+    # J3 lost its order event to a malformed row: not exact, though its one loaded event is
+    # alone in j:e4 (exact_loaded counts it)
+    assert (scores["journeys"]["exact"], scores["journeys"]["exact_loaded"]) == (3, 4)
+    assert scores["journeys"]["step_coverage"] == 1.0
     assert scores["patterns"]["ropo"] == {"true": 1, "found": 1, "precision": 1.0, "recall": 1.0}
     # the c&c journey lost its order event: not found; online_only was a false hit
     assert scores["patterns"]["click_and_collect"]["recall"] == 0.0
@@ -116,11 +120,14 @@ def test_scores_of_a_small_run() -> None:
         "recall": None,
     }
     # J2 ends at add_to_cart as found; J4 truly ends at product_view, found ending at call
+    # J2 ends at add_to_cart as found; J4 truly ends at product_view, found ending at call;
+    # of the 3 found drop-offs one is right
     assert scores["dropoffs"] == {
         "true_dropoffs": 2,
         "found_dropoffs": 3,
         "right_touchpoint": 1,
         "accuracy": 0.5,
+        "precision": 1 / 3,
     }
     assert scores["totals"] == {
         "true_conversions": 2,
@@ -130,3 +137,74 @@ def test_scores_of_a_small_run() -> None:
     }
     assert scores["accounting"]["nothing_lost"] is True
     assert scores["accounting"]["malformed_events"] == 1
+
+
+def test_split_journeys_duplicate_hits_and_missing_steps_count_against_the_run() -> None:
+    truth = Truth(
+        events=pl.DataFrame(
+            {
+                "event_id": ["e1", "e2", "e3", "e4"],
+                "customer_id": ["K1"] * 4,
+                "journey_id": ["T1", "T1", "T1", "T2"],
+                "identity_group": ["g"] * 4,
+                "status": ["valid"] * 4,
+                "occurred_at": ["2026-01-01", "2026-01-02", "2026-01-03", "2026-03-01"],
+            }
+        ),
+        journeys=pl.DataFrame(
+            {
+                "journey_id": ["T1", "T2"],
+                "converted": [True, False],
+                "patterns": ["ropo", None],
+                "variant": [None, None],
+                "dropoff_touchpoint": [None, "product_view"],
+                "revenue": [10.0, None],
+            }
+        ),
+        rows_written=None,
+    )
+    run = RunTables(
+        events=pl.DataFrame({"event_id": ["e1", "e2", "e3", "e4"], "customer_key": ["c"] * 4}),
+        # T1 split in two, both halves carrying ROPO; e4 was loaded but left out of journeys
+        steps=pl.DataFrame(
+            {
+                "event_id": ["e1", "e2", "e3"],
+                "journey_id": ["j:e1", "j:e1", "j:e3"],
+                "position": [1, 2, 1],
+            }
+        ),
+        journeys=pl.DataFrame(
+            {
+                "journey_id": ["j:e1", "j:e3", "j:x"],
+                "status": ["converted", "converted", "dropped"],
+                "conversion_event_id": ["e2", "e3", None],
+                "revenue": [5.0, 5.0, None],
+                "last_touchpoint": ["a", "b", "product_view"],
+            }
+        ),
+        patterns=pl.DataFrame(
+            {
+                "journey_id": ["j:e1", "j:e3", "j:x"],
+                "pattern": ["ropo", "ropo", "ropo"],
+                "variant": [None] * 3,
+            }
+        ),
+        batches=pl.DataFrame(
+            {"rows_read": [4], "rows_loaded": [4], "rows_duplicate": [0], "rows_rejected": [0]}
+        ),
+    )
+    scores = evaluate(run, truth)
+    assert scores["journeys"]["exact"] == 0
+    assert scores["journeys"]["step_coverage"] == 0.75
+    # three ROPO rows: one right, one a second hit on T1, one mapped to no true journey
+    assert scores["patterns"]["ropo"] == {"true": 1, "found": 3, "precision": 1 / 3, "recall": 1.0}
+    # T2's last event is in no journey: not found as a drop-off
+    assert scores["dropoffs"]["right_touchpoint"] == 0
+
+
+def test_a_truth_of_another_simulation_is_refused() -> None:
+    run = _run()
+    other = _truth()
+    other = Truth(other.events.with_columns(pl.col("event_id") + "x"), other.journeys, None)
+    with pytest.raises(JourneyError, match="is --truth the simulation"):
+        evaluate(run, other)

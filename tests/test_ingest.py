@@ -372,3 +372,77 @@ def test_arrivals_from_unmanaged_sites_become_their_touchpoints() -> None:
         ("web:m3", "home_view", "web", "awareness", True),
         ("web:m4", "home_view", "web", "awareness", True),
     ]
+
+
+def test_segment_exports_with_original_timestamp_are_not_corrected_twice() -> None:
+    # Segment already corrected `timestamp` (the device said 12:15, originalTimestamp); a
+    # second correction would put the skew back.
+    parsed = parse_segment(
+        b'{"type":"track","event":"Product Viewed","messageId":"m1","anonymousId":"a1",'
+        b'"timestamp":"2026-03-01T10:15:00Z","originalTimestamp":"2026-03-01T12:15:00Z",'
+        b'"sentAt":"2026-03-01T12:15:05Z","receivedAt":"2026-03-01T10:15:05Z"}\n'
+        # sentAt before timestamp (a broken device): never after it arrived
+        b'{"type":"track","event":"Product Viewed","messageId":"m2","anonymousId":"a1",'
+        b'"timestamp":"2026-03-01T12:00:00Z","sentAt":"2026-03-01T11:00:00Z",'
+        b'"receivedAt":"2026-03-01T10:00:00Z"}',
+        file="web.jsonl",
+        known_events=KNOWN,
+        hash_key="k",
+    )
+    assert parsed.rows.get_column("occurred_at").to_list() == [
+        at("2026-03-01 10:15"),
+        at("2026-03-01 10:00"),
+    ]
+
+
+def test_referrals_relabel_landing_pages_only_and_bad_urls_are_ignored() -> None:
+    lines = [
+        json.dumps(
+            {
+                "type": "track",
+                "event": "Product Viewed",
+                "messageId": "m1",
+                "anonymousId": "a1",
+                "timestamp": "2026-03-01T10:00:00Z",
+                "context": {"page": {"referrer": "https://instagram.com/p/1"}},
+            }
+        ),
+        json.dumps(
+            {
+                "type": "page",
+                "name": "Home",
+                "messageId": "m2",
+                "anonymousId": "a1",
+                "timestamp": "2026-03-01T10:00:00Z",
+                "context": {"page": {"referrer": "http://[broken"}},
+            }
+        ),
+        # a price nobody computes with is kept as sent, not a reason to lose the event
+        json.dumps(
+            {
+                "type": "track",
+                "event": "Product Viewed",
+                "messageId": "m3",
+                "anonymousId": "a1",
+                "timestamp": "2026-03-01T10:00:00Z",
+                "properties": {"price": "€19,99"},
+            }
+        ),
+    ]
+    parsed = parse_segment(
+        "\n".join(lines).encode(), file="web.jsonl", known_events=KNOWN, hash_key="k"
+    )
+    assert parsed.rejects.height == 0
+    context = {"batch_id": "b", "source": "web", "ingested_at": at("2026-04-01 00:00")}
+    events = events_from_segment(
+        parsed.rows.with_columns(**{k: pl.lit(v) for k, v in context.items()}),
+        source="web",
+        channel="web",
+        taxonomy=load_taxonomy(),
+        referrers=load_referrers(),
+    )
+    assert events.select("event_id", "touchpoint").rows() == [
+        ("web:m1", "product_view"),
+        ("web:m2", "home_view"),
+        ("web:m3", "product_view"),
+    ]

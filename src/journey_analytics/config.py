@@ -80,6 +80,11 @@ class SessionSettings(_Frozen):
 
 class JourneySettings(_Frozen):
     timeout_days: float = Field(default=30.0, gt=0)
+    noise_touchpoints: tuple[str, ...] = Field(
+        default=("sign_in",),
+        description="touchpoints that open no journey on their own: in a session made only "
+        "of them and of an order's fulfilment steps, they belong to that order's journey",
+    )
 
 
 class IdentitySettings(_Frozen):

@@ -13,12 +13,12 @@ journeys and patterns they belonged to.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+from journey_analytics.errors import JourneyError
 
 SOURCE_FOLDERS = ("clickstream/", "crm/", "pos/")
 PATTERN_NAMES = ("ropo", "click_and_collect", "try_and_buy", "online_only", "offline_only")
@@ -45,28 +45,25 @@ class Truth:
     malformed_rows: int | None = None  # rows written broken on purpose, from summary.json
 
 
-def read_truth(folder: Path) -> Truth:
-    """Reads ``truth/``; a version-1 truth (no identity groups, no status) reads as all
-    events valid and every link recoverable."""
-    events = pl.read_csv(folder / "events.csv", infer_schema=False)
+def truth_from(
+    events: pl.DataFrame, journeys: pl.DataFrame, summary: dict[str, Any] | None
+) -> Truth:
+    """The truth from ``truth/events.csv``, ``truth/journeys.csv`` and ``summary.json`` (all
+    read as text); a version-1 truth (no identity groups, no status) reads as all events valid
+    and every link recoverable."""
     if "status" not in events.columns:
         events = events.with_columns(pl.lit("valid").alias("status"))
     if "identity_group" not in events.columns:
         events = events.with_columns(pl.col("customer_id").alias("identity_group"))
-    journeys = pl.read_csv(
-        folder / "journeys.csv",
-        infer_schema=False,
-    ).with_columns(
+    journeys = journeys.with_columns(
         (pl.col("converted") == "true").alias("converted"),
         pl.col("revenue").cast(pl.Float64),
     )
-    summary = folder / "summary.json"
     rows_written = malformed_rows = None
-    if summary.exists():
-        facts = json.loads(summary.read_text())
-        malformed = facts.get("counts", {}).get("noise", {}).get("malformed_rows")
+    if summary is not None:
+        malformed = summary.get("counts", {}).get("noise", {}).get("malformed_rows")
         malformed_rows = int(malformed) if malformed is not None else None
-        rows = facts.get("rows_written", {})
+        rows = summary.get("rows_written", {})
         rows_written = (
             sum(int(n) for file, n in rows.items() if file.startswith(SOURCE_FOLDERS))
             if isinstance(rows, dict)
@@ -130,6 +127,12 @@ def score_identity(run: RunTables, truth: Truth) -> dict[str, Any]:
         pl.concat_str("customer_id", pl.lit("|"), "identity_group").alias("recoverable")
     )
     _, recall_recoverable = b_cubed(recoverable, "customer_key", "recoverable")
+    if valid.height and pairs.height < valid.height / 2:
+        msg = (
+            f"Only {pairs.height:,} of the truth's {valid.height:,} events are in this run: "
+            "is --truth the simulation this database was loaded from?"
+        )
+        raise JourneyError(msg)
     return {
         "events_scored": pairs.height,
         "event_coverage": _ratio(pairs.height, valid.height),
@@ -142,27 +145,54 @@ def score_identity(run: RunTables, truth: Truth) -> dict[str, Any]:
 
 
 def score_journeys(run: RunTables, truth: Truth) -> dict[str, Any]:
-    """Share of true journeys whose loaded events form exactly one found journey, and the
-    adjusted Rand index of event -> journey."""
-    pairs = truth.events.filter(pl.col("status") == "valid").join(
-        run.steps.select("event_id", pl.col("journey_id").alias("found_journey")), on="event_id"
+    """Share of true journeys found exactly, and the adjusted Rand index of event -> journey.
+
+    A true journey is found exactly when every one of its events was loaded and they make up
+    one found journey with nothing else in it; a journey that lost an event to a malformed row
+    is not (``exact_loaded`` counts those whose loaded events alone match). A true event the
+    run loaded but left out of every journey counts as a journey of its own.
+    """
+    events = truth.events.join(
+        run.steps.select("event_id", pl.col("journey_id").alias("found_journey")),
+        on="event_id",
+        how="left",
     )
-    per_true = pairs.group_by("journey_id").agg(
-        pl.col("found_journey").n_unique().alias("found_journeys"),
-        pl.len().alias("events"),
-        pl.col("found_journey").first(),
+    loaded = events.filter(pl.col("status") == "valid").with_columns(
+        pl.coalesce("found_journey", pl.lit("missing:") + pl.col("event_id")).alias("found_journey")
     )
-    sizes = pairs.group_by("found_journey").agg(pl.len().alias("found_events"))
-    exact = per_true.join(sizes, on="found_journey").filter(
-        (pl.col("found_journeys") == 1) & (pl.col("events") == pl.col("found_events"))
+    per_true = events.group_by("journey_id").agg(
+        (pl.col("status") == "malformed").any().alias("lost_an_event")
     )
+    matched = (
+        loaded.group_by("journey_id")
+        .agg(
+            pl.col("found_journey").n_unique().alias("found_journeys"),
+            pl.len().alias("events"),
+            pl.col("found_journey").first(),
+        )
+        .join(
+            loaded.group_by("found_journey").agg(pl.len().alias("found_events")), on="found_journey"
+        )
+        .filter(
+            (pl.col("found_journeys") == 1)
+            & (pl.col("events") == pl.col("found_events"))
+            & ~pl.col("found_journey").str.starts_with("missing:")
+        )
+        .join(per_true, on="journey_id")
+    )
+    exact = matched.filter(~pl.col("lost_an_event")).height
     true_journeys = truth.journeys.height
     return {
         "true_journeys": true_journeys,
         "found_journeys": run.journeys.height,
-        "exact": exact.height,
-        "exact_share": _ratio(exact.height, true_journeys),
-        "adjusted_rand_index": adjusted_rand_index(pairs, "found_journey", "journey_id"),
+        "exact": exact,
+        "exact_share": _ratio(exact, true_journeys),
+        "exact_loaded": matched.height,
+        "step_coverage": _ratio(
+            loaded.filter(~pl.col("found_journey").str.starts_with("missing:")).height,
+            loaded.height,
+        ),
+        "adjusted_rand_index": adjusted_rand_index(loaded, "found_journey", "journey_id"),
     }
 
 
@@ -182,9 +212,15 @@ def _found_true_journey(run: RunTables, truth: Truth) -> pl.DataFrame:
 
 def score_patterns(run: RunTables, truth: Truth) -> dict[str, Any]:
     """Precision and recall per pattern, found journeys matched to true ones by their
-    conversion event; and the share of click-and-collect hits with the right variant."""
+    conversion (or first) event; and the share of click-and-collect hits with the right
+    variant.
+
+    Precision counts every found (journey, pattern) row: a hit is right once per true journey
+    that has the pattern; a second hit on the same true journey, or one that maps to no true
+    journey, is wrong.
+    """
     mapping = _found_true_journey(run, truth)
-    found = run.patterns.join(mapping, on="journey_id")
+    found = run.patterns.join(mapping, on="journey_id", how="left")
     expected = (
         truth.journeys.select(
             "journey_id",
@@ -196,14 +232,14 @@ def score_patterns(run: RunTables, truth: Truth) -> dict[str, Any]:
     )
     scores: dict[str, Any] = {}
     for name in PATTERN_NAMES:
-        predicted = set(found.filter(pl.col("pattern") == name).get_column("true_journey"))
+        rows = found.filter(pl.col("pattern") == name)
         actual = set(expected.filter(pl.col("pattern") == name).get_column("journey_id"))
-        hits = len(predicted & actual)
+        right = {journey for journey in rows.get_column("true_journey") if journey in actual}
         scores[name] = {
             "true": len(actual),
-            "found": len(predicted),
-            "precision": _ratio(hits, len(predicted)),
-            "recall": _ratio(hits, len(actual)),
+            "found": rows.height,
+            "precision": _ratio(len(right), rows.height),
+            "recall": _ratio(len(right), len(actual)),
         }
     variants = found.filter(pl.col("pattern") == "click_and_collect").join(
         expected.filter(pl.col("pattern") == "click_and_collect").select(
@@ -218,19 +254,18 @@ def score_patterns(run: RunTables, truth: Truth) -> dict[str, Any]:
 
 
 def score_dropoffs(run: RunTables, truth: Truth) -> dict[str, Any]:
-    """Share of truly abandoned journeys found as dropped, ending at the right touchpoint.
+    """Of the truly abandoned journeys, the share found dropped at the right touchpoint
+    (recall); of the journeys found dropped, the share that are such a journey (precision).
 
-    A true journey is looked up through its last loaded event."""
+    A true journey is looked up through its last loaded event in true time."""
     dropped = truth.journeys.filter(~pl.col("converted")).select("journey_id", "dropoff_touchpoint")
+    order = "occurred_at" if "occurred_at" in truth.events.columns else "event_id"
     last_event = (
         truth.events.filter(pl.col("status") == "valid")
         .join(
-            run.steps.select("event_id", "journey_id", "position").rename(
-                {"journey_id": "found_journey"}
-            ),
-            on="event_id",
+            run.steps.select("event_id", pl.col("journey_id").alias("found_journey")), on="event_id"
         )
-        .sort("journey_id", "found_journey", "position")
+        .sort("journey_id", order)
         .group_by("journey_id")
         .agg(pl.col("found_journey").last())
     )
@@ -245,11 +280,14 @@ def score_dropoffs(run: RunTables, truth: Truth) -> dict[str, Any]:
         (pl.col("status") == "dropped")
         & (pl.col("last_touchpoint") == pl.col("dropoff_touchpoint"))
     )
+    found_dropoffs = run.journeys.filter(pl.col("status") == "dropped").height
+    right_journeys = right.get_column("found_journey").n_unique()
     return {
         "true_dropoffs": dropped.height,
-        "found_dropoffs": run.journeys.filter(pl.col("status") == "dropped").height,
+        "found_dropoffs": found_dropoffs,
         "right_touchpoint": right.height,
         "accuracy": _ratio(right.height, dropped.height),
+        "precision": _ratio(right_journeys, found_dropoffs),
     }
 
 

@@ -73,7 +73,8 @@ REJECT_SCHEMA: dict[str, pl.DataType] = {
     "raw_text": pl.String(),
 }
 SEGMENT_TYPES = frozenset({"track", "page", "screen", "identify"})
-NUMERIC_PROPERTIES = ("revenue", "price", "quantity", "rating", "value", "total")
+# Properties the pipeline computes with; others (price, rating, ...) are kept as sent.
+NUMERIC_PROPERTIES = ("revenue",)
 IDENTIFIER_FIELDS = ("anonymous_id", "user_id", "email", "phone", "loyalty_id", "payment_token")
 PII_FIELDS = frozenset({"email", "phone", "payment_token"})
 # Placeholder values that identify nobody (lower case); the config's identity.blocked_values.
@@ -209,14 +210,15 @@ def _money(value: Any, field: str) -> Decimal | None:
     return amount
 
 
-def _boolean(value: Any, field: str) -> bool:
-    """true/false, 1/0, yes/no (any case); empty is false."""
-    text = (_text(value) or "false").lower()
+def _boolean(value: Any) -> bool | None:
+    """true/false, 1/0, yes/no (any case); anything else (empty, "opt-in", a date) is
+    unknown: the row still counts for its identifiers."""
+    text = (_text(value) or "").lower()
     if text in {"true", "1", "yes", "y"}:
         return True
     if text in {"false", "0", "no", "n"}:
         return False
-    raise RowRejected("invalid_value", f"{field}: expected true or false, found {value!r}")
+    return None
 
 
 def _integer(value: Any, field: str, *, default: int | None = None) -> int:
@@ -447,22 +449,32 @@ SEGMENT_ROW_SCHEMA: dict[str, Any] = {
 
 
 def _corrected_time(message: dict[str, Any]) -> datetime:
-    """The event's time, corrected for the device's clock when ``sentAt`` and ``receivedAt``
-    are both there (as Segment does): ``receivedAt - (sentAt - timestamp)``. The offset between
-    the device's ``timestamp`` and ``sentAt`` is on one clock, so it survives any skew."""
+    """The event's time, corrected for the device's clock as Segment does.
+
+    When ``originalTimestamp`` is there, ``timestamp`` is already the corrected time (a
+    Segment export). Otherwise, with ``sentAt`` and ``receivedAt`` both there, ``timestamp`` is
+    the device's clock and the true time is ``receivedAt - (sentAt - timestamp)``: the offset
+    between ``timestamp`` and ``sentAt`` is on one clock, so it survives any skew. An event
+    cannot have happened after it arrived: the result is at most ``receivedAt``.
+    """
     timestamp = _utc_timestamp(message.get("timestamp"), "timestamp")
+    if message.get("originalTimestamp") is not None:
+        return timestamp
     try:
         sent_at = _utc_timestamp(message.get("sentAt"), "sentAt")
         received_at = _utc_timestamp(message.get("receivedAt"), "receivedAt")
     except RowRejected:
         return timestamp  # nothing to correct with
-    return received_at - (sent_at - timestamp)
+    return min(received_at - (sent_at - timestamp), received_at)
 
 
 def _host(url: Any) -> str | None:
     if not isinstance(url, str) or not url.strip():
         return None
-    host = urlsplit(url.strip()).hostname
+    try:
+        host = urlsplit(url.strip()).hostname
+    except ValueError:  # e.g. "http://[broken": not a usable referrer, not a bad row
+        return None
     return host.lower() if host else None
 
 
@@ -624,7 +636,7 @@ def _contact_row(row: dict[str, str], blocked: frozenset[str]) -> dict[str, Any]
         "phone": _text(row["phone"]),
         "loyalty_id": _text(row["loyalty_id"]),
         "user_id": _text(row["user_id"]),
-        "consent_email": _boolean(row["consent_email"], "consent_email"),
+        "consent_email": _boolean(row["consent_email"]),
         "created_at": _utc_timestamp(row["created_at"], "created_at")
         if _text(row["created_at"])
         else None,
@@ -816,7 +828,12 @@ def drop_duplicates(rows: pl.DataFrame, *, existing_keys: pl.Series) -> tuple[pl
 
 def _with_taxonomy(rows: pl.DataFrame, taxonomy: pl.DataFrame, *, kind: str) -> pl.DataFrame:
     mapping = taxonomy.filter(pl.col("source_kind") == kind).drop("source_kind")
-    return rows.join(mapping.rename({"channel": "taxonomy_channel"}), on="event_name", how="inner")
+    return rows.join(
+        mapping.rename({"channel": "taxonomy_channel"}),
+        on="event_name",
+        how="inner",
+        maintain_order="left",
+    )
 
 
 def _canonical(frame: pl.DataFrame) -> pl.DataFrame:
@@ -851,8 +868,11 @@ def events_from_segment(
 
 
 def _with_referrals(events: pl.DataFrame, referrers: pl.DataFrame) -> pl.DataFrame:
-    """Replaces touchpoint, channel, stage and managed flag of messages whose referrer host is
-    a rule's host or one of its subdomains (the longest matching rule wins)."""
+    """Replaces touchpoint, channel, stage and managed flag of page and screen views whose
+    referrer host is a rule's host or one of its subdomains (the longest matching rule wins).
+    Track calls keep what they are: analytics.js sends the landing referrer on every call of
+    the page, and a product view or an order from Instagram is still a product view or an
+    order."""
     rule_columns = ["touchpoint", "channel", "stage", "is_managed"]
     hosts = events.select(pl.col("referrer_host").drop_nulls().unique())
     matches = (
@@ -865,7 +885,11 @@ def _with_referrals(events: pl.DataFrame, referrers: pl.DataFrame) -> pl.DataFra
         .unique("referrer_host", keep="first")
         .select("referrer_host", *[pl.col(c).alias(f"_rule_{c}") for c in rule_columns])
     )
+    landing = pl.col("type").is_in(["page", "screen"]) & ~pl.col("is_conversion")
     joined = events.join(matches, on="referrer_host", how="left", maintain_order="left")
+    joined = joined.with_columns(
+        pl.when(landing).then(pl.col(f"_rule_{c}")).alias(f"_rule_{c}") for c in rule_columns
+    )
     return joined.with_columns(pl.coalesce(f"_rule_{c}", c).alias(c) for c in rule_columns).drop(
         f"_rule_{c}" for c in rule_columns
     )

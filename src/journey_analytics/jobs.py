@@ -472,7 +472,7 @@ def build_journeys(settings: Settings) -> JourneyReport:
             default_timeout_minutes=settings.sessions.default_timeout_minutes,
         )
         steps = journeys.assign_journeys(
-            in_sessions, timeout=timeout, noise_touchpoints=settings.paths.drop_touchpoints
+            in_sessions, timeout=timeout, noise_touchpoints=settings.journeys.noise_touchpoints
         )
         as_of = end_of_data(events)
         summary = journeys.summarise_journeys(
@@ -557,6 +557,19 @@ def export_dashboard(settings: Settings) -> Path:
     return dashboards.write_dashboard(html, settings.reports_path / "dashboard.html")
 
 
+def read_truth(folder: Path) -> evaluate.Truth:
+    """Reads a simulation's ``truth/`` folder."""
+    if not (folder / "events.csv").exists():
+        msg = f"{folder} is not a truth folder: expected events.csv and journeys.csv in it."
+        raise SourceError(msg)
+    summary = folder / "summary.json"
+    return evaluate.truth_from(
+        pl.read_csv(folder / "events.csv", infer_schema=False),
+        pl.read_csv(folder / "journeys.csv", infer_schema=False),
+        json.loads(summary.read_text()) if summary.exists() else None,
+    )
+
+
 def evaluate_run(database: Path, truth_dir: Path, out: Path | None) -> dict[str, Any]:
     """Scores the run in ``database`` against ``truth_dir``; writes the scores as JSON."""
     with Warehouse.open(database, read_only=True) as wh:
@@ -570,7 +583,7 @@ def evaluate_run(database: Path, truth_dir: Path, out: Path | None) -> dict[str,
             patterns=wh.query("select journey_id, pattern, variant from marts.patterns"),
             batches=wh.read("ops.batches"),
         )
-    scores = evaluate.evaluate(run, evaluate.read_truth(truth_dir))
+    scores = evaluate.evaluate(run, read_truth(truth_dir))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(scores, indent=2, sort_keys=True) + "\n")

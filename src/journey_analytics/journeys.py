@@ -95,7 +95,7 @@ def _attach_noise_to_fulfilment(
             pl.col("conversion_event_id").filter("is_fulfilment").first().alias("_conversion"),
             pl.col("converted_at").filter("is_fulfilment").first().alias("_converted_at"),
         )
-        .filter("only_fulfilment_and_noise" & pl.col("_conversion").is_not_null())
+        .filter(pl.col("only_fulfilment_and_noise") & pl.col("_conversion").is_not_null())
         .drop("only_fulfilment_and_noise")
     )
     joined = flagged.join(sessions, on="session_id", how="left", maintain_order="left")

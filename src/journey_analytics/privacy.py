@@ -102,6 +102,9 @@ def mask_fields(value: Any) -> Any:
 def strip_query(url: str) -> str:
     """A URL without its query string and fragment, except ``utm_*`` campaign parameters
     (query strings carry e-mails, tokens and search terms)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL after all: keep what precedes any query or fragment
+        return url.split("?", maxsplit=1)[0].split("#", maxsplit=1)[0]
     kept = [(k, v) for k, v in parse_qsl(parts.query) if k.lower().startswith("utm_")]
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))

@@ -213,7 +213,7 @@ def _break_message(message: dict[str, object], kind: str, line: str) -> str:
         del broken["messageId"]
     else:  # wrong_type: a number field as text, or an object as a string
         properties = broken.get("properties")
-        numeric = ("revenue", "price", "rating")
+        numeric = ("revenue",)  # the number ingest computes with
         key = next((k for k in numeric if isinstance(properties, dict) and k in properties), None)
         if key is not None:
             assert isinstance(properties, dict)
@@ -321,7 +321,7 @@ _CSV_TARGETS = {
     "interactions": (1, (1, "1771234567"), 0),
     "receipts": (2, (6, "abc"), 0),
     "receipt_lines": (-1, (5, "abc"), 0),
-    "contacts": (6, (5, "maybe"), 0),
+    "contacts": (6, (6, "1771234567"), 0),  # created_at as an epoch number
 }
 
 
