@@ -66,3 +66,12 @@ def test_no_row_lost(scores: dict[str, Any]) -> None:
     assert accounting["nothing_lost"] is True
     # the simulator's malformed rows are exactly what was quarantined
     assert accounting["rows_rejected"] == accounting["malformed_rows"]
+
+
+def test_dropoffs_and_totals(scores: dict[str, Any]) -> None:
+    assert scores["dropoffs"]["accuracy"] >= 0.95
+    assert scores["dropoffs"]["precision"] >= 0.95
+    totals = scores["totals"]
+    assert totals["found_conversions"] / totals["true_conversions"] >= 0.99
+    # all links, shared devices and never-linked cookies included
+    assert scores["identity"]["recall"] >= 0.99
