@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -327,18 +328,12 @@ def _json_rows(data: bytes) -> Iterator[tuple[int, str | None, str, Any]]:
         yield line_no, None, json.dumps(mask_fields(value), ensure_ascii=False), value
 
 
-def _decoded_lines(data: bytes) -> tuple[list[str], set[int]]:
-    """The file's lines as text (a leading byte-order mark dropped) and the 1-based numbers
-    of the lines that were not UTF-8 (kept, with replacement characters)."""
-    lines, bad = [], set()
-    for line_no, line in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
-        raw = line.removesuffix(b"\r")
-        try:
-            lines.append(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            lines.append(raw.decode("utf-8", "replace"))
-            bad.add(line_no)
-    return lines, bad
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept by surrogateescape
+
+
+def _printable(text: str) -> str:
+    """Text with the bytes that were not UTF-8 shown as replacement characters."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _masked_csv(header: list[str], fields: list[str]) -> str:
@@ -353,15 +348,17 @@ def _masked_csv(header: list[str], fields: list[str]) -> str:
 def _csv_rows(
     data: bytes, *, file: str, required: tuple[str, ...]
 ) -> Iterator[tuple[int, str | None, str, Any]]:
-    """Rows of a CSV file as dicts, numbered by the line they start on; quoted fields may
-    span lines. The header must have every required column."""
-    lines, bad = _decoded_lines(data)
-    reader = csv.reader(line + "\n" for line in lines)
-    header = next((fields for fields in reader if any(f.strip() for f in fields)), None)
+    """Rows of a CSV file as dicts, numbered by the line they start on; quoted fields may hold
+    line breaks. The header must have every required column. Only empty lines are skipped: a
+    line of empty fields is a row (and is rejected for what it lacks)."""
+    text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "surrogateescape")
+    lines = text.split("\n")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next((fields for fields in reader if fields), None)
     if header is None:
         msg = f"{file}: expected a CSV header with {', '.join(required)}; the file is empty"
         raise SourceError(msg)
-    if reader.line_num in bad:
+    if any(_NOT_UTF8.search(column) for column in header):
         msg = f"{file}, line {reader.line_num}: the header is not UTF-8 text"
         raise SourceError(msg)
     missing = [column for column in required if column not in header]
@@ -375,21 +372,21 @@ def _csv_rows(
     while True:
         try:
             fields = next(reader, None)
-        except csv.Error as error:
-            text = redact("\n".join(lines[previous:]))
-            yield previous + 1, "invalid_csv", f"{error}: {text}", None
-            return
+        except csv.Error as error:  # one broken record; the reader goes on with the next
+            start, previous = previous + 1, reader.line_num
+            record = _printable("\n".join(lines[start - 1 : previous]))
+            yield start, "invalid_csv", redact(f"{error}: {record}"), None
+            continue
         if fields is None:
             return
-        start, end = previous + 1, reader.line_num
-        previous = end
-        if not any(field.strip() for field in fields):
+        start, previous = previous + 1, reader.line_num
+        if not fields:
             continue
-        text = "\n".join(lines[start - 1 : end])
-        if bad.intersection(range(start, end + 1)):
-            yield start, "invalid_utf8", redact(text), None
+        record = "\n".join(lines[start - 1 : previous]).rstrip("\r")
+        if any(_NOT_UTF8.search(field) for field in fields):
+            yield start, "invalid_utf8", redact(_printable(record)), None
         elif len(fields) != len(header):
-            yield start, "wrong_field_count", redact(text), None
+            yield start, "wrong_field_count", redact(record), None
         else:
             yield start, None, _masked_csv(header, fields), dict(zip(header, fields, strict=True))
 
