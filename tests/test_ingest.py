@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -446,3 +447,34 @@ def test_referrals_relabel_landing_pages_only_and_bad_urls_are_ignored() -> None
         ("web:m2", "home_view"),
         ("web:m3", "product_view"),
     ]
+
+
+def test_pos_parquet_exports_read_like_csv(tmp_path: Path) -> None:
+    receipts = pl.DataFrame(
+        {
+            "receipt_id": ["R1", "R2"],
+            "store_id": ["S01", "S99"],
+            "receipt_ts": [datetime(2026, 3, 29, 11, 0), datetime(2026, 3, 29, 12, 0)],
+            "loyalty_id": ["L1", None],
+            "payment_token": ["tok_1", "tok_2"],
+            "currency": ["EUR", "EUR"],
+            "total": [30.0, 5.0],
+        }
+    )
+    path = tmp_path / "receipts.parquet"
+    receipts.write_parquet(path)
+    parsed = parse_pos_receipts(
+        path.read_bytes(), file="receipts.parquet", store_zones={"S01": "Europe/Rome"}, hash_key="k"
+    )
+    assert parsed.rows.select("line_no", "record_key", "occurred_at", "total").rows() == [
+        (1, "R1", at("2026-03-29 09:00"), Decimal("30.00"))
+    ]
+    # row 2's store is unknown; the quarantine keeps the row with the token masked
+    assert parsed.rejects.select("line_no", "reason").rows() == [(2, "unknown_store")]
+    assert json.loads(parsed.rejects.get_column("raw_text").item())["payment_token"] == (
+        "<redacted>"
+    )
+    bad = tmp_path / "lines.parquet"
+    pl.DataFrame({"receipt_id": ["R1"]}).write_parquet(bad)
+    with pytest.raises(SourceError, match=r"lines\.parquet: expected the columns .* missing"):
+        parse_pos_lines(bad.read_bytes(), file="lines.parquet", known_events=frozenset())

@@ -345,6 +345,39 @@ def _masked_csv(header: list[str], fields: list[str]) -> str:
     return out.getvalue()
 
 
+def _table_rows(
+    data: bytes, *, file: str, required: tuple[str, ...]
+) -> Iterator[tuple[int, str | None, str, Any]]:
+    """Rows of a CSV or a Parquet file (told apart by Parquet's magic bytes) as dicts of text."""
+    if data[:4] == b"PAR1":
+        return _parquet_rows(data, file=file, required=required)
+    return _csv_rows(data, file=file, required=required)
+
+
+def _parquet_rows(
+    data: bytes, *, file: str, required: tuple[str, ...]
+) -> Iterator[tuple[int, str | None, str, Any]]:
+    """Rows of a Parquet file as dicts of text, numbered from 1 (the row number, not a line);
+    typed values become the text a CSV export would hold (a naive timestamp as
+    ``2026-03-14 15:32:10``)."""
+    try:
+        frame = pl.read_parquet(io.BytesIO(data))
+    except pl.exceptions.PolarsError as error:
+        msg = f"{file}: not a readable Parquet file: {error}"
+        raise SourceError(msg) from None
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        msg = (
+            f"{file}: expected the columns {', '.join(required)}; missing {', '.join(missing)} "
+            f"(found {', '.join(frame.columns)})"
+        )
+        raise SourceError(msg)
+    for row_no, row in enumerate(frame.select(required).iter_rows(named=True), start=1):
+        text = {k: "" if v is None else str(v) for k, v in row.items()}
+        masked = {k: "<redacted>" if k in PII_FIELDS and v else v for k, v in text.items()}
+        yield row_no, None, json.dumps(masked, ensure_ascii=False), text
+
+
 def _csv_rows(
     data: bytes, *, file: str, required: tuple[str, ...]
 ) -> Iterator[tuple[int, str | None, str, Any]]:
@@ -648,7 +681,7 @@ def parse_crm_contacts(
     """Parses a CRM contacts CSV: identity records (not events) that link e-mail, phone,
     loyalty card and web account."""
     accepted, rejects = _collect(
-        _csv_rows(data, file=file, required=CONTACT_COLUMNS),
+        _table_rows(data, file=file, required=CONTACT_COLUMNS),
         lambda row: _contact_row(row, blocked_values),
         file=file,
     )
@@ -687,7 +720,7 @@ def parse_crm_interactions(
 ) -> Parsed:
     """Parses a CRM interactions CSV (e-mail opens and clicks, calls, chats, store visits)."""
     accepted, rejects = _collect(
-        _csv_rows(data, file=file, required=INTERACTION_COLUMNS),
+        _table_rows(data, file=file, required=INTERACTION_COLUMNS),
         lambda row: _interaction_row(row, known_events, blocked_values),
         file=file,
     )
@@ -760,7 +793,7 @@ def parse_pos_receipts(
     """Parses POS receipts; ``receipt_ts`` is the store's wall-clock time, converted to UTC
     with the store's zone by :func:`local_to_utc`."""
     accepted, rejects = _collect(
-        _csv_rows(data, file=file, required=RECEIPT_COLUMNS),
+        _table_rows(data, file=file, required=RECEIPT_COLUMNS),
         lambda row: _receipt_row(row, store_zones, blocked_values),
         file=file,
     )
@@ -801,7 +834,7 @@ def _line_row(row: dict[str, str], known_events: frozenset[str]) -> dict[str, An
 def parse_pos_lines(data: bytes, *, file: str, known_events: frozenset[str]) -> Parsed:
     """Parses POS receipt lines (sale, pickup of an online order, return)."""
     accepted, rejects = _collect(
-        _csv_rows(data, file=file, required=LINE_COLUMNS),
+        _table_rows(data, file=file, required=LINE_COLUMNS),
         lambda row: _line_row(row, known_events),
         file=file,
     )
