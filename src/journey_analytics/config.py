@@ -12,8 +12,9 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from journey_analytics.errors import ConfigError, format_problems
 
@@ -50,7 +51,72 @@ class PosSource(_Frozen):
     lines: str
 
 
-Source = Annotated[SegmentSource | CrmSource | PosSource, Field(discriminator="kind")]
+class TableColumns(_Frozen):
+    """Which column of the file holds each canonical field (only timestamp and event_name
+    are required; map at least one identifier)."""
+
+    timestamp: str
+    event_name: str
+    event_id: str | None = None
+    anonymous_id: str | None = None
+    user_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    loyalty_id: str | None = None
+    payment_token: str | None = None
+    order_id: str | None = None
+    store_id: str | None = None
+    product_id: str | None = None
+    category: str | None = None
+    fulfilment: str | None = None
+    revenue: str | None = None
+    currency: str | None = None
+    channel: str | None = None
+
+    def identifiers(self) -> dict[str, str]:
+        names = ("anonymous_id", "user_id", "email", "phone", "loyalty_id", "payment_token")
+        return {name: column for name in names if (column := getattr(self, name))}
+
+    def mapped(self) -> dict[str, str]:
+        """canonical field -> source column, for every mapped field."""
+        return {name: column for name, column in self.model_dump().items() if column}
+
+
+class TableSource(_Frozen):
+    """Bring your own table: any CSV, Parquet or JSON-lines file (optionally gzipped) described
+    by a column mapping, no code. Event names become touchpoints through the taxonomy rows whose
+    ``source_kind`` is this source's name, else as themselves in snake case."""
+
+    kind: Literal["table"]
+    path: str
+    format: Literal["csv", "parquet", "jsonl"] | None = Field(
+        default=None, description="default: from the file name (.csv, .parquet, .jsonl, .gz)"
+    )
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    columns: TableColumns
+    channel: str = Field(default="web", description="channel of rows without a channel column")
+    timezone: str | None = Field(
+        default=None, description="IANA zone of timestamps written without an offset"
+    )
+    conversion_events: tuple[str, ...] = ()
+    stage: str = "consideration"
+    managed: bool = True
+
+    @model_validator(mode="after")
+    def _needs_an_identifier(self) -> TableSource:
+        if not self.columns.identifiers():
+            msg = (
+                "columns: map at least one identifier column (anonymous_id, user_id, email, "
+                'phone, loyalty_id or payment_token), e.g. user_id = "case_id"'
+            )
+            raise ValueError(msg)
+        if self.timezone is not None and self.timezone not in available_timezones():
+            msg = f"timezone: expected an IANA zone such as Europe/Rome, found {self.timezone!r}"
+            raise ValueError(msg)
+        return self
+
+
+Source = Annotated[SegmentSource | CrmSource | PosSource | TableSource, Field(discriminator="kind")]
 
 
 class PrivacySettings(_Frozen):

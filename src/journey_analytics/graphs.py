@@ -27,10 +27,14 @@ def _runs(
     kept = steps.filter(
         ~pl.col("is_fulfilment") & ~pl.col("touchpoint").is_in(list(drop_touchpoints))
     ).sort("journey_id", "position")
-    changed = pl.col("touchpoint") != pl.col("touchpoint").shift()
-    run_start = changed.fill_null(True) if collapse_repeats else pl.lit(True)
+    changed = (pl.col("touchpoint") != pl.col("touchpoint").shift()).fill_null(True)
+    run = (
+        changed.cast(pl.Int64).cum_sum()
+        if collapse_repeats
+        else pl.int_range(1, pl.len() + 1)  # every step its own run
+    )
     return (
-        kept.with_columns(run_start.cast(pl.Int64).cum_sum().over("journey_id").alias("run"))
+        kept.with_columns(run.over("journey_id").alias("run"))
         .group_by("journey_id", "run", maintain_order=True)
         .agg(
             pl.col("customer_key").first(),

@@ -14,6 +14,7 @@ Everything here is pure: bytes in, frames out. Reading files and writing tables 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import re
@@ -346,12 +347,12 @@ def _masked_csv(header: list[str], fields: list[str]) -> str:
 
 
 def _table_rows(
-    data: bytes, *, file: str, required: tuple[str, ...]
+    data: bytes, *, file: str, required: tuple[str, ...], delimiter: str = ","
 ) -> Iterator[tuple[int, str | None, str, Any]]:
     """Rows of a CSV or a Parquet file (told apart by Parquet's magic bytes) as dicts of text."""
     if data[:4] == b"PAR1":
         return _parquet_rows(data, file=file, required=required)
-    return _csv_rows(data, file=file, required=required)
+    return _csv_rows(data, file=file, required=required, delimiter=delimiter)
 
 
 def _parquet_rows(
@@ -379,14 +380,14 @@ def _parquet_rows(
 
 
 def _csv_rows(
-    data: bytes, *, file: str, required: tuple[str, ...]
+    data: bytes, *, file: str, required: tuple[str, ...], delimiter: str = ","
 ) -> Iterator[tuple[int, str | None, str, Any]]:
     """Rows of a CSV file as dicts, numbered by the line they start on; quoted fields may hold
     line breaks. The header must have every required column. Only empty lines are skipped: a
     line of empty fields is a row (and is rejected for what it lacks)."""
     text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "surrogateescape")
     lines = text.split("\n")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = next((fields for fields in reader if fields), None)
     if header is None:
         msg = f"{file}: expected a CSV header with {', '.join(required)}; the file is empty"
@@ -985,3 +986,188 @@ def unmatched_pos(receipts: pl.DataFrame, lines: pl.DataFrame) -> dict[str, int]
     empty = receipt_ids.join(lines.select("receipt_id"), on="receipt_id", how="anti").height
     counts = {"receipt lines without their receipt": orphans, "receipts without lines": empty}
     return {reason: count for reason, count in counts.items() if count}
+
+
+# ---------------------------------------------------------------- bring your own table
+
+TABLE_ROW_SCHEMA: dict[str, Any] = {
+    "file": pl.String,
+    "line_no": pl.Int64,
+    "record_key": pl.String,
+    "event_name": pl.String,
+    "occurred_at": UTC_TIME,
+    "local_ts": pl.Datetime("us"),
+    "anonymous_id": pl.String,
+    "user_id": pl.String,
+    "email": pl.String,
+    "phone": pl.String,
+    "loyalty_id": pl.String,
+    "payment_token": pl.String,
+    "order_id": pl.String,
+    "store_id": pl.String,
+    "product_id": pl.String,
+    "category": pl.String,
+    "fulfilment": pl.String,
+    "revenue": MONEY,
+    "currency": pl.String,
+    "channel": pl.String,
+}
+_TABLE_TEXT_FIELDS = (
+    "anonymous_id",
+    "user_id",
+    "email",
+    "phone",
+    "loyalty_id",
+    "payment_token",
+    "order_id",
+    "store_id",
+    "product_id",
+    "category",
+    "fulfilment",
+    "currency",
+    "channel",
+)
+
+
+def _table_format(file: str, data: bytes, declared: str | None) -> str:
+    if declared:
+        return declared
+    if data[:4] == b"PAR1":
+        return "parquet"
+    name = file.lower().removesuffix(".gz")
+    return "jsonl" if name.endswith((".jsonl", ".ndjson", ".json")) else "csv"
+
+
+def _table_row(
+    row: dict[str, Any], columns: dict[str, str], *, zoned: bool, blocked: frozenset[str]
+) -> dict[str, Any]:
+    value = {field: row.get(column) for field, column in columns.items()}
+    event_name = _text(value.get("event_name"))
+    if event_name is None:
+        raise RowRejected("missing_event", f"{columns['event_name']} is empty")
+    stamp = _text(value.get("timestamp"))
+    try:
+        parsed = datetime.fromisoformat(stamp) if stamp else None
+    except ValueError:
+        parsed = None
+    if parsed is None or (parsed.tzinfo is None and not zoned):
+        expected = "ISO-8601" + ("" if zoned else " with a zone (or set the source's timezone)")
+        raise RowRejected(
+            "invalid_timestamp", f"{columns['timestamp']}: expected {expected}, found {stamp!r}"
+        )
+    out: dict[str, Any] = {
+        "record_key": _text(value.get("event_id")),
+        "event_name": event_name,
+        "occurred_at": parsed.astimezone(UTC) if parsed.tzinfo else None,
+        "local_ts": None if parsed.tzinfo else parsed,
+        "revenue": _money(value.get("revenue"), columns.get("revenue", "revenue")),
+        **{field: _text(value.get(field)) for field in _TABLE_TEXT_FIELDS},
+    }
+    _identifiers_required(
+        out, tuple(field for field in IDENTIFIER_FIELDS if field in columns), blocked
+    )
+    return out
+
+
+def parse_table(
+    data: bytes,
+    *,
+    file: str,
+    columns: dict[str, str],
+    hash_key: str,
+    file_format: str | None = None,
+    delimiter: str = ",",
+    timezone: str | None = None,
+    blocked_values: frozenset[str] = BLOCKED_VALUES,
+) -> Parsed:
+    """Parses any CSV, Parquet or JSON-lines table (gzip or not) through a column mapping
+    ``{canonical field: source column}`` (``timestamp`` and ``event_name`` required).
+
+    Timestamps with an offset are taken as they are; without one they are wall-clock times in
+    ``timezone`` (rule: :func:`local_to_utc`). Without an ``event_id`` column a row's id is
+    ``<file>:<line, 10 digits>``.
+    """
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    required = tuple(dict.fromkeys(columns.values()))
+    kind = _table_format(file, data, file_format)
+    rows = (
+        _json_rows(data)
+        if kind == "jsonl"
+        else _table_rows(data, file=file, required=required, delimiter=delimiter)
+    )
+    if kind == "jsonl":
+        rows = _with_required(rows, required, file=file)
+    accepted, rejects = _collect(
+        rows,
+        lambda row: _table_row(row, columns, zoned=timezone is not None, blocked=blocked_values),
+        file=file,
+    )
+    frame = _frame(accepted, TABLE_ROW_SCHEMA).with_columns(
+        # zero-padded, so that ids sort in file order (ties in time keep the file's order)
+        pl.coalesce(
+            "record_key", pl.lit(f"{file}:") + pl.col("line_no").cast(pl.String).str.zfill(10)
+        )
+    )
+    if timezone is not None:
+        frame = frame.with_columns(
+            pl.coalesce("occurred_at", local_to_utc(pl.col("local_ts"), timezone))
+        )
+    return Parsed(_hash_pii(frame.drop("local_ts"), key=hash_key), _rejects(rejects))
+
+
+def _with_required(
+    rows: Iterator[tuple[int, str | None, str, Any]], required: tuple[str, ...], *, file: str
+) -> Iterator[tuple[int, str | None, str, Any]]:
+    """JSON rows, after checking the first object has the mapped keys (a wrong mapping is a
+    problem of the config, not of every row)."""
+    checked = False
+    for line_no, problem, raw_text, row in rows:
+        if not checked and row is not None:
+            missing = [column for column in required if column not in row]
+            if missing:
+                msg = (
+                    f"{file}, line {line_no}: expected the keys {', '.join(required)}; missing "
+                    f"{', '.join(missing)} (found {', '.join(map(str, row))})"
+                )
+                raise SourceError(msg)
+            checked = True
+        yield line_no, problem, raw_text, row
+
+
+def _slug(column: pl.Expr) -> pl.Expr:
+    return column.str.to_lowercase().str.replace_all(r"[^a-z0-9]+", "_").str.strip_chars("_")
+
+
+def events_from_table(
+    rows: pl.DataFrame,
+    *,
+    source: str,
+    channel: str,
+    taxonomy: pl.DataFrame,
+    conversion_events: tuple[str, ...],
+    stage: str,
+    managed: bool,
+) -> pl.DataFrame:
+    """One canonical event per accepted table row. Event names map through the taxonomy rows
+    whose ``source_kind`` is the source's name; a name not there becomes its own touchpoint in
+    snake case, with the source's default stage and managed flag."""
+    mapping = taxonomy.filter(pl.col("source_kind") == source).drop("source_kind")
+    events = rows.join(
+        mapping.rename({c: f"_taxonomy_{c}" for c in mapping.columns if c != "event_name"}),
+        on="event_name",
+        how="left",
+        maintain_order="left",
+    ).with_columns(
+        (pl.lit(f"{source}:") + pl.col("record_key")).alias("event_id"),
+        pl.lit(source).alias("source"),
+        pl.coalesce("_taxonomy_touchpoint", _slug(pl.col("event_name"))).alias("touchpoint"),
+        pl.coalesce("_taxonomy_channel", "channel", pl.lit(channel)).alias("channel"),
+        pl.coalesce("_taxonomy_stage", pl.lit(stage)).alias("stage"),
+        pl.coalesce("_taxonomy_is_managed", pl.lit(managed)).alias("is_managed"),
+        pl.coalesce(
+            "_taxonomy_is_conversion", pl.col("event_name").is_in(list(conversion_events))
+        ).alias("is_conversion"),
+        pl.lit("{}").alias("properties"),
+    )
+    return _canonical(events)

@@ -27,7 +27,7 @@ from journey_analytics import (
     sessions,
 )
 from journey_analytics import patterns as pattern_rules
-from journey_analytics.config import CrmSource, PosSource, SegmentSource, Settings
+from journey_analytics.config import CrmSource, PosSource, SegmentSource, Settings, TableSource
 from journey_analytics.errors import (
     ConfigError,
     RejectRateError,
@@ -267,6 +267,17 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
             )
             plan.append((name, source.contacts, "raw.crm_contacts", contacts))
             plan.append((name, source.interactions, "raw.crm_interactions", interactions))
+        elif isinstance(source, TableSource):
+            table = partial(
+                ingest.parse_table,
+                columns=source.columns.mapped(),
+                hash_key=key,
+                file_format=source.format,
+                delimiter=source.delimiter,
+                timezone=source.timezone,
+                blocked_values=blocked,
+            )
+            plan.append((name, source.path, "raw.tables", table))
         elif isinstance(source, PosSource):
             receipts = partial(
                 ingest.parse_pos_receipts, store_zones=zones, hash_key=key, blocked_values=blocked
@@ -391,6 +402,20 @@ def canonical_events(
             contact_rows = _raw(wh, "raw.crm_contacts", name)
             if contact_rows is not None:
                 contacts.append(contact_rows)
+        elif isinstance(source, TableSource):
+            rows = _raw(wh, "raw.tables", name)
+            if rows is not None:
+                events.append(
+                    ingest.events_from_table(
+                        rows,
+                        source=name,
+                        channel=source.channel,
+                        taxonomy=taxonomy,
+                        conversion_events=source.conversion_events,
+                        stage=source.stage,
+                        managed=source.managed,
+                    )
+                )
         elif isinstance(source, PosSource):
             receipts = _raw(wh, "raw.pos_receipts", name)
             lines = _raw(wh, "raw.pos_lines", name)
