@@ -43,9 +43,12 @@ sample: $(VENV)/.installed-run
 dashboard: $(VENV)/.installed-run
 	$(BIN)/journey dashboard --config journey.toml
 
-# Speed and memory of the simulator (events/s, peak memory) against a plain JSON-lines writer.
+# Speed and memory (events/s, peak memory, medians on this machine) against a baseline measured
+# in the same run: the simulator against a plain JSON-lines writer, ingest against DuckDB's
+# read_json. Tables in benchmarks/README.md, raw numbers in benchmarks/results/.
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_sample.py
+	$(BIN)/python benchmarks/bench_ingest.py
 
 # Simulate a retailer, run the pipeline on it and score it against the truth (README table).
 CUSTOMERS ?= 100000
