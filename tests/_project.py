@@ -48,3 +48,18 @@ def project(
 def run_all(settings: Settings) -> tuple[jobs.CoreReport, jobs.JourneyReport, dict[str, int]]:
     jobs.ingest_sources(settings)
     return jobs.build_core(settings), jobs.build_journeys(settings), jobs.build_marts(settings)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sample_config(sample: Path, out: Path) -> Path:
+    """The repository's journey.toml pointed at another sample folder, writing into ``out``."""
+    text = (REPO / "journey.toml").read_text()
+    text = text.replace('"data/sample/', f'"{sample.as_posix()}/')
+    text = text.replace('database = "journeys.duckdb"', f'database = "{out}/journeys.duckdb"')
+    text = text.replace('reports_dir = "reports"', f'reports_dir = "{out}/reports"')
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "journey.toml"
+    path.write_text(text)
+    return path

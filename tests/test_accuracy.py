@@ -9,7 +9,6 @@ source row lost.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,26 +17,16 @@ from journey_analytics import jobs
 from journey_analytics.config import load_settings
 from journey_analytics.sample import generate_sample
 
+from ._project import sample_config
+
 pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _config_for(sample: Path, tmp: Path) -> Path:
-    text = (REPO / "journey.toml").read_text()
-    text = text.replace('"data/sample/', f'"{sample.as_posix()}/')
-    text = text.replace('database = "journeys.duckdb"', f'database = "{tmp}/journeys.duckdb"')
-    text = text.replace('reports_dir = "reports"', f'reports_dir = "{tmp}/reports"')
-    path = tmp / "journey.toml"
-    path.write_text(text)
-    return path
 
 
 @pytest.fixture(scope="module")
 def scores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("accuracy")
     generate_sample(tmp / "sample", customers=3000, seed=7)
-    settings = load_settings(_config_for(tmp / "sample", tmp))
+    settings = load_settings(sample_config(tmp / "sample", tmp))
     jobs.ingest_sources(settings)
     jobs.build_core(settings)
     jobs.build_journeys(settings)

@@ -17,9 +17,10 @@ import pytest
 from journey_analytics.sample import generate_sample
 from journey_analytics.warehouse import Warehouse
 
+from ._project import sample_config
+
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 # what differs between two runs by design: the clock
 CLOCK_COLUMNS = {"ingested_at", "started_at", "finished_at"}
 TABLES = (
@@ -36,16 +37,6 @@ TABLES = (
     "marts.funnel",
     "marts.dropoffs",
 )
-
-
-def _config(sample: Path, out: Path) -> Path:
-    text = (REPO / "journey.toml").read_text()
-    text = text.replace('"data/sample/', f'"{sample.as_posix()}/')
-    text = text.replace('database = "journeys.duckdb"', f'database = "{out}/journeys.duckdb"')
-    text = text.replace('reports_dir = "reports"', f'reports_dir = "{out}/reports"')
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "journey.toml").write_text(text)
-    return out / "journey.toml"
 
 
 def _run(config: Path) -> subprocess.Popen[str]:
@@ -72,8 +63,8 @@ def _tables(database: Path) -> dict[str, pl.DataFrame]:
 
 def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     generate_sample(tmp_path / "sample", customers=2500, seed=11)
-    killed = _config(tmp_path / "sample", tmp_path / "killed")
-    whole = _config(tmp_path / "sample", tmp_path / "whole")
+    killed = sample_config(tmp_path / "sample", tmp_path / "killed")
+    whole = sample_config(tmp_path / "sample", tmp_path / "whole")
 
     run = _run(killed)
     wal = tmp_path / "killed" / "journeys.duckdb.wal"

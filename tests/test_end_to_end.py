@@ -25,6 +25,7 @@ from journey_analytics.sample import generate_sample, load_simulator_config
 from journey_analytics.warehouse import Warehouse
 
 from ._browser import run_chromium
+from ._project import sample_config
 
 pytestmark = pytest.mark.slow
 
@@ -44,14 +45,7 @@ PUBLIC_TABLES = (
 
 
 def _config(tmp: Path, sample: Path = SAMPLE) -> Path:
-    """journey.toml with the sample's paths made absolute and the outputs in ``tmp``."""
-    text = (REPO / "journey.toml").read_text()
-    text = text.replace('"data/sample/', f'"{sample.as_posix()}/')
-    text = text.replace('database = "journeys.duckdb"', f'database = "{tmp}/journeys.duckdb"')
-    text = text.replace('reports_dir = "reports"', f'reports_dir = "{tmp}/reports"')
-    path = tmp / "journey.toml"
-    path.write_text(text)
-    return path
+    return sample_config(sample, tmp)
 
 
 def _journey(*args: str) -> subprocess.CompletedProcess[str]:
