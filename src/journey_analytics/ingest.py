@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,7 +31,7 @@ import polars as pl
 from journey_analytics.errors import SourceError
 from journey_analytics.privacy import (
     keyed_hash,
-    mask_fields,
+    masked_json,
     normalise_email,
     normalise_phone,
     redact,
@@ -292,28 +293,39 @@ def _reject(file: str, line_no: int, reason: str, detail: str, raw: str) -> dict
     }
 
 
+# The raw text of a row, made safe to keep (PII masked) only if the row is rejected.
+RawText = str | Callable[[], str]
+Row = tuple[int, str | None, RawText, Any]
+
+
+def _text_of(raw: RawText) -> str:
+    return raw() if callable(raw) else raw
+
+
 def _collect(
-    rows: Iterator[tuple[int, str | None, str, Any]],
+    rows: Iterator[Row],
     parse_row: Callable[[Any], dict[str, Any]],
     *,
     file: str,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Runs ``parse_row`` on each row; a ``RowRejected`` becomes a reject, not an error."""
     accepted, rejects = [], []
-    for line_no, problem, raw_text, row in rows:
+    for line_no, problem, raw, row in rows:
         if problem is not None:
-            rejects.append(_reject(file, line_no, problem, problem.replace("_", " "), raw_text))
+            rejects.append(
+                _reject(file, line_no, problem, problem.replace("_", " "), _text_of(raw))
+            )
             continue
         try:
             parsed = parse_row(row)
         except RowRejected as rejected:
-            rejects.append(_reject(file, line_no, rejected.reason, rejected.detail, raw_text))
+            rejects.append(_reject(file, line_no, rejected.reason, rejected.detail, _text_of(raw)))
             continue
         accepted.append({"file": file, "line_no": line_no, **parsed})
     return accepted, rejects
 
 
-def _json_rows(data: bytes) -> Iterator[tuple[int, str | None, str, Any]]:
+def _json_rows(data: bytes) -> Iterator[Row]:
     for line_no, text, raw in _lines(data):
         if text is None:
             yield line_no, "invalid_utf8", redact(raw.decode("utf-8", "replace")), None
@@ -326,7 +338,7 @@ def _json_rows(data: bytes) -> Iterator[tuple[int, str | None, str, Any]]:
         if not isinstance(value, dict):
             yield line_no, "invalid_json", redact(text), None
             continue
-        yield line_no, None, json.dumps(mask_fields(value), ensure_ascii=False), value
+        yield line_no, None, partial(masked_json, value), value
 
 
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept by surrogateescape
@@ -348,16 +360,14 @@ def _masked_csv(header: list[str], fields: list[str]) -> str:
 
 def _table_rows(
     data: bytes, *, file: str, required: tuple[str, ...], delimiter: str = ","
-) -> Iterator[tuple[int, str | None, str, Any]]:
+) -> Iterator[Row]:
     """Rows of a CSV or a Parquet file (told apart by Parquet's magic bytes) as dicts of text."""
     if data[:4] == b"PAR1":
         return _parquet_rows(data, file=file, required=required)
     return _csv_rows(data, file=file, required=required, delimiter=delimiter)
 
 
-def _parquet_rows(
-    data: bytes, *, file: str, required: tuple[str, ...]
-) -> Iterator[tuple[int, str | None, str, Any]]:
+def _parquet_rows(data: bytes, *, file: str, required: tuple[str, ...]) -> Iterator[Row]:
     """Rows of a Parquet file as dicts of text, numbered from 1 (the row number, not a line);
     typed values become the text a CSV export would hold (a naive timestamp as
     ``2026-03-14 15:32:10``)."""
@@ -376,12 +386,12 @@ def _parquet_rows(
     for row_no, row in enumerate(frame.select(required).iter_rows(named=True), start=1):
         text = {k: "" if v is None else str(v) for k, v in row.items()}
         masked = {k: "<redacted>" if k in PII_FIELDS and v else v for k, v in text.items()}
-        yield row_no, None, json.dumps(masked, ensure_ascii=False), text
+        yield row_no, None, partial(json.dumps, masked, ensure_ascii=False), text
 
 
 def _csv_rows(
     data: bytes, *, file: str, required: tuple[str, ...], delimiter: str = ","
-) -> Iterator[tuple[int, str | None, str, Any]]:
+) -> Iterator[Row]:
     """Rows of a CSV file as dicts, numbered by the line they start on; quoted fields may hold
     line breaks. The header must have every required column. Only empty lines are skipped: a
     line of empty fields is a row (and is rejected for what it lacks)."""
@@ -422,7 +432,8 @@ def _csv_rows(
         elif len(fields) != len(header):
             yield start, "wrong_field_count", redact(record), None
         else:
-            yield start, None, _masked_csv(header, fields), dict(zip(header, fields, strict=True))
+            row = dict(zip(header, fields, strict=True))
+            yield start, None, partial(_masked_csv, header, fields), row
 
 
 def _frame(rows: list[dict[str, Any]], schema: dict[str, Any]) -> pl.DataFrame:
@@ -599,9 +610,7 @@ def _segment_row(
         "campaign": context.get("campaign"),
         "device": "app" if "app" in context else "browser",
     }
-    row["properties"] = json.dumps(
-        mask_fields({**{k: v for k, v in extra.items() if v}, **properties}), sort_keys=True
-    )
+    row["properties"] = masked_json({**{k: v for k, v in extra.items() if v}, **properties})
     return row
 
 
@@ -1116,9 +1125,7 @@ def parse_table(
     return Parsed(_hash_pii(frame.drop("local_ts"), key=hash_key), _rejects(rejects))
 
 
-def _with_required(
-    rows: Iterator[tuple[int, str | None, str, Any]], required: tuple[str, ...], *, file: str
-) -> Iterator[tuple[int, str | None, str, Any]]:
+def _with_required(rows: Iterator[Row], required: tuple[str, ...], *, file: str) -> Iterator[Row]:
     """JSON rows, after checking the first object has the mapped keys (a wrong mapping is a
     problem of the config, not of every row)."""
     checked = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -99,9 +100,30 @@ def mask_fields(value: Any) -> Any:
     return value
 
 
+# One cheap scan for anything that may be personal: an @, an international number, a run of
+# 9 digits, or a personal key. A hit sends the record through the careful value-by-value walk.
+_MAYBE_PERSONAL = re.compile(
+    r'@|\+\d|\d{9}|"(?:' + "|".join(sorted(PII_KEYS)) + r')"\s*:', re.IGNORECASE
+)
+
+
+def masked_json(value: Any) -> str:
+    """``value`` as JSON text with personal keys' values replaced and free text redacted.
+
+    Most records hold nothing personal: one scan of the text decides, and only a record that
+    may hold something is walked value by value.
+    """
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if _MAYBE_PERSONAL.search(text):
+        return json.dumps(mask_fields(value), ensure_ascii=False, sort_keys=True)
+    return text
+
+
 def strip_query(url: str) -> str:
     """A URL without its query string and fragment, except ``utm_*`` campaign parameters
     (query strings carry e-mails, tokens and search terms)."""
+    if "?" not in url and "#" not in url:
+        return url
     try:
         parts = urlsplit(url)
     except ValueError:  # not a URL after all: keep what precedes any query or fragment
