@@ -23,6 +23,14 @@ from journey_analytics.taxonomy import load_referrers, load_taxonomy
 
 from ._events import at
 
+
+def _as_loaded(rows: pl.DataFrame) -> pl.DataFrame:
+    """Parsed rows with the columns a load adds (batch, source, load time)."""
+    return rows.with_columns(
+        batch_id=pl.lit("b"), source=pl.lit("x"), ingested_at=pl.lit(at("2026-04-01 00:00"))
+    )
+
+
 KNOWN = frozenset({"Product Viewed", "identify", "Order Completed", "page:Home"})
 
 
@@ -147,10 +155,9 @@ def test_pos_receipts_and_lines_become_one_event_per_receipt_and_line_type() -> 
     assert lines.rejects.select("line_no", "reason").to_dicts() == [
         {"line_no": 5, "reason": "unmapped_event"}
     ]
-    context = {"batch_id": "b", "source": "pos", "ingested_at": at("2026-04-01 00:00")}
     out = events_from_pos(
-        receipts.rows.with_columns(**{k: pl.lit(v) for k, v in context.items()}),
-        lines.rows.with_columns(**{k: pl.lit(v) for k, v in context.items()}),
+        receipts.rows.pipe(_as_loaded),
+        lines.rows.pipe(_as_loaded),
         source="pos",
         taxonomy=load_taxonomy(),
     )
@@ -358,9 +365,8 @@ def test_arrivals_from_unmanaged_sites_become_their_touchpoints() -> None:
     parsed = parse_segment(
         "\n".join(lines).encode(), file="web.jsonl", known_events=KNOWN, hash_key="k"
     )
-    context = {"batch_id": "b", "source": "web", "ingested_at": at("2026-04-01 00:00")}
     events = events_from_segment(
-        parsed.rows.with_columns(**{k: pl.lit(v) for k, v in context.items()}),
+        parsed.rows.pipe(_as_loaded),
         source="web",
         channel="web",
         taxonomy=load_taxonomy(),
@@ -434,9 +440,8 @@ def test_referrals_relabel_landing_pages_only_and_bad_urls_are_ignored() -> None
         "\n".join(lines).encode(), file="web.jsonl", known_events=KNOWN, hash_key="k"
     )
     assert parsed.rejects.height == 0
-    context = {"batch_id": "b", "source": "web", "ingested_at": at("2026-04-01 00:00")}
     events = events_from_segment(
-        parsed.rows.with_columns(**{k: pl.lit(v) for k, v in context.items()}),
+        parsed.rows.pipe(_as_loaded),
         source="web",
         channel="web",
         taxonomy=load_taxonomy(),

@@ -25,6 +25,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+# The source files' columns are the ones ingest requires: one definition of each format.
+from journey_analytics.ingest import (
+    CONTACT_COLUMNS,
+    INTERACTION_COLUMNS,
+    LINE_COLUMNS,
+    RECEIPT_COLUMNS,
+)
 from journey_analytics.simulator._catalogue import STORES, Product, catalogue
 from journey_analytics.simulator._config import SimulatorConfig, load_simulator_config
 from journey_analytics.simulator._delivery import Delivery, deliver_customer, money
@@ -49,19 +56,6 @@ __all__ = [
 PATTERNS = ("click_and_collect", "offline_only", "online_only", "ropo", "try_and_buy")
 """Pattern names of ``truth/journeys.csv``, sorted."""
 
-CONTACT_COLUMNS = (
-    "contact_id", "email", "phone", "loyalty_id", "user_id", "consent_email", "created_at",
-)  # fmt: skip
-INTERACTION_COLUMNS = (
-    "interaction_id", "occurred_at", "type", "channel", "email", "phone", "loyalty_id",
-    "store_id", "product_id", "category", "campaign",
-)  # fmt: skip
-RECEIPT_COLUMNS = (
-    "receipt_id", "store_id", "receipt_ts", "loyalty_id", "payment_token", "currency", "total",
-)  # fmt: skip
-LINE_COLUMNS = (
-    "receipt_id", "line_no", "sku", "category", "quantity", "amount", "line_type", "order_id",
-)  # fmt: skip
 _HEADERS = {
     "stores.csv": ("store_id", "name", "region", "timezone"),
     "products.csv": ("product_id", "name", "category", "price"),
