@@ -34,3 +34,7 @@ def format_problems(title: str, problems: list[str]) -> str:
     """
     lines = [f"{title}:"] + [f"  - {problem}" for problem in problems]
     return "\n".join(lines)
+
+
+class ComputeError(JourneyError):
+    """DuckDB refused a query over a source file (the caller has a slower way that does not)."""

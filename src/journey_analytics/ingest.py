@@ -7,8 +7,9 @@ line, raw text with PII masked); ``events_from_*`` give one canonical event (DES
 per touchpoint. Every source row ends accepted, as a duplicate, or rejected: nothing is
 dropped silently.
 
-Everything here is pure: bytes in, frames out. Reading files and writing tables is done by
-``jobs.py`` through ``warehouse.py``.
+Everything here is pure: bytes in, frames out (the Segment parser has DuckDB read the file,
+through ``warehouse.compute``, and Polars decide; ``_segment_columns.py``). Writing tables is
+done by ``jobs.py`` through ``warehouse.py``.
 """
 
 from __future__ import annotations
@@ -18,18 +19,23 @@ import gzip
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import partial
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import polars as pl
 
-from journey_analytics.errors import SourceError
+from journey_analytics._segment_columns import segment_rows
+from journey_analytics.errors import ComputeError, SourceError
 from journey_analytics.privacy import (
+    MAYBE_PERSONAL,
+    PII_KEYS,
     keyed_hash,
     masked_json,
     normalise_email,
@@ -37,6 +43,7 @@ from journey_analytics.privacy import (
     redact,
     strip_query,
 )
+from journey_analytics.warehouse import compute
 
 MONEY = pl.Decimal(18, 2)
 UTC_TIME = pl.Datetime("us", "UTC")
@@ -325,13 +332,13 @@ def _collect(
     return accepted, rejects
 
 
-def _json_rows(data: bytes) -> Iterator[Row]:
-    for line_no, text, raw in _lines(data):
+def _json_rows(lines: Iterable[tuple[int, str | None, bytes]]) -> Iterator[Row]:
+    for line_no, text, raw in lines:
         if text is None:
             yield line_no, "invalid_utf8", redact(raw.decode("utf-8", "replace")), None
             continue
         try:
-            value = json.loads(text)
+            value = _loads(text)
         except (json.JSONDecodeError, RecursionError):
             yield line_no, "invalid_json", redact(text), None
             continue
@@ -339,6 +346,20 @@ def _json_rows(data: bytes) -> Iterator[Row]:
             yield line_no, "invalid_json", redact(text), None
             continue
         yield line_no, None, partial(masked_json, value), value
+
+
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+
+
+def _loads(text: str) -> Any:
+    """JSON text as Python values. A comma before a closing bracket is tolerated, as DuckDB's
+    reader (the fast path) tolerates it."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        if not _TRAILING_COMMA.search(text):
+            raise
+        return json.loads(_TRAILING_COMMA.sub(r"\1", text))
 
 
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept by surrogateescape
@@ -507,7 +528,14 @@ def _corrected_time(message: dict[str, Any]) -> datetime:
         received_at = _utc_timestamp(message.get("receivedAt"), "receivedAt")
     except RowRejected:
         return timestamp  # nothing to correct with
-    return min(received_at - (sent_at - timestamp), received_at)
+    try:
+        return min(received_at - (sent_at - timestamp), received_at)
+    except OverflowError:  # a correction before year 1: the clocks are not worth trusting
+        return timestamp
+
+
+def _host_name(url: str) -> str | None:
+    return _host(url)
 
 
 def _host(url: Any) -> str | None:
@@ -608,7 +636,7 @@ def _segment_row(
         if isinstance(page.get("referrer"), str)
         else None,
         "campaign": context.get("campaign"),
-        "device": "app" if "app" in context else "browser",
+        "device": "app" if context.get("app") is not None else "browser",
     }
     row["properties"] = masked_json({**{k: v for k, v in extra.items() if v}, **properties})
     return row
@@ -621,14 +649,89 @@ def parse_segment(
     known_events: frozenset[str],
     hash_key: str,
     blocked_values: frozenset[str] = BLOCKED_VALUES,
+    path: Path | None = None,
 ) -> Parsed:
     """Parses Segment-spec JSON lines (track, page, screen, identify).
 
     Page and screen names map as ``page:<name>``, identify as ``identify``, track as its event
     name; a name the taxonomy does not know is rejected as ``unmapped_event``.
+
+    DuckDB reads the file (``path``, or ``data`` through a temporary file) on every core and
+    ``_segment_columns`` takes the lines it can parse exactly; every other line, and every
+    line of a file DuckDB refuses, goes through the line-by-line parser
+    (``parse_segment_lines``), which decides what is rejected and why.
     """
+    fields = _segment_fields(data, path)
+    if fields is None:
+        return parse_segment_lines(
+            data,
+            file=file,
+            known_events=known_events,
+            hash_key=hash_key,
+            blocked_values=blocked_values,
+        )
+    rows, left = segment_rows(
+        fields,
+        file=file,
+        known_events=known_events,
+        blocked_values=blocked_values,
+        strip_query=strip_query,
+        host=_host_name,
+        personal_keys=PII_KEYS,
+        maybe_personal=MAYBE_PERSONAL,
+    )
+    accepted: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    if not left.is_empty():
+        accepted, rejects = _collect(
+            _json_rows(_numbered_lines(data, set(left.to_list()))),
+            lambda message: _segment_row(message, known_events, blocked_values),
+            file=file,
+        )
+    combined = pl.concat([rows, _frame(accepted, SEGMENT_ROW_SCHEMA)], how="vertical_relaxed")
+    return Parsed(_hash_pii(combined.sort("line_no"), key=hash_key), _rejects(rejects))
+
+
+def _segment_fields(data: bytes, path: Path | None) -> pl.DataFrame | None:
+    """DuckDB's fields of each line (``sql/ingest/segment_file.sql``) numbered by line, or None
+    when DuckDB refuses the file or skipped a blank line (line numbers would not match)."""
+    lines = data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
+    if lines == 0:
+        return None
+    try:
+        if path is not None:
+            fields = compute("ingest/segment_file.sql", {"path": str(path)})
+        else:
+            with tempfile.NamedTemporaryFile(suffix=".jsonl") as copy:
+                copy.write(data)
+                copy.flush()
+                fields = compute("ingest/segment_file.sql", {"path": copy.name})
+    except ComputeError:
+        return None
+    if fields.height != lines:
+        return None
+    return fields.with_row_index("line_no", offset=1)
+
+
+def _numbered_lines(data: bytes, wanted: set[int]) -> Iterator[tuple[int, str | None, bytes]]:
+    """The lines numbered in ``wanted``, as ``_lines`` gives them."""
+    for line_no, text, raw in _lines(data):
+        if line_no in wanted:
+            yield line_no, text, raw
+
+
+def parse_segment_lines(
+    data: bytes,
+    *,
+    file: str,
+    known_events: frozenset[str],
+    hash_key: str,
+    blocked_values: frozenset[str] = BLOCKED_VALUES,
+) -> Parsed:
+    """``parse_segment`` one line at a time in Python: the reference the vectorised path is
+    checked against, and the parser of every line that path leaves."""
     accepted, rejects = _collect(
-        _json_rows(data),
+        _json_rows(_lines(data)),
         lambda message: _segment_row(message, known_events, blocked_values),
         file=file,
     )
@@ -1101,7 +1204,7 @@ def parse_table(
     required = tuple(dict.fromkeys(columns.values()))
     kind = _table_format(file, data, file_format)
     rows = (
-        _json_rows(data)
+        _json_rows(_lines(data))
         if kind == "jsonl"
         else _table_rows(data, file=file, required=required, delimiter=delimiter)
     )

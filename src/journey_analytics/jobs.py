@@ -237,6 +237,14 @@ def _load_file(
     return report
 
 
+def _reading(parser: Parser, path: Path) -> Parser:
+    """The Segment parser reads the file itself with DuckDB (on every core); the others parse
+    the bytes already read for the checksum."""
+    if isinstance(parser, partial) and parser.func is ingest.parse_segment:
+        return partial(parser, path=path)
+    return parser
+
+
 def ingest_sources(settings: Settings) -> list[BatchReport]:
     """Loads every new source file into ``raw.*``, ``quarantine.rejects`` and ``ops.batches``."""
     taxonomy = load_taxonomy(settings.resolve(settings.taxonomy) if settings.taxonomy else None)
@@ -287,7 +295,7 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
             plan.append((name, source.lines, "raw.pos_lines", lines))
     # Every glob resolves before anything loads: a missing source stops the run up front.
     files = [
-        (name, path, table, parser)
+        (name, path, table, _reading(parser, path))
         for name, pattern, table, parser in plan
         for path in _files(settings, pattern)
     ]

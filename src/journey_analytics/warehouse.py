@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from journey_analytics.errors import DatabaseLockedError, JourneyError
+from journey_analytics.errors import ComputeError, DatabaseLockedError, JourneyError
 
 SCHEMAS = ("raw", "quarantine", "core", "journeys", "marts", "ops")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
@@ -28,6 +28,23 @@ def sql_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parents[2] / "sql"
+
+
+def compute(query_file: str, params: dict[str, Any]) -> pl.DataFrame:
+    """Runs the query ``sql/<query_file>`` with ``$name`` parameters in a private in-memory
+    DuckDB (no database file): DuckDB as a vectorised reader and engine, e.g. to parse a
+    source file on every core.
+    """
+    query = (sql_dir() / query_file).read_text(encoding="utf-8")
+    connection = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
+    try:
+        connection.execute("set TimeZone = 'UTC'")
+        result: pl.DataFrame = connection.sql(query, params=params).pl()
+    except duckdb.Error as error:
+        raise ComputeError(str(error)) from None
+    finally:
+        connection.close()
+    return result
 
 
 def _checked_table(name: str) -> str:
