@@ -53,7 +53,7 @@ def _vectorised(data: bytes, known: frozenset[str] = KNOWN) -> list[int]:
         known_events=known,
         blocked_values=ingest.BLOCKED_VALUES,
         strip_query=ingest.strip_query,
-        host=ingest._host_name,
+        host=ingest._host,
         personal_keys=ingest.PII_KEYS,
         maybe_personal=ingest.MAYBE_PERSONAL,
     )

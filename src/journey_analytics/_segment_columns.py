@@ -45,6 +45,7 @@ _TIMESTAMP = (
     r'^"[1-8][0-9]{3}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?'
     r'(Z|[+-][0-2][0-9]:[0-5][0-9])"$'
 )
+# The Segment calls the parser reads (alias and group identify nobody new here).
 SEGMENT_TYPES = ("track", "page", "screen", "identify")
 
 

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 import polars as pl
 
-from journey_analytics._segment_columns import segment_rows
+from journey_analytics._segment_columns import SEGMENT_TYPES, segment_rows
 from journey_analytics.errors import ComputeError, SourceError
 from journey_analytics.privacy import (
     MAYBE_PERSONAL,
@@ -82,7 +82,6 @@ REJECT_SCHEMA: dict[str, pl.DataType] = {
     "detail": pl.String(),
     "raw_text": pl.String(),
 }
-SEGMENT_TYPES = frozenset({"track", "page", "screen", "identify"})
 # Properties the pipeline computes with; others (price, rating, ...) are kept as sent.
 NUMERIC_PROPERTIES = ("revenue",)
 IDENTIFIER_FIELDS = ("anonymous_id", "user_id", "email", "phone", "loyalty_id", "payment_token")
@@ -534,10 +533,6 @@ def _corrected_time(message: dict[str, Any]) -> datetime:
         return timestamp
 
 
-def _host_name(url: str) -> str | None:
-    return _host(url)
-
-
 def _host(url: Any) -> str | None:
     if not isinstance(url, str) or not url.strip():
         return None
@@ -676,7 +671,7 @@ def parse_segment(
         known_events=known_events,
         blocked_values=blocked_values,
         strip_query=strip_query,
-        host=_host_name,
+        host=_host,
         personal_keys=PII_KEYS,
         maybe_personal=MAYBE_PERSONAL,
     )
