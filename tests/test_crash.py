@@ -1,5 +1,5 @@
 """A run killed with SIGKILL in the middle of ingest leaves the database as it was before the
-batch it was loading; the next run completes it and ends exactly where an uninterrupted run
+batches it was writing; the next run completes them and ends exactly where an uninterrupted run
 ends."""
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(tmp_path: Pat
     generate_sample(tmp_path / "sample", customers=2500, seed=11)
     killed = sample_config(tmp_path / "sample", tmp_path / "killed")
     whole = sample_config(tmp_path / "sample", tmp_path / "whole")
+    # a commit every file or so, so the kill lands between commits
+    for config in (killed, whole):
+        config.write_text(config.read_text().replace("commit_rows = 500000", "commit_rows = 1"))
 
     run = _run(killed)
     wal = tmp_path / "killed" / "journeys.duckdb.wal"

@@ -55,7 +55,7 @@ def _vectorised(data: bytes, known: frozenset[str] = KNOWN) -> list[int]:
         strip_query=ingest.strip_query,
         host=ingest._host,
         personal_keys=ingest.PII_KEYS,
-        maybe_personal=ingest.MAYBE_PERSONAL,
+        personal_text=ingest.PERSONAL_TEXT,
     )
     return rows.get_column("line_no").to_list()
 

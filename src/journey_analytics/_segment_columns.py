@@ -36,10 +36,11 @@ TEXT_FIELDS = (
     "first_product_id",
     "first_product_category",
 )
-# Leading or trailing characters Python's str.strip() removes (Rust's \s is Unicode White_Space;
-# Python also strips the separators \x1c-\x1f).
-_STRIPPABLE = r"^[\s\x1c-\x1f]|[\s\x1c-\x1f]$"
-_INTEGER = r"^(0|-?[1-9][0-9]{0,17})$"
+# A value ``ingest._text`` reads exactly as it is: an integer (no "-0"; Python prints it
+# "0"), or a string without escapes and without anything Python's str.strip() removes at
+# either end (Rust's \s is Unicode White_Space; Python also strips the separators \x1c-\x1f).
+_EDGE = r'[^\\"\s\x1c-\x1f]'
+_PLAIN = rf'^(?:0|-?[1-9][0-9]{{0,17}}|"(?:{_EDGE}(?:[^\\"]*{_EDGE})?)?")$'
 _MONEY = r"^-?[0-9]{1,15}(\.[0-9]{1,2})?$"
 _TIMESTAMP = (
     r'^"[1-8][0-9]{3}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?'
@@ -61,11 +62,12 @@ def _plain_string(raw: pl.Expr) -> pl.Expr:
 def _text(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """(value, sure) of a field read as ``ingest._text`` reads it: a string or an integer's
     digits, null when absent, null or empty. ``sure`` is false for any other shape."""
-    string = _plain_string(raw)
-    integer = raw.str.contains(_INTEGER)
-    value = pl.when(string).then(pl.when(raw != '""').then(_string(raw))).when(integer).then(raw)
-    sure = raw.is_null() | integer | (string & ~_string(raw).str.contains(_STRIPPABLE))
-    return value, sure.fill_null(False)
+    value = (
+        pl.when(raw.str.starts_with('"'))
+        .then(pl.when(raw != '""').then(raw.str.strip_chars('"')))
+        .otherwise(raw)
+    )
+    return value, (raw.is_null() | raw.str.contains(_PLAIN)).fill_null(False)
 
 
 def _falsy(raw: pl.Expr) -> pl.Expr:
@@ -100,14 +102,14 @@ def segment_rows(
     strip_query: Callable[[str], str],
     host: Callable[[str], str | None],
     personal_keys: frozenset[str],
-    maybe_personal: str,
+    personal_text: str,
 ) -> tuple[pl.DataFrame, pl.Series]:
     """Accepted rows (the columns of ``ingest.SEGMENT_ROW_SCHEMA``, identifiers not hashed yet)
     and the line numbers left to the Python parser.
 
     ``fields`` has ``line_no`` and the columns of ``sql/ingest/segment_file.sql``;
-    ``strip_query``, ``host``, ``personal_keys`` and ``maybe_personal`` (a regex) are the
-    Python parser's own.
+    ``strip_query``, ``host``, ``personal_keys`` and ``personal_text`` (a regex for e-mails
+    and phone numbers in free text) are the Python parser's own.
     """
     texts = {name: _text(pl.col(name)) for name in TEXT_FIELDS}
     frame = fields.with_columns(
@@ -177,14 +179,14 @@ def segment_rows(
     frame = frame.with_columns(sure.fill_null(False).alias("sure"))
     taken = frame.filter("sure")
     rows = _with_properties(taken, strip_query=strip_query, host=host)
-    rows, personal = _masked(rows, personal_keys=personal_keys, maybe_personal=maybe_personal)
-    rows = rows.filter(~personal)
+    rows = _masked(rows, personal_keys=personal_keys, personal_text=personal_text)
     left = pl.concat(
         [
             frame.filter(~pl.col("sure")).get_column("line_no"),
-            taken.filter(personal).get_column("line_no"),
+            rows.filter("maybe_personal").get_column("line_no"),
         ]
     )
+    rows = rows.filter(~pl.col("maybe_personal"))
     return (
         rows.select(
             pl.lit(file).alias("file"),
@@ -244,28 +246,40 @@ def _with_properties(
         .then(pl.lit('"device":"app"'))
         .otherwise(pl.lit('"device":"browser"')),
         pl.when(pl.col("properties") != "{}").then(
-            pl.col("properties").str.slice(1, pl.col("properties").str.len_chars() - 2)
+            pl.col("properties").str.strip_prefix("{").str.strip_suffix("}")
         ),
     ]
     return rows.with_columns(
-        (
-            pl.lit("{") + pl.concat_str(members, separator=",", ignore_nulls=True) + pl.lit("}")
-        ).alias("properties")
+        pl.format("{{{}}}", pl.concat_str(members, separator=",", ignore_nulls=True)).alias(
+            "properties"
+        )
     )
 
 
 def _masked(
-    rows: pl.DataFrame, *, personal_keys: frozenset[str], maybe_personal: str
-) -> tuple[pl.DataFrame, pl.Series]:
+    rows: pl.DataFrame, *, personal_keys: frozenset[str], personal_text: str
+) -> pl.DataFrame:
     """``properties`` with the string value of every personal key (``"name": "..."``, at any
-    depth, any case) replaced by ``"<redacted>"``, as ``privacy.mask_fields`` does; and which
-    rows still may hold something personal (a personal key with another kind of value, an
-    e-mail or a phone number in free text), for the Python parser to mask."""
-    keys = "|".join(sorted(personal_keys))
-    masked = pl.col("properties").str.replace_all(
-        rf'(?i)"({keys})":"(?:[^"\\]|\\.)*"', '"$1":"<redacted>"'
-    )
-    rows = rows.with_columns(masked.alias("properties"))
+    depth, any case) replaced by ``"<redacted>"``, as ``privacy.mask_fields`` does, and
+    ``maybe_personal``: whether the row still may hold something personal (a personal key with
+    another kind of value, an e-mail or a phone number in free text), for the Python parser.
+
+    Most rows hold no personal key at all: one multi-pattern scan finds the few that do, and
+    only those go through the regular expressions that mask."""
+    quoted = [f'"{key}"' for key in sorted(personal_keys)]
     text = pl.col("properties")
-    left = text.str.replace_all(rf'(?i)"({keys})":"<redacted>"', "").str.contains(maybe_personal)
-    return rows, rows.select(left.fill_null(False)).to_series()
+    has_key = text.str.contains_any(quoted, ascii_case_insensitive=True).fill_null(False)
+    plain = rows.filter(~has_key).with_columns(
+        text.str.contains(personal_text).fill_null(False).alias("maybe_personal")
+    )
+    keys = "|".join(sorted(personal_keys))
+    keyed = rows.filter(has_key).with_columns(
+        text.str.replace_all(rf'(?i)"({keys})":"(?:[^"\\]|\\.)*"', '"$1":"<redacted>"')
+    )
+    rest = text.str.replace_all(rf'(?i)"({keys})":"<redacted>"', "")
+    keyed = keyed.with_columns(
+        (rest.str.contains(personal_text) | rest.str.contains(rf'(?i)"({keys})"\s*:'))
+        .fill_null(False)
+        .alias("maybe_personal")
+    )
+    return pl.concat([plain, keyed])

@@ -135,6 +135,12 @@ class IngestSettings(_Frozen):
         description="a file with a larger share of rejected rows fails the run (after its "
         "valid rows are loaded)",
     )
+    commit_rows: int = Field(
+        default=500_000,
+        ge=1,
+        description="files are written together, in one transaction, until this many rows "
+        "wait (DuckDB writes big commits straight to the file, small ones through its log)",
+    )
 
 
 class SessionSettings(_Frozen):

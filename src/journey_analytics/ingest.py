@@ -34,7 +34,7 @@ import polars as pl
 from journey_analytics._segment_columns import SEGMENT_TYPES, segment_rows
 from journey_analytics.errors import ComputeError, SourceError
 from journey_analytics.privacy import (
-    MAYBE_PERSONAL,
+    PERSONAL_TEXT,
     PII_KEYS,
     keyed_hash,
     masked_json,
@@ -673,7 +673,7 @@ def parse_segment(
         strip_query=strip_query,
         host=_host,
         personal_keys=PII_KEYS,
-        maybe_personal=MAYBE_PERSONAL,
+        personal_text=PERSONAL_TEXT,
     )
     accepted: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []

@@ -167,7 +167,20 @@ class Parser(Protocol):
     def __call__(self, data: bytes, *, file: str) -> ingest.Parsed: ...
 
 
-def _load_file(
+@dataclass
+class _Batch:
+    """One parsed file waiting to be written."""
+
+    report: BatchReport
+    raw_table: str
+    rows: pl.DataFrame  # accepted, not loaded before
+    shape: pl.DataFrame  # the columns the parser gives, for ``ensure_raw_table``
+    rejects: pl.DataFrame
+    batch: pl.DataFrame  # its ``ops.batches`` row
+    checksum: str
+
+
+def _parse_file(
     wh: Warehouse,
     *,
     source: str,
@@ -176,8 +189,10 @@ def _load_file(
     parser: Parser,
     base: Path,
     fingerprint: str,
-) -> BatchReport:
-    """Loads one file exactly once: skipped if its checksum was loaded before."""
+    waiting: list[_Batch],
+) -> _Batch | BatchReport:
+    """Parses one file and drops what was loaded before (or is waiting to be); a file whose
+    checksum was loaded (or is waiting) is skipped."""
     data = path.read_bytes()
     file = _display(path, base)
     checksum = hashlib.sha256(data).hexdigest()
@@ -185,7 +200,7 @@ def _load_file(
         "select count(*) as n from ops.batches where source = $source and checksum = $checksum",
         {"source": source, "checksum": checksum},
     ).item()
-    if seen:
+    if seen or any(b.checksum == checksum and b.report.source == source for b in waiting):
         return BatchReport(source, file, "skipped")
     started_at = _now()
     batch_id = f"{source}:{checksum[:16]}"
@@ -195,14 +210,18 @@ def _load_file(
         pl.lit(source).alias("source"),
         pl.lit(started_at, dtype=ingest.UTC_TIME).alias("ingested_at"),
     )
-    existing = (
-        wh.query(f"select record_key from {raw_table} where source = $source", {"source": source})
-        if wh.table_exists(raw_table)
-        else pl.DataFrame({"record_key": []}, schema={"record_key": pl.String})
+    keys = rows.get_column("record_key")
+    existing = pl.concat(
+        [
+            wh.existing_keys(raw_table, source=source, keys=keys),
+            *[
+                b.rows.get_column("record_key")
+                for b in waiting
+                if b.raw_table == raw_table and b.report.source == source
+            ],
+        ]
     )
-    fresh, duplicates = ingest.drop_duplicates(
-        rows, existing_keys=existing.get_column("record_key")
-    )
+    fresh, duplicates = ingest.drop_duplicates(rows, existing_keys=existing)
     report = BatchReport(
         source, file, "loaded", parsed.rows_read, fresh.height, duplicates, parsed.rejects.height
     )
@@ -224,17 +243,26 @@ def _load_file(
             }
         ]
     )
+    rejects = parsed.rejects.with_columns(
+        pl.lit(batch_id).alias("batch_id"), pl.lit(source).alias("source")
+    )
+    return _Batch(report, raw_table, fresh, rows.head(0), rejects, batch, checksum)
+
+
+def _write(wh: Warehouse, waiting: list[_Batch]) -> None:
+    """Writes the waiting files in one transaction: all of them, or none (a crash leaves the
+    database as before them, and the next run loads them again)."""
+    if not waiting:
+        return
     with wh.transaction():
-        wh.ensure_raw_table(raw_table, rows)
-        wh.append(raw_table, fresh)
-        wh.append(
-            "quarantine.rejects",
-            parsed.rejects.with_columns(
-                pl.lit(batch_id).alias("batch_id"), pl.lit(source).alias("source")
-            ),
-        )
-        wh.append("ops.batches", batch)
-    return report
+        for table in dict.fromkeys(b.raw_table for b in waiting):
+            mine = [b for b in waiting if b.raw_table == table]
+            for b in mine:
+                wh.ensure_raw_table(table, b.shape)
+            wh.append(table, pl.concat([b.rows for b in mine], how="diagonal_relaxed"))
+        wh.append("quarantine.rejects", pl.concat([b.rejects for b in waiting]))
+        wh.append("ops.batches", pl.concat([b.batch for b in waiting]))
+    waiting.clear()
 
 
 def _reading(parser: Parser, path: Path) -> Parser:
@@ -304,18 +332,28 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
     with Warehouse.open(settings.database_path) as wh:
         wh.ensure_tables()
         check_key(wh, fingerprint)
+        waiting: list[_Batch] = []
         for name, path, raw_table, parser in files:
-            reports.append(
-                _load_file(
-                    wh,
-                    source=name,
-                    path=path,
-                    raw_table=raw_table,
-                    parser=parser,
-                    base=settings.base_dir,
-                    fingerprint=fingerprint,
-                )
+            parsed = _parse_file(
+                wh,
+                source=name,
+                path=path,
+                raw_table=raw_table,
+                parser=parser,
+                base=settings.base_dir,
+                fingerprint=fingerprint,
+                waiting=waiting,
             )
+            if isinstance(parsed, BatchReport):
+                reports.append(parsed)
+                continue
+            reports.append(parsed.report)
+            waiting.append(parsed)
+            # DuckDB writes whole row groups (122,880 rows) straight to the file; a small
+            # commit goes through its write-ahead log first, which costs several times more
+            if sum(b.rows.height for b in waiting) >= settings.ingest.commit_rows:
+                _write(wh, waiting)
+        _write(wh, waiting)
     check_reject_rates(reports, max_rate=settings.ingest.max_reject_rate)
     return reports
 

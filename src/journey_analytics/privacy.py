@@ -102,8 +102,8 @@ def mask_fields(value: Any) -> Any:
 
 # One cheap scan for anything that may be personal: an @, an international number, a run of
 # 9 digits, or a personal key. A hit sends the record through the careful value-by-value walk.
-MAYBE_PERSONAL = r'(?i)@|\+\d|\d{9}|"(?:' + "|".join(sorted(PII_KEYS)) + r')"\s*:'
-_MAYBE_PERSONAL = re.compile(MAYBE_PERSONAL)
+PERSONAL_TEXT = r"@|\+\d|\d{9}"
+_MAYBE_PERSONAL = re.compile(rf'(?i){PERSONAL_TEXT}|"(?:' + "|".join(sorted(PII_KEYS)) + r')"\s*:')
 
 
 def masked_json(value: Any) -> str:

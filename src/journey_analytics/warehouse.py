@@ -147,6 +147,22 @@ class Warehouse:
         finally:
             self._unregister("_incoming")
 
+    def existing_keys(self, table: str, *, source: str, keys: pl.Series) -> pl.Series:
+        """The ``record_key`` values among ``keys`` that ``table`` already holds for ``source``
+        (none when the table does not exist yet)."""
+        if keys.is_empty() or not self.table_exists(table):
+            return pl.Series("record_key", [], dtype=pl.String)
+        self._con.register("_keys", keys.to_frame("record_key").to_arrow())
+        try:
+            found = self.query(
+                f"select record_key from {_checked_table(table)} where source = $source "
+                "and record_key in (select record_key from _keys)",
+                {"source": source},
+            )
+        finally:
+            self._unregister("_keys")
+        return found.get_column("record_key")
+
     def replace(self, table: str, frame: pl.DataFrame) -> None:
         """Replaces every row of the table with the frame's rows."""
         self._con.execute(f"delete from {_checked_table(table)}")
