@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from journey_analytics import jobs
+from journey_analytics.config import load_settings
 from journey_analytics.errors import ConfigError, RejectRateError, SourceError
+from journey_analytics.taxonomy import default_taxonomy_path
+from journey_analytics.warehouse import Warehouse
 
 from ._project import LINES, RECEIPTS, project, run_all
 
@@ -87,3 +90,43 @@ def test_a_source_with_too_many_rejects_fails_after_loading_its_valid_rows(
     )
     report = jobs.load_status(settings.database_path)
     assert report.sources.filter(source="web").get_column("rows_loaded").item() == 1
+
+
+def test_rows_quarantined_as_unmapped_load_once_the_taxonomy_knows_them(tmp_path: Path) -> None:
+    web = (
+        '{"type":"track","event":"Product Viewed","messageId":"m1","anonymousId":"a1",'
+        '"timestamp":"2026-03-01T10:00:00Z"}\n'
+        '{"type":"track","event":"Wishlist Added","messageId":"m2","anonymousId":"a1",'
+        '"timestamp":"2026-03-01T10:01:00Z"}\n'
+    )
+    # half of this tiny feed is the unmapped row: the reject-rate guard is not the point here
+    settings = project(tmp_path, {"web.jsonl": web}, extra_toml="[ingest]\nmax_reject_rate = 1\n")
+    first = [r for r in jobs.ingest_sources(settings) if r.source == "web"]
+    assert first == [jobs.BatchReport("web", "web.jsonl", "loaded", 2, 1, 0, 1)]
+
+    # the analyst maps the name; the next run loads the quarantined row into its batch
+    taxonomy = tmp_path / "taxonomy.csv"
+    taxonomy.write_text(
+        default_taxonomy_path().read_text()
+        + "segment,Wishlist Added,wishlist_add,,consideration,true,false\n"
+    )
+    config = tmp_path / "journey.toml"
+    config.write_text('taxonomy = "taxonomy.csv"\n' + config.read_text())
+    settings = load_settings(config)
+    second = [r for r in jobs.ingest_sources(settings) if r.source == "web"]
+    assert second == [
+        jobs.BatchReport("web", "web.jsonl", "reloaded", 0, 1, 0, 0),
+        jobs.BatchReport("web", "web.jsonl", "skipped"),
+    ]
+    with Warehouse.open(settings.database_path, read_only=True) as wh:
+        assert wh.query(
+            "select record_key from raw.clickstream order by record_key"
+        ).to_series().to_list() == ["m1", "m2"]
+        assert wh.query("select count(*) from quarantine.rejects where source = 'web'").item() == 0
+        assert wh.query(
+            "select rows_read, rows_loaded, rows_duplicate, rows_rejected from ops.batches "
+            "where source = 'web'"
+        ).rows() == [(2, 2, 0, 0)]
+    # nothing left to retry: a third run changes nothing
+    third = [r for r in jobs.ingest_sources(settings) if r.source == "web"]
+    assert third == [jobs.BatchReport("web", "web.jsonl", "skipped")]

@@ -4,9 +4,11 @@ functions, write back. No analytics logic lives here, and none lives in ``pipeli
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -249,6 +251,88 @@ def _parse_file(
     return _Batch(report, raw_table, fresh, rows.head(0), rejects, batch, checksum)
 
 
+# What an unmapped reject's detail names, by the raw table its parser fills.
+_UNMAPPED = {
+    "event": ("segment", "raw.clickstream"),
+    "type": ("crm", "raw.crm_interactions"),
+    "line_type": ("pos", "raw.pos_lines"),
+}
+_UNMAPPED_DETAIL = re.compile(r"^(event|type|line_type) ('.*'|\".*\") is not in the taxonomy$")
+
+
+def _unmapped_name(detail: str) -> tuple[str, str] | None:
+    """(what, name) from an ``unmapped_event`` reject's detail, e.g. ("event", "Wishlist")."""
+    found = _UNMAPPED_DETAIL.match(detail)
+    if found is None:
+        return None
+    name = ast.literal_eval(found.group(2))
+    return (found.group(1), name) if isinstance(name, str) else None
+
+
+def retry_unmapped(
+    wh: Warehouse,
+    *,
+    parsers: dict[tuple[str, str], Parser],
+    known: dict[str, frozenset[str]],
+    base: Path,
+) -> list[BatchReport]:
+    """Loads the rows quarantined as ``unmapped_event`` whose name the taxonomy now knows.
+
+    Their raw text is masked, so each such file is read again (when it is still there with the
+    checksum it was loaded with), parsed with today's taxonomy, and the rows of those lines
+    are loaded into their batch; the rejects go, and the batch's counts follow.
+    """
+    rejects = wh.query(
+        "select q.batch_id, q.source, q.line_no, q.detail, b.file, b.checksum "
+        "from quarantine.rejects q join ops.batches b using (batch_id) "
+        "where q.reason = 'unmapped_event' order by q.batch_id, q.line_no"
+    )
+    retry: dict[tuple[str, str, str, str, str], set[int]] = {}
+    for batch_id, source, line_no, detail, file, checksum in rejects.iter_rows():
+        unmapped = _unmapped_name(detail)
+        if unmapped is None:
+            continue
+        kind, raw_table = _UNMAPPED[unmapped[0]]
+        if unmapped[1] in known[kind] and (source, raw_table) in parsers:
+            retry.setdefault((batch_id, source, file, checksum, raw_table), set()).add(line_no)
+    reports = []
+    for (batch_id, source, file, checksum, raw_table), lines in retry.items():
+        path = base / file
+        data = path.read_bytes() if path.is_file() else b""
+        if hashlib.sha256(data).hexdigest() != checksum:
+            continue  # the file is gone or changed: its rejects stay as they are
+        parsed = _reading(parsers[source, raw_table], path)(data, file=file)
+        rows = parsed.rows.filter(pl.col("line_no").is_in(sorted(lines))).with_columns(
+            pl.lit(batch_id).alias("batch_id"),
+            pl.lit(source).alias("source"),
+            pl.lit(_now(), dtype=ingest.UTC_TIME).alias("ingested_at"),
+        )
+        existing = wh.existing_keys(raw_table, source=source, keys=rows.get_column("record_key"))
+        fresh, duplicates = ingest.drop_duplicates(rows, existing_keys=existing)
+        released = sorted(rows.get_column("line_no").to_list())
+        with wh.transaction():
+            wh.ensure_raw_table(raw_table, rows.head(0))
+            wh.append(raw_table, fresh)
+            wh.execute(
+                "delete from quarantine.rejects where batch_id = $batch_id "
+                "and reason = 'unmapped_event' and list_contains($lines, line_no)",
+                {"batch_id": batch_id, "lines": released},
+            )
+            wh.execute(
+                "update ops.batches set rows_loaded = rows_loaded + $loaded, "
+                "rows_duplicate = rows_duplicate + $duplicates, "
+                "rows_rejected = rows_rejected - $released where batch_id = $batch_id",
+                {
+                    "batch_id": batch_id,
+                    "loaded": fresh.height,
+                    "duplicates": duplicates,
+                    "released": len(released),
+                },
+            )
+        reports.append(BatchReport(source, file, "reloaded", 0, fresh.height, duplicates, 0))
+    return reports
+
+
 def _write(wh: Warehouse, waiting: list[_Batch]) -> None:
     """Writes the waiting files in one transaction: all of them, or none (a crash leaves the
     database as before them, and the next run loads them again)."""
@@ -332,6 +416,12 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
     with Warehouse.open(settings.database_path) as wh:
         wh.ensure_tables()
         check_key(wh, fingerprint)
+        reports += retry_unmapped(
+            wh,
+            parsers={(name, table): parser for name, _, table, parser in plan},
+            known=known,
+            base=settings.base_dir,
+        )
         waiting: list[_Batch] = []
         for name, path, raw_table, parser in files:
             parsed = _parse_file(

@@ -122,6 +122,10 @@ class Warehouse:
         frame: pl.DataFrame = self._con.sql(sql, params=params or {}).pl()
         return frame
 
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        """Runs a statement that returns nothing (a delete, an update)."""
+        self._con.execute(sql, params or {})
+
     def read(self, table: str) -> pl.DataFrame:
         """The whole table as a Polars frame."""
         return self.query(f"select * from {_checked_table(table)}")
