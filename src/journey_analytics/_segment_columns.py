@@ -1,14 +1,15 @@
-"""The vectorised half of the Segment parser: DuckDB's fields of a file to accepted rows.
+"""The vectorised half of the Segment parser: DuckDB's decided lines to accepted rows.
 
-Input grain: one row per line of a Segment JSON-lines file, as ``sql/ingest/segment_file.sql``
-gives it (each field as JSON text). Output grain: one accepted row per line that this path can
-parse exactly as ``ingest._segment_row`` would, plus the line numbers of every other line.
+Input grain: one row per line of a Segment JSON-lines file, as ``sql/ingest/segment_files.sql``
+gives it: whether the line is sure (every field it uses has a plain shape, so the values there
+are the ones ``ingest._segment_row`` would give) and those values. Output grain: one accepted
+row per sure line that holds nothing personal, plus the line numbers of every other line.
 
-The rule is to be sure or to pass: a line is taken here only when every field it uses has a
-plain shape (strings without escapes or surrounding blanks, integers, zoned ISO-8601
-timestamps, amounts with at most two decimals, properties with nothing that may be personal).
-Anything else, and every line that is rejected, goes back to the Python parser, which is the
-reference; ``tests/test_segment_columns.py`` checks the two agree.
+What is left here needs a list or Python's own functions: the known types and event names,
+blocked identifiers, the query strings of URLs (``privacy.strip_query``, once per distinct
+URL), the referrer's host, and masking ``properties``. Every line not taken, including every
+reject, goes back to the Python parser, which is the reference;
+``tests/test_segment_columns.py`` checks the two agree.
 """
 
 from __future__ import annotations
@@ -18,71 +19,31 @@ from collections.abc import Callable
 
 import polars as pl
 
-TEXT_FIELDS = (
+# The Segment calls the parser reads (alias and group identify nobody new here).
+SEGMENT_TYPES = ("track", "page", "screen", "identify")
+# The columns ``sql/ingest/segment_files.sql`` gives that become columns of the row as they are.
+_DECIDED = (
+    "record_key",
     "type",
-    "event",
-    "name",
-    "message_id",
+    "event_name",
     "anonymous_id",
     "user_id",
     "email",
     "phone",
+    "occurred_at",
     "order_id",
     "store_id",
     "product_id",
     "category",
     "fulfilment",
+    "revenue",
     "currency",
-    "first_product_id",
-    "first_product_category",
 )
-# A value ``ingest._text`` reads exactly as it is: an integer (no "-0"; Python prints it
-# "0"), or a string without escapes and without anything Python's str.strip() removes at
-# either end (Rust's \s is Unicode White_Space; Python also strips the separators \x1c-\x1f).
-_EDGE = r'[^\\"\s\x1c-\x1f]'
-_PLAIN = rf'^(?:0|-?[1-9][0-9]{{0,17}}|"(?:{_EDGE}(?:[^\\"]*{_EDGE})?)?")$'
-_MONEY = r"^-?[0-9]{1,15}(\.[0-9]{1,2})?$"
-_TIMESTAMP = (
-    r'^"[1-8][0-9]{3}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?'
-    r'(Z|[+-][0-2][0-9]:[0-5][0-9])"$'
-)
-# The Segment calls the parser reads (alias and group identify nobody new here).
-SEGMENT_TYPES = ("track", "page", "screen", "identify")
 
 
 def _string(raw: pl.Expr) -> pl.Expr:
     """The value of a JSON string without escapes (its text between the quotes)."""
     return raw.str.slice(1, raw.str.len_chars() - 2)
-
-
-def _plain_string(raw: pl.Expr) -> pl.Expr:
-    return raw.str.starts_with('"') & ~raw.str.contains("\\", literal=True)
-
-
-def _text(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """(value, sure) of a field read as ``ingest._text`` reads it: a string or an integer's
-    digits, null when absent, null or empty. ``sure`` is false for any other shape."""
-    value = (
-        pl.when(raw.str.starts_with('"'))
-        .then(pl.when(raw != '""').then(raw.str.strip_chars('"')))
-        .otherwise(raw)
-    )
-    return value, (raw.is_null() | raw.str.contains(_PLAIN)).fill_null(False)
-
-
-def _falsy(raw: pl.Expr) -> pl.Expr:
-    """JSON values Python treats as false in ``a or b`` among the shapes taken here."""
-    return raw.is_null() | raw.is_in(['""', "0"])
-
-
-def _timestamp(raw: pl.Expr) -> pl.Expr:
-    """A zoned ISO-8601 timestamp in UTC, or null for anything else."""
-    text = _string(raw).str.replace(r"Z$", "+00:00")
-    return (
-        pl.when(raw.str.contains(_TIMESTAMP))
-        .then(text)
-        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_zone="UTC", time_unit="us", strict=False)
-    )
 
 
 def _by_value(column: pl.Series, function: Callable[[str], str | None]) -> pl.Series:
@@ -107,82 +68,34 @@ def segment_rows(
     """Accepted rows (the columns of ``ingest.SEGMENT_ROW_SCHEMA``, identifiers not hashed yet)
     and the line numbers left to the Python parser.
 
-    ``fields`` has ``line_no`` and the columns of ``sql/ingest/segment_file.sql``;
+    ``fields`` has ``line_no`` and the columns of ``sql/ingest/segment_files.sql``;
     ``strip_query``, ``host``, ``personal_keys`` and ``personal_text`` (a regex for e-mails
     and phone numbers in free text) are the Python parser's own.
     """
-    texts = {name: _text(pl.col(name)) for name in TEXT_FIELDS}
-    frame = fields.with_columns(
-        *[value.alias(f"{name}_text") for name, (value, _) in texts.items()],
-        pl.all_horizontal([sure for _, sure in texts.values()]).alias("sure"),
-    )
-    kind = pl.col("type_text")
-    event_name = (
-        pl.when(kind == "identify")
-        .then(pl.lit("identify"))
-        .when(kind == "track")
-        .then(pl.col("event_text"))
-        .otherwise(pl.concat_str(kind, pl.lit(":"), pl.col("name_text").fill_null("")))
-    )
-    blocked = list(blocked_values)
-    identifiers = {
-        name: pl.when(pl.col(f"{name}_text").str.to_lowercase().is_in(blocked))
+    blocked = sorted(blocked_values)
+    fields = fields.with_columns(
+        pl.when(pl.col(name).str.to_lowercase().is_in(blocked))
         .then(None)
-        .otherwise(pl.col(f"{name}_text"))
+        .otherwise(name)
+        .alias(name)
         for name in ("anonymous_id", "user_id", "email", "phone")
-    }
-    timestamp, sent_at, received_at = (
-        _timestamp(pl.col(c)) for c in ("timestamp", "sent_at", "received_at")
     )
-    corrected = pl.min_horizontal(received_at - (sent_at - timestamp), received_at)
-    occurred_at = (
-        pl.when(pl.col("has_original_timestamp") | sent_at.is_null() | received_at.is_null())
-        .then(timestamp)
-        .otherwise(corrected)
-    )
-    revenue = (
-        pl.when(pl.col("revenue").str.starts_with('"'))
-        .then(_string(pl.col("revenue")))
-        .otherwise(pl.col("revenue"))
-    )
-    frame = frame.with_columns(
-        event_name.alias("event_name"),
-        *[value.alias(name) for name, value in identifiers.items()],
-        occurred_at.alias("occurred_at"),
-        revenue.alias("revenue_text"),
-        pl.when(_falsy(pl.col("product_id")))
-        .then(pl.col("first_product_id_text"))
-        .otherwise(pl.col("product_id_text"))
-        .alias("product_id_value"),
-        pl.when(_falsy(pl.col("category")))
-        .then(pl.col("first_product_category_text"))
-        .otherwise(pl.col("category_text"))
-        .alias("category_value"),
-    )
-    sure = (
-        pl.col("sure")
-        & pl.col("type_text").is_in(SEGMENT_TYPES)
-        & pl.col("event_name").is_in(list(known_events))
-        & pl.col("message_id_text").is_not_null()
-        & timestamp.is_not_null()
-        & pl.col("occurred_at").dt.year().is_between(1000, 8999)
-        & (pl.col("sent_at").is_null() | sent_at.is_not_null())
-        & (pl.col("received_at").is_null() | received_at.is_not_null())
-        & (pl.col("revenue").is_null() | pl.col("revenue_text").str.contains(_MONEY))
-        & (pl.col("anonymous_id").is_not_null() | pl.col("user_id").is_not_null())
-        & ~pl.col("properties_shadow_extra")
-        & pl.all_horizontal(
-            pl.col(c).is_null() | _plain_string(pl.col(c)) for c in ("page_url", "page_referrer")
+    fields = fields.with_columns(
+        (
+            pl.col("is_sure")
+            & pl.col("type").is_in(SEGMENT_TYPES)
+            & pl.col("event_name").is_in(sorted(known_events))
+            & (pl.col("anonymous_id").is_not_null() | pl.col("user_id").is_not_null())
         )
-        & (pl.col("campaign").is_null() | pl.col("campaign").str.contains(r'^["{]'))
+        .fill_null(False)
+        .alias("is_sure")
     )
-    frame = frame.with_columns(sure.fill_null(False).alias("sure"))
-    taken = frame.filter("sure")
+    taken = fields.filter("is_sure")
     rows = _with_properties(taken, strip_query=strip_query, host=host)
     rows = _masked(rows, personal_keys=personal_keys, personal_text=personal_text)
     left = pl.concat(
         [
-            frame.filter(~pl.col("sure")).get_column("line_no"),
+            fields.filter(~pl.col("is_sure")).get_column("line_no"),
             rows.filter("maybe_personal").get_column("line_no"),
         ]
     )
@@ -191,21 +104,7 @@ def segment_rows(
         rows.select(
             pl.lit(file).alias("file"),
             pl.col("line_no").cast(pl.Int64),
-            pl.col("message_id_text").alias("record_key"),
-            pl.col("type_text").alias("type"),
-            "event_name",
-            "anonymous_id",
-            "user_id",
-            "email",
-            "phone",
-            "occurred_at",
-            pl.col("order_id_text").alias("order_id"),
-            pl.col("store_id_text").alias("store_id"),
-            pl.col("product_id_value").alias("product_id"),
-            pl.col("category_value").alias("category"),
-            pl.col("fulfilment_text").alias("fulfilment"),
-            pl.col("revenue_text").cast(pl.Decimal(18, 2)).alias("revenue"),
-            pl.col("currency_text").alias("currency"),
+            *_DECIDED,
             "referrer_host",
             "properties",
         ),

@@ -652,11 +652,39 @@ def parse_segment(
     name; a name the taxonomy does not know is rejected as ``unmapped_event``.
 
     DuckDB reads the file (``path``, or ``data`` through a temporary file) on every core and
-    ``_segment_columns`` takes the lines it can parse exactly; every other line, and every
-    line of a file DuckDB refuses, goes through the line-by-line parser
+    decides which lines are plain enough to take (``read_segment_files``); every other line,
+    and every line of a file DuckDB refuses, goes through the line-by-line parser
     (``parse_segment_lines``), which decides what is rejected and why.
     """
-    fields = _segment_fields(data, path)
+    if path is not None:
+        fields = read_segment_files({path: line_count(data)})[path]
+    else:
+        with tempfile.NamedTemporaryFile(suffix=".jsonl") as copy:
+            copy.write(data)
+            copy.flush()
+            name = Path(copy.name)
+            fields = read_segment_files({name: line_count(data)})[name]
+    return parse_segment_fields(
+        data,
+        fields=fields,
+        file=file,
+        known_events=known_events,
+        hash_key=hash_key,
+        blocked_values=blocked_values,
+    )
+
+
+def parse_segment_fields(
+    data: bytes,
+    *,
+    fields: pl.DataFrame | None,
+    file: str,
+    known_events: frozenset[str],
+    hash_key: str,
+    blocked_values: frozenset[str] = BLOCKED_VALUES,
+) -> Parsed:
+    """``parse_segment`` of a file whose lines DuckDB has read already (``fields``, from
+    ``read_segment_files``; None when it refused the file)."""
     if fields is None:
         return parse_segment_lines(
             data,
@@ -687,25 +715,37 @@ def parse_segment(
     return Parsed(_hash_pii(combined.sort("line_no"), key=hash_key), _rejects(rejects))
 
 
-def _segment_fields(data: bytes, path: Path | None) -> pl.DataFrame | None:
-    """DuckDB's fields of each line (``sql/ingest/segment_file.sql``) numbered by line, or None
-    when DuckDB refuses the file or skipped a blank line (line numbers would not match)."""
-    lines = data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
-    if lines == 0:
-        return None
+def line_count(data: bytes) -> int:
+    """The number of lines of a file, a last line without its newline included."""
+    return data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
+
+
+def read_segment_files(lines: dict[Path, int]) -> dict[Path, pl.DataFrame | None]:
+    """DuckDB's decision on each line of each Segment file (``sql/ingest/segment_files.sql``),
+    numbered by line, for ``segment_rows``; None for a file DuckDB refuses or in which it
+    skipped a blank line (the line numbers would not match).
+
+    ``lines`` maps each file to its number of lines. The files are read in one pass, which
+    keeps every core busy however small each file is; when DuckDB refuses that read, each
+    file is read alone, so one bad file sends only itself to the Python parser.
+    """
+    found: dict[Path, pl.DataFrame | None] = dict.fromkeys(lines)
+    paths = [path for path, count in lines.items() if count > 0]
+    if not paths:
+        return found
     try:
-        if path is not None:
-            fields = compute("ingest/segment_file.sql", {"path": str(path)})
-        else:
-            with tempfile.NamedTemporaryFile(suffix=".jsonl") as copy:
-                copy.write(data)
-                copy.flush()
-                fields = compute("ingest/segment_file.sql", {"path": copy.name})
+        fields = compute("ingest/segment_files.sql", {"paths": [str(path) for path in paths]})
     except ComputeError:
-        return None
-    if fields.height != lines:
-        return None
-    return fields.with_row_index("line_no", offset=1)
+        if len(paths) > 1:
+            for path in paths:
+                found |= read_segment_files({path: lines[path]})
+        return found
+    by_file = fields.partition_by("filename", as_dict=True, include_key=False, maintain_order=True)
+    for path in paths:
+        part = by_file.get((str(path),))
+        if part is not None and part.height == lines[path]:
+            found[path] = part.with_row_index("line_no", offset=1)
+    return found
 
 
 def _numbered_lines(data: bytes, wanted: set[int]) -> Iterator[tuple[int, str | None, bytes]]:

@@ -192,17 +192,16 @@ def _parse_file(
     base: Path,
     fingerprint: str,
     waiting: list[_Batch],
+    checksum: str | None = None,
 ) -> _Batch | BatchReport:
     """Parses one file and drops what was loaded before (or is waiting to be); a file whose
-    checksum was loaded (or is waiting) is skipped."""
+    checksum was loaded (or is waiting) is skipped. ``checksum``: the file's, when known."""
     data = path.read_bytes()
     file = _display(path, base)
-    checksum = hashlib.sha256(data).hexdigest()
-    seen = wh.query(
-        "select count(*) as n from ops.batches where source = $source and checksum = $checksum",
-        {"source": source, "checksum": checksum},
-    ).item()
-    if seen or any(b.checksum == checksum and b.report.source == source for b in waiting):
+    checksum = checksum or hashlib.sha256(data).hexdigest()
+    if _loaded(wh, source, checksum) or any(
+        b.checksum == checksum and b.report.source == source for b in waiting
+    ):
         return BatchReport(source, file, "skipped")
     started_at = _now()
     batch_id = f"{source}:{checksum[:16]}"
@@ -349,12 +348,62 @@ def _write(wh: Warehouse, waiting: list[_Batch]) -> None:
     waiting.clear()
 
 
-def _reading(parser: Parser, path: Path) -> Parser:
-    """The Segment parser reads the file itself with DuckDB (on every core); the others parse
-    the bytes already read for the checksum."""
-    if isinstance(parser, partial) and parser.func is ingest.parse_segment:
-        return partial(parser, path=path)
-    return parser
+def _reading(parser: Parser, path: Path, ahead: _ReadAhead | None = None) -> Parser:
+    """The Segment parser takes what DuckDB read of the file ahead (``_read_ahead``), or reads
+    the file itself; the others parse the bytes already read for the checksum."""
+    if not isinstance(parser, partial) or parser.func is not ingest.parse_segment:
+        return parser
+    if ahead is not None:
+        return partial(ingest.parse_segment_fields, fields=ahead.fields, **parser.keywords)
+    return partial(parser, path=path)
+
+
+def _is_segment(parser: Parser) -> bool:
+    return isinstance(parser, partial) and parser.func is ingest.parse_segment
+
+
+@dataclass
+class _ReadAhead:
+    """What DuckDB read of a Segment file ahead of parsing it (nothing for a file loaded
+    before, which is skipped)."""
+
+    fields: pl.DataFrame | None
+    checksum: str
+
+
+def _read_ahead(
+    wh: Warehouse, files: list[tuple[str, Path, str, Parser]], *, rows: int, waiting: list[_Batch]
+) -> dict[Path, _ReadAhead]:
+    """DuckDB's read of the first file of ``files`` and of the files after it from the same
+    Segment source, up to ``rows`` lines, in one pass (``ingest.read_segment_files``): one
+    statement per file would leave a core idle for every file smaller than DuckDB's buffer.
+
+    Files loaded before (or waiting to be) are not read, only hashed once; they are skipped
+    when their turn comes.
+    """
+    source, _, _, parser = files[0]
+    seen = {b.checksum for b in waiting if b.report.source == source}
+    lines: dict[Path, int] = {}
+    checksums: dict[Path, str] = {}
+    for name, path, _, other in files:
+        if name != source or other is not parser or sum(lines.values()) >= rows:
+            break
+        data = path.read_bytes()
+        checksums[path] = checksum = hashlib.sha256(data).hexdigest()
+        if checksum not in seen and not _loaded(wh, source, checksum):
+            seen.add(checksum)
+            lines[path] = ingest.line_count(data)
+    fields = ingest.read_segment_files(lines)
+    return {path: _ReadAhead(fields.get(path), checksum) for path, checksum in checksums.items()}
+
+
+def _loaded(wh: Warehouse, source: str, checksum: str) -> bool:
+    """Whether ``ops.batches`` holds a file of ``source`` with this checksum."""
+    found = wh.query(
+        "select count(*) as n from ops.batches where source = $source and checksum = $checksum",
+        {"source": source, "checksum": checksum},
+    ).item()
+    return bool(found)
 
 
 def ingest_sources(settings: Settings) -> list[BatchReport]:
@@ -407,7 +456,7 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
             plan.append((name, source.lines, "raw.pos_lines", lines))
     # Every glob resolves before anything loads: a missing source stops the run up front.
     files = [
-        (name, path, table, _reading(parser, path))
+        (name, path, table, parser)
         for name, pattern, table, parser in plan
         for path in _files(settings, pattern)
     ]
@@ -423,13 +472,20 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
             base=settings.base_dir,
         )
         waiting: list[_Batch] = []
-        for name, path, raw_table, parser in files:
+        read_ahead: dict[Path, _ReadAhead] = {}
+        for index, (name, path, raw_table, parser) in enumerate(files):
+            if _is_segment(parser) and path not in read_ahead:
+                read_ahead = _read_ahead(
+                    wh, files[index:], rows=settings.ingest.commit_rows, waiting=waiting
+                )
+            ahead = read_ahead.pop(path, None)
             parsed = _parse_file(
                 wh,
                 source=name,
                 path=path,
                 raw_table=raw_table,
-                parser=parser,
+                parser=_reading(parser, path, ahead),
+                checksum=ahead.checksum if ahead else None,
                 base=settings.base_dir,
                 fingerprint=fingerprint,
                 waiting=waiting,

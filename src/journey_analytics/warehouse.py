@@ -143,7 +143,11 @@ class Warehouse:
         """Inserts the frame's rows, matching columns by name."""
         if frame.is_empty():
             return
-        self._con.register("_incoming", frame.to_arrow())
+        # Plain Arrow strings in one chunk: DuckDB takes them several times faster than
+        # Polars' string views spread over the chunks of each parsed file
+        self._con.register(
+            "_incoming", frame.rechunk().to_arrow(compat_level=pl.CompatLevel.oldest())
+        )
         try:
             self._con.execute(
                 f"insert into {_checked_table(table)} by name select * from _incoming"
