@@ -200,10 +200,23 @@ plausible = st.fixed_dictionaries(
                     optional={
                         "url": _mostly(
                             ["https://s.example/p?utm_source=x&q=1#f", "https://s.example/"],
-                            ["", 5],
+                            ["", 5, "https://s.example/p#f", "https://s.example?q=1", "p?x"],
                         ),
+                        # DuckDB reads the host of a plain ASCII authority, Python the rest
                         "referrer": _mostly(
-                            ["https://WWW.Reviews.example/r", ""], ["not a url", "http://[x"]
+                            ["https://WWW.Reviews.example/r", "", "HTTP://Shop.Example:8080"],
+                            [
+                                "not a url",
+                                "http://[x",
+                                "http://u@host.example/x",
+                                "https:///nohost",
+                                " https://pad.example/",
+                                "https://ex.example:abc/",
+                                "https://bücher.example/",
+                                "//no-scheme.example/x",
+                                "android-app://com.example.app",
+                                "https://r.example/s?q=shoes#top",
+                            ],
                         ),
                     },
                 ),

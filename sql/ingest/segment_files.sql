@@ -201,8 +201,45 @@ decided as (
             when has_original_timestamp or sent_at_at is null or received_at_at is null
                 then timestamp_at
             else least(received_at_at - (sent_at_at - timestamp_at), received_at_at)
-        end as occurred_at
+        end as occurred_at,
+        -- properties as ingest stores them: the page's URL and referrer, the campaign and the
+        -- device, then the message's own properties (right only for a URL without a query
+        -- string or fragment to strip: see is_simple)
+        '{' || concat_ws(
+            ',',
+            if(page_url <> '""', '"url":' || page_url, null),
+            if(page_referrer <> '""', '"referrer":' || page_referrer, null),
+            if(campaign not in ('""', '{}'), '"campaign":' || campaign, null),
+            if(has_app, '"device":"app"', '"device":"browser"'),
+            if(properties <> '{}', properties[2:-2], null)
+        ) || '}' as properties_stored,
+        -- the referrer's host as urllib's urlsplit gives it, for a plain ASCII authority
+        regexp_extract(
+            page_referrer,
+            '^"[A-Za-z][A-Za-z0-9+.-]*://([A-Za-z0-9._~!$&''()*+,;=%-]*)(?::[0-9]*)?(?:[/?#][^"]*)?"$',
+            1
+        ) as referrer_authority
     from texts
+),
+
+-- whether a sure line needs nothing more than this: no query string or fragment to strip
+-- from a URL, a referrer whose host is read above, nothing that may be personal ($personal:
+-- a personal key, an @, an international number, nine digits in a row); the other lines
+-- take a second look in _segment_columns
+simple as (
+    select
+        *,
+        coalesce(
+            (page_url is null or not regexp_matches(page_url, '[?#]'))
+            and (
+                page_referrer is null
+                or page_referrer = '""'
+                or (not regexp_matches(page_referrer, '[?#]') and referrer_authority <> '')
+            )
+            and not regexp_matches(properties_stored, $personal),
+            false
+        ) as is_simple
+    from decided
 ),
 
 final as (
@@ -223,11 +260,14 @@ final as (
         fulfilment_text as fulfilment,
         try_cast(revenue_text as decimal(18, 2)) as revenue,
         currency_text as currency,
-        page_url,
-        page_referrer,
-        campaign,
+        is_simple,
+        if(is_simple, lower(nullif(referrer_authority, '')), null) as referrer_host,
+        if(is_simple, properties_stored, properties) as properties,
+        -- what the second look needs
+        if(is_simple, null, page_url) as page_url,
+        if(is_simple, null, page_referrer) as page_referrer,
+        if(is_simple, null, campaign) as campaign,
         has_app,
-        properties,
         coalesce(
             is_plain
             and is_properties_object
@@ -247,7 +287,7 @@ final as (
             and (campaign is null or left(campaign, 1) in ('"', '{')),
             false
         ) as is_sure
-    from decided
+    from simple
 )
 
 select * from final

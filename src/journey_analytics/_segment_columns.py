@@ -91,15 +91,21 @@ def segment_rows(
         .alias("is_sure")
     )
     taken = fields.filter("is_sure")
-    rows = _with_properties(taken, strip_query=strip_query, host=host)
-    rows = _masked(rows, personal_keys=personal_keys, personal_text=personal_text)
+    # the few lines DuckDB left for a second look: a URL's query string, an unusual referrer,
+    # something that may be personal
+    careful = taken.filter(~pl.col("is_simple"))
+    careful = _with_properties(careful, strip_query=strip_query, host=host)
+    careful = _masked(careful, personal_keys=personal_keys, personal_text=personal_text)
     left = pl.concat(
         [
             fields.filter(~pl.col("is_sure")).get_column("line_no"),
-            rows.filter("maybe_personal").get_column("line_no"),
+            careful.filter("maybe_personal").get_column("line_no"),
         ]
     )
-    rows = rows.filter(~pl.col("maybe_personal"))
+    rows = pl.concat(
+        [taken.filter("is_simple"), careful.filter(~pl.col("maybe_personal"))],
+        how="diagonal_relaxed",
+    )
     return (
         rows.select(
             pl.lit(file).alias("file"),

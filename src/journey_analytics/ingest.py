@@ -715,6 +715,13 @@ def parse_segment_fields(
     return Parsed(_hash_pii(combined.sort("line_no"), key=hash_key), _rejects(rejects))
 
 
+# What may be personal in stored properties, for DuckDB's regular expressions (RE2, whose \d
+# is ASCII only): a personal key in quotes, or PERSONAL_TEXT.
+_SEGMENT_PERSONAL = (
+    '(?i)"(' + "|".join(sorted(PII_KEYS)) + ')"|' + PERSONAL_TEXT.replace(r"\d", r"\p{Nd}")
+)
+
+
 def line_count(data: bytes) -> int:
     """The number of lines of a file, a last line without its newline included."""
     return data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
@@ -734,17 +741,27 @@ def read_segment_files(lines: dict[Path, int]) -> dict[Path, pl.DataFrame | None
     if not paths:
         return found
     try:
-        fields = compute("ingest/segment_files.sql", {"paths": [str(path) for path in paths]})
+        fields = compute(
+            "ingest/segment_files.sql",
+            {"paths": [str(path) for path in paths], "personal": _SEGMENT_PERSONAL},
+        )
     except ComputeError:
         if len(paths) > 1:
             for path in paths:
                 found |= read_segment_files({path: lines[path]})
         return found
-    by_file = fields.partition_by("filename", as_dict=True, include_key=False, maintain_order=True)
-    for path in paths:
-        part = by_file.get((str(path),))
-        if part is not None and part.height == lines[path]:
-            found[path] = part.with_row_index("line_no", offset=1)
+    # The rows come file after file, each in the order of its lines: one slice per file (a
+    # file in two runs would mean the order was lost; then Python reads every file)
+    runs = fields.get_column("filename").rle()
+    if runs.struct.field("value").is_duplicated().any():
+        return found
+    fields = fields.drop("filename")
+    start = 0
+    for length, name in runs.struct.unnest().iter_rows():
+        path = Path(name)
+        if lines.get(path) == length:
+            found[path] = fields.slice(start, length).with_row_index("line_no", offset=1)
+        start += length
     return found
 
 
@@ -995,9 +1012,9 @@ def parse_pos_lines(data: bytes, *, file: str, known_events: frozenset[str]) -> 
 def drop_duplicates(rows: pl.DataFrame, *, existing_keys: pl.Series) -> tuple[pl.DataFrame, int]:
     """Keeps the first row of each ``record_key`` not loaded before; returns it and the
     number of rows dropped as duplicates (within the file and against earlier loads)."""
-    fresh = rows.unique("record_key", keep="first", maintain_order=True).filter(
-        ~pl.col("record_key").is_in(existing_keys.implode())
-    )
+    keys = pl.col("record_key")
+    kept = keys.is_first_distinct() & ~keys.is_in(existing_keys.implode())
+    fresh = rows.filter(kept)
     return fresh, rows.height - fresh.height
 
 

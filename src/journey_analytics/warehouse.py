@@ -30,15 +30,20 @@ def sql_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "sql"
 
 
+# No extension downloads: nothing at run time reaches the network.
+_CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False}
+
+
 def compute(query_file: str, params: dict[str, Any]) -> pl.DataFrame:
     """Runs the query ``sql/<query_file>`` with ``$name`` parameters in a private in-memory
     DuckDB (no database file): DuckDB as a vectorised reader and engine, e.g. to parse a
     source file on every core.
     """
     query = (sql_dir() / query_file).read_text(encoding="utf-8")
-    connection = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
+    connection = duckdb.connect(":memory:", config=_CONFIG)
     try:
         connection.execute("set TimeZone = 'UTC'")
+        connection.execute("set enable_progress_bar = false")  # not over the log of a run
         result: pl.DataFrame = connection.sql(query, params=params).pl()
     except duckdb.Error as error:
         raise ComputeError(str(error)) from None
@@ -74,7 +79,8 @@ class Warehouse:
         """Opens the database file (``":memory:"`` for an in-memory one) and closes it after."""
         target = str(path)
         # Offline: DuckDB never downloads an extension (json, parquet and icu are built in).
-        connection = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
+        connection = duckdb.connect(":memory:", config=_CONFIG)
+        connection.execute("set enable_progress_bar = false")  # not over the log of a run
         if target != ":memory:":
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             # Attached under a fixed name: a file called journeys.duckdb would otherwise be a
