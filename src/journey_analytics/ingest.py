@@ -1012,10 +1012,13 @@ def parse_pos_lines(data: bytes, *, file: str, known_events: frozenset[str]) -> 
 def drop_duplicates(rows: pl.DataFrame, *, existing_keys: pl.Series) -> tuple[pl.DataFrame, int]:
     """Keeps the first row of each ``record_key`` not loaded before; returns it and the
     number of rows dropped as duplicates (within the file and against earlier loads)."""
-    keys = pl.col("record_key")
-    kept = keys.is_first_distinct() & ~keys.is_in(existing_keys.implode())
-    fresh = rows.filter(kept)
+    fresh = rows.filter(fresh_rows(rows.get_column("record_key"), existing_keys=existing_keys))
     return fresh, rows.height - fresh.height
+
+
+def fresh_rows(keys: pl.Series, *, existing_keys: pl.Series) -> pl.Series:
+    """Whether each key is the first of its value and not among ``existing_keys``."""
+    return keys.is_first_distinct() & ~keys.is_in(existing_keys.implode())
 
 
 # ---------------------------------------------------------------- canonical events

@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -173,13 +173,14 @@ class Parser(Protocol):
 class _Batch:
     """One parsed file waiting to be written."""
 
-    report: BatchReport
+    report: BatchReport  # rows_loaded and rows_duplicate are counted when it is written
     raw_table: str
-    rows: pl.DataFrame  # accepted, not loaded before
+    rows: pl.DataFrame  # accepted, duplicates not dropped yet
     shape: pl.DataFrame  # the columns the parser gives, for ``ensure_raw_table``
     rejects: pl.DataFrame
-    batch: pl.DataFrame  # its ``ops.batches`` row
     checksum: str
+    batch_id: str
+    started_at: datetime
 
 
 def _parse_file(
@@ -190,12 +191,11 @@ def _parse_file(
     raw_table: str,
     parser: Parser,
     base: Path,
-    fingerprint: str,
     waiting: list[_Batch],
     checksum: str | None = None,
 ) -> _Batch | BatchReport:
-    """Parses one file and drops what was loaded before (or is waiting to be); a file whose
-    checksum was loaded (or is waiting) is skipped. ``checksum``: the file's, when known."""
+    """Parses one file; a file whose checksum was loaded (or is waiting) is skipped.
+    ``checksum``: the file's, when known."""
     data = path.read_bytes()
     file = _display(path, base)
     checksum = checksum or hashlib.sha256(data).hexdigest()
@@ -211,43 +211,11 @@ def _parse_file(
         pl.lit(source).alias("source"),
         pl.lit(started_at, dtype=ingest.UTC_TIME).alias("ingested_at"),
     )
-    keys = rows.get_column("record_key")
-    existing = pl.concat(
-        [
-            wh.existing_keys(raw_table, source=source, keys=keys),
-            *[
-                b.rows.get_column("record_key")
-                for b in waiting
-                if b.raw_table == raw_table and b.report.source == source
-            ],
-        ]
-    )
-    fresh, duplicates = ingest.drop_duplicates(rows, existing_keys=existing)
-    report = BatchReport(
-        source, file, "loaded", parsed.rows_read, fresh.height, duplicates, parsed.rejects.height
-    )
-    batch = pl.DataFrame(
-        [
-            {
-                "batch_id": batch_id,
-                "source": source,
-                "file": file,
-                "checksum": checksum,
-                "rows_read": report.rows_read,
-                "rows_loaded": report.rows_loaded,
-                "rows_duplicate": report.rows_duplicate,
-                "rows_rejected": report.rows_rejected,
-                "status": "loaded",
-                "key_fingerprint": fingerprint,
-                "started_at": started_at,
-                "finished_at": _now(),
-            }
-        ]
-    )
+    report = BatchReport(source, file, "loaded", parsed.rows_read, 0, 0, parsed.rejects.height)
     rejects = parsed.rejects.with_columns(
         pl.lit(batch_id).alias("batch_id"), pl.lit(source).alias("source")
     )
-    return _Batch(report, raw_table, fresh, rows.head(0), rejects, batch, checksum)
+    return _Batch(report, raw_table, rows, rows.head(0), rejects, checksum, batch_id, started_at)
 
 
 # What an unmapped reject's detail names, by the raw table its parser fills.
@@ -332,20 +300,66 @@ def retry_unmapped(
     return reports
 
 
-def _write(wh: Warehouse, waiting: list[_Batch]) -> None:
+def _write(
+    wh: Warehouse, waiting: list[_Batch], *, fingerprint: str, reports: list[BatchReport]
+) -> None:
     """Writes the waiting files in one transaction: all of them, or none (a crash leaves the
-    database as before them, and the next run loads them again)."""
+    database as before them, and the next run loads them again). Their reports in
+    ``reports`` get the rows loaded and the duplicates dropped."""
     if not waiting:
         return
+    fresh = _without_duplicates(wh, waiting)
+    batches = []
+    for b, rows in zip(waiting, fresh, strict=True):
+        report = replace(
+            b.report, rows_loaded=rows.height, rows_duplicate=b.rows.height - rows.height
+        )
+        reports[next(i for i, r in enumerate(reports) if r is b.report)] = report
+        batches.append(
+            {
+                "batch_id": b.batch_id,
+                "source": report.source,
+                "file": report.file,
+                "checksum": b.checksum,
+                "rows_read": report.rows_read,
+                "rows_loaded": report.rows_loaded,
+                "rows_duplicate": report.rows_duplicate,
+                "rows_rejected": report.rows_rejected,
+                "status": "loaded",
+                "key_fingerprint": fingerprint,
+                "started_at": b.started_at,
+                "finished_at": _now(),
+            }
+        )
     with wh.transaction():
         for table in dict.fromkeys(b.raw_table for b in waiting):
-            mine = [b for b in waiting if b.raw_table == table]
-            for b in mine:
-                wh.ensure_raw_table(table, b.shape)
-            wh.append(table, pl.concat([b.rows for b in mine], how="diagonal_relaxed"))
+            mine = [i for i, b in enumerate(waiting) if b.raw_table == table]
+            for i in mine:
+                wh.ensure_raw_table(table, waiting[i].shape)
+            wh.append(table, pl.concat([fresh[i] for i in mine], how="diagonal_relaxed"))
         wh.append("quarantine.rejects", pl.concat([b.rejects for b in waiting]))
-        wh.append("ops.batches", pl.concat([b.batch for b in waiting]))
+        wh.append("ops.batches", pl.DataFrame(batches))
     waiting.clear()
+
+
+def _without_duplicates(wh: Warehouse, waiting: list[_Batch]) -> list[pl.DataFrame]:
+    """Each waiting file's rows less the duplicates: of a row loaded before, or of an earlier
+    row of the same source (in the file or in one before it). One look at the table for all
+    the files of a source, not one per file."""
+    fresh: list[pl.DataFrame] = [b.rows for b in waiting]
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, b in enumerate(waiting):
+        groups.setdefault((b.raw_table, b.report.source), []).append(i)
+    for (table, source), members in groups.items():
+        keys = pl.concat([waiting[i].rows.get_column("record_key") for i in members])
+        existing = wh.existing_keys(table, source=source, keys=keys)
+        kept = ingest.fresh_rows(keys, existing_keys=existing)
+        start = 0
+        for i in members:
+            height = waiting[i].rows.height
+            fresh[i] = waiting[i].rows.filter(kept.slice(start, height))
+            start += height
+    return fresh
 
 
 def _reading(parser: Parser, path: Path, ahead: _ReadAhead | None = None) -> Parser:
@@ -487,7 +501,6 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
                 parser=_reading(parser, path, ahead),
                 checksum=ahead.checksum if ahead else None,
                 base=settings.base_dir,
-                fingerprint=fingerprint,
                 waiting=waiting,
             )
             if isinstance(parsed, BatchReport):
@@ -498,8 +511,8 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
             # DuckDB writes whole row groups (122,880 rows) straight to the file; a small
             # commit goes through its write-ahead log first, which costs several times more
             if sum(b.rows.height for b in waiting) >= settings.ingest.commit_rows:
-                _write(wh, waiting)
-        _write(wh, waiting)
+                _write(wh, waiting, fingerprint=fingerprint, reports=reports)
+        _write(wh, waiting, fingerprint=fingerprint, reports=reports)
     check_reject_rates(reports, max_rate=settings.ingest.max_reject_rate)
     return reports
 

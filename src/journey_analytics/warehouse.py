@@ -47,6 +47,9 @@ def compute(query_file: str, params: dict[str, Any]) -> pl.DataFrame:
         result: pl.DataFrame = connection.sql(query, params=params).pl()
     except duckdb.Error as error:
         raise ComputeError(str(error)) from None
+    except UnicodeDecodeError as error:
+        # DuckDB quoted the input in its message and cut a character in two
+        raise ComputeError(f"DuckDB's error message could not be read: {error}") from None
     finally:
         connection.close()
     return result
