@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -363,7 +364,7 @@ def _without_duplicates(wh: Warehouse, waiting: list[_Batch]) -> list[pl.DataFra
 
 
 def _reading(parser: Parser, path: Path, ahead: _ReadAhead | None = None) -> Parser:
-    """The Segment parser takes what DuckDB read of the file ahead (``_read_ahead``), or reads
+    """The Segment parser takes what DuckDB read of the file ahead (``_SegmentReader``), or reads
     the file itself; the others parse the bytes already read for the checksum."""
     if not isinstance(parser, partial) or parser.func is not ingest.parse_segment:
         return parser
@@ -385,30 +386,67 @@ class _ReadAhead:
     checksum: str
 
 
-def _read_ahead(
-    wh: Warehouse, files: list[tuple[str, Path, str, Parser]], *, rows: int, waiting: list[_Batch]
-) -> dict[Path, _ReadAhead]:
-    """DuckDB's read of the first file of ``files`` and of the files after it from the same
-    Segment source, up to ``rows`` lines, in one pass (``ingest.read_segment_files``): one
-    statement per file would leave a core idle for every file smaller than DuckDB's buffer.
+class _SegmentReader:
+    """Reads a run's Segment files with DuckDB ahead of parsing them, in groups of files of
+    one source of about ``rows`` lines: one statement per file would leave a core idle for
+    every file smaller than DuckDB's buffer (``ingest.read_segment_files``).
 
-    Files loaded before (or waiting to be) are not read, only hashed once; they are skipped
-    when their turn comes.
+    The next group is read on a second thread while the files of the current one are parsed
+    and written: DuckDB and Polars let go of Python's lock while they work, so the parts of
+    a load that use one core (hashing, Python, the append) overlap DuckDB's reading. Files
+    loaded before, or met earlier in the run, are hashed but not read; their turn skips them.
     """
-    source, _, _, parser = files[0]
-    seen = {b.checksum for b in waiting if b.report.source == source}
-    lines: dict[Path, int] = {}
-    checksums: dict[Path, str] = {}
-    for name, path, _, other in files:
-        if name != source or other is not parser or sum(lines.values()) >= rows:
-            break
-        data = path.read_bytes()
-        checksums[path] = checksum = hashlib.sha256(data).hexdigest()
-        if checksum not in seen and not _loaded(wh, source, checksum):
-            seen.add(checksum)
-            lines[path] = ingest.line_count(data)
-    fields = ingest.read_segment_files(lines)
-    return {path: _ReadAhead(fields.get(path), checksum) for path, checksum in checksums.items()}
+
+    def __init__(
+        self,
+        wh: Warehouse,
+        files: list[tuple[str, Path, str, Parser]],
+        *,
+        rows: int,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        self._wh = wh
+        self._files = files
+        self._rows = rows
+        self._pool = pool
+        self._ahead: dict[Path, tuple[Future[dict[Path, pl.DataFrame | None]], str]] = {}
+        self._firsts: set[Path] = set()  # the first file of each group
+        self._seen: set[tuple[str, str]] = set()  # (source, checksum) of every file planned
+        self._end = 0  # the index after the last file planned
+
+    def take(self, index: int) -> _ReadAhead | None:
+        """What DuckDB read of the file at ``index`` of ``files`` (None if not Segment)."""
+        _, path, _, parser = self._files[index]
+        if not _is_segment(parser):
+            return None
+        if path not in self._ahead:
+            self._plan(index)
+        if path in self._firsts:
+            self._firsts.discard(path)
+            if self._end < len(self._files) and _is_segment(self._files[self._end][3]):
+                self._plan(self._end)
+        future, checksum = self._ahead.pop(path)
+        return _ReadAhead(future.result().get(path), checksum)
+
+    def _plan(self, start: int) -> None:
+        """Hashes the group of files that begins at ``start`` and has DuckDB read it."""
+        source, first, _, parser = self._files[start]
+        lines: dict[Path, int] = {}
+        checksums: dict[Path, str] = {}
+        end = start
+        for name, path, _, other in self._files[start:]:
+            if name != source or other is not parser or sum(lines.values()) >= self._rows:
+                break
+            end += 1
+            data = path.read_bytes()
+            checksums[path] = checksum = hashlib.sha256(data).hexdigest()
+            if (source, checksum) not in self._seen and not _loaded(self._wh, source, checksum):
+                self._seen.add((source, checksum))
+                lines[path] = ingest.line_count(data)
+        future = self._pool.submit(ingest.read_segment_files, lines)
+        self._ahead |= {path: (future, checksum) for path, checksum in checksums.items()}
+        self._firsts.add(first)
+        self._end = max(self._end, end)
 
 
 def _loaded(wh: Warehouse, source: str, checksum: str) -> bool:
@@ -486,32 +524,29 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
             base=settings.base_dir,
         )
         waiting: list[_Batch] = []
-        read_ahead: dict[Path, _ReadAhead] = {}
-        for index, (name, path, raw_table, parser) in enumerate(files):
-            if _is_segment(parser) and path not in read_ahead:
-                read_ahead = _read_ahead(
-                    wh, files[index:], rows=settings.ingest.commit_rows, waiting=waiting
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segment-reader") as pool:
+            reader = _SegmentReader(wh, files, rows=settings.ingest.commit_rows, pool=pool)
+            for index, (name, path, raw_table, parser) in enumerate(files):
+                ahead = reader.take(index)
+                parsed = _parse_file(
+                    wh,
+                    source=name,
+                    path=path,
+                    raw_table=raw_table,
+                    parser=_reading(parser, path, ahead),
+                    checksum=ahead.checksum if ahead else None,
+                    base=settings.base_dir,
+                    waiting=waiting,
                 )
-            ahead = read_ahead.pop(path, None)
-            parsed = _parse_file(
-                wh,
-                source=name,
-                path=path,
-                raw_table=raw_table,
-                parser=_reading(parser, path, ahead),
-                checksum=ahead.checksum if ahead else None,
-                base=settings.base_dir,
-                waiting=waiting,
-            )
-            if isinstance(parsed, BatchReport):
-                reports.append(parsed)
-                continue
-            reports.append(parsed.report)
-            waiting.append(parsed)
-            # DuckDB writes whole row groups (122,880 rows) straight to the file; a small
-            # commit goes through its write-ahead log first, which costs several times more
-            if sum(b.rows.height for b in waiting) >= settings.ingest.commit_rows:
-                _write(wh, waiting, fingerprint=fingerprint, reports=reports)
+                if isinstance(parsed, BatchReport):
+                    reports.append(parsed)
+                    continue
+                reports.append(parsed.report)
+                waiting.append(parsed)
+                # DuckDB writes whole row groups (122,880 rows) straight to the file; a small
+                # commit goes through its write-ahead log first, which costs several times more
+                if sum(b.rows.height for b in waiting) >= settings.ingest.commit_rows:
+                    _write(wh, waiting, fingerprint=fingerprint, reports=reports)
         _write(wh, waiting, fingerprint=fingerprint, reports=reports)
     check_reject_rates(reports, max_rate=settings.ingest.max_reject_rate)
     return reports
