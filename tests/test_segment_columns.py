@@ -129,6 +129,21 @@ def test_near_misses_go_to_the_python_parser_and_agree() -> None:
     assert parsed.rejects.get_column("reason").to_list() == ["missing_identifier", "unmapped_event"]
 
 
+def test_a_repeated_property_key_goes_to_the_python_parser() -> None:
+    # Python keeps the last of two equal keys, DuckDB's JSON paths the first
+    repeated = _line(messageId="m2")[:-2] + b', "product_id": "P2"}}'
+    data = b"\n".join(
+        [
+            _line(),
+            repeated,
+            _line(messageId="m3", properties={}),
+            _line(messageId="m4", properties={"x": 1}),
+        ]
+    )
+    assert _vectorised(data) == [1, 3, 4]
+    assert _assert_same(data).rows.get_column("product_id").to_list() == ["P1", "P2", None, None]
+
+
 def test_files_duckdb_refuses_or_with_blank_lines_are_read_line_by_line() -> None:
     # A blank line would shift DuckDB's row numbers; a non-object line makes it refuse the file.
     for data in (_line() + b"\n\n" + _line(messageId="m2"), _line() + b"\n[1]\n"):

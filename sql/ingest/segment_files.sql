@@ -61,12 +61,8 @@ objects as (
         ) as found,
         -- a non-empty traits object wins over context.traits, as in Segment's identify
         if(traits is not null and traits::varchar <> '{}', traits, context.traits) as identity,
-        -- Python keeps the last of two equal keys, DuckDB's paths find the first
-        properties is null
-        or (
-            left(properties::varchar, 1) = '{'
-            and len(json_keys(properties)) = len(list_distinct(json_keys(properties)))
-        ) as is_properties_object,
+        left(properties::varchar, 1) = '{' as is_properties_json_object,
+        list_sort(json_keys(properties)) as properties_keys,
         -- Python rejects a traits that is not an object, ignores a context.traits that is not
         (traits is null or left(traits::varchar, 1) = '{')
         and (context.traits is null or left(context.traits::varchar, 1) = '{') as is_traits_object
@@ -88,7 +84,20 @@ fields as (
         receivedAt::varchar as received_at,
         originalTimestamp is not null as has_original_timestamp,
         coalesce(properties::varchar, '{}') as properties,
-        is_properties_object,
+        -- an object without a repeated key (Python keeps the last of two, DuckDB's paths
+        -- find the first): sorted, equal keys would sit side by side
+        properties is null or (
+            is_properties_json_object
+            and not coalesce(
+                list_bool_or(
+                    list_transform(
+                        list_zip(properties_keys[:-2], properties_keys[2:]),
+                        lambda pair: pair[1] = pair[2]
+                    )
+                ),
+                false
+            )
+        ) as is_properties_object,
         is_traits_object,
         -- keys that would replace what ingest adds to properties
         coalesce(
