@@ -151,6 +151,29 @@ def test_files_duckdb_refuses_or_with_blank_lines_are_read_line_by_line() -> Non
         _assert_same(data)
 
 
+def test_a_refused_file_is_read_in_halves_around_its_bad_lines(tmp_path: Path) -> None:
+    lines = [_line(messageId=f"m{n}") for n in range(1, 10)]
+    lines[4] = b'{"type": "track", "messageId": "m5", "event": '  # cut short: DuckDB refuses
+    lines[6] = b""  # a blank line: DuckDB skips it, which would shift the numbers
+    data = b"\n".join(lines)
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(data)
+    # halves down to one line: every line but the two is read by DuckDB
+    fields = ingest.read_segment_files({path: ingest.line_count(data)}, smallest=1)[path]
+    assert fields is not None
+    assert fields.get_column("line_no").to_list() == list(range(1, 10))
+    assert fields.filter("is_sure").get_column("line_no").to_list() == [1, 2, 3, 4, 6, 8, 9]
+    fast = ingest.parse_segment_fields(
+        data, fields=fields, file="f.jsonl", known_events=KNOWN, hash_key="k"
+    )
+    reference = parse_segment_lines(data, file="f.jsonl", known_events=KNOWN, hash_key="k")
+    assert_frame_equal(_comparable(fast.rows), _comparable(reference.rows))
+    assert_frame_equal(fast.rejects, reference.rejects)
+    assert fast.rejects.get_column("line_no").to_list() == [5]
+    # files of at most `smallest` lines are not split: the Python parser reads them whole
+    assert ingest.read_segment_files({path: ingest.line_count(data)})[path] is None
+
+
 def test_a_trailing_comma_is_tolerated_both_ways() -> None:
     data = _line()[:-1] + b", }"
     assert _vectorised(data) == [1]

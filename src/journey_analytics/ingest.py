@@ -727,14 +727,17 @@ def line_count(data: bytes) -> int:
     return data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
 
 
-def read_segment_files(lines: dict[Path, int]) -> dict[Path, pl.DataFrame | None]:
+def read_segment_files(
+    lines: dict[Path, int], *, smallest: int = 1024
+) -> dict[Path, pl.DataFrame | None]:
     """DuckDB's decision on each line of each Segment file (``sql/ingest/segment_files.sql``),
-    numbered by line, for ``segment_rows``; None for a file DuckDB refuses or in which it
-    skipped a blank line (the line numbers would not match).
+    numbered by line, for ``segment_rows``; None for a file of at most ``smallest`` lines
+    that DuckDB refuses or in which it skipped a blank line (line numbers would not match).
 
     ``lines`` maps each file to its number of lines. The files are read in one pass, which
     keeps every core busy however small each file is; when DuckDB refuses that read, each
-    file is read alone, so one bad file sends only itself to the Python parser.
+    file is read alone, and a file refused alone is read in halves (``_read_in_halves``), so
+    one bad line sends only the lines around it to the Python parser.
     """
     found: dict[Path, pl.DataFrame | None] = dict.fromkeys(lines)
     paths = [path for path, count in lines.items() if count > 0]
@@ -748,7 +751,9 @@ def read_segment_files(lines: dict[Path, int]) -> dict[Path, pl.DataFrame | None
     except ComputeError:
         if len(paths) > 1:
             for path in paths:
-                found |= read_segment_files({path: lines[path]})
+                found |= read_segment_files({path: lines[path]}, smallest=smallest)
+        elif lines[paths[0]] > smallest:
+            found[paths[0]] = _read_in_halves(paths[0], smallest=smallest)
         return found
     # The rows come file after file, each in the order of its lines: one slice per file (a
     # file in two runs would mean the order was lost; then Python reads every file)
@@ -761,8 +766,44 @@ def read_segment_files(lines: dict[Path, int]) -> dict[Path, pl.DataFrame | None
         path = Path(name)
         if lines.get(path) == length:
             found[path] = fields.slice(start, length).with_row_index("line_no", offset=1)
+        elif lines.get(path, 0) > smallest:  # a blank line was skipped
+            found[path] = _read_in_halves(path, smallest=smallest)
         start += length
     return found
+
+
+def _read_in_halves(path: Path, *, smallest: int) -> pl.DataFrame | None:
+    """``read_segment_files`` of a file DuckDB refused, or in which it skipped a blank line,
+    as two halves (each read in halves again while refused): the lines of the pieces DuckDB
+    reads are decided there, the lines of the others are not sure (``is_sure`` false) and go
+    to the Python parser. None when no piece could be read."""
+    data = path.read_bytes()
+    middle = 0  # where the second half of the lines begins
+    for _ in range(line_count(data) // 2):
+        middle = data.index(b"\n", middle) + 1
+    parts = (data[:middle], data[middle:])
+    if not all(parts):
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        halves = {}
+        for number, part in enumerate(parts):
+            half = Path(folder) / f"half-{number}.jsonl"
+            half.write_bytes(part)
+            halves[half] = line_count(part)
+        read = read_segment_files(halves, smallest=smallest)
+    if all(fields is None for fields in read.values()):
+        return None
+    pieces = []
+    offset = 0
+    for half, count in halves.items():
+        fields = read[half]
+        if fields is None:  # not sure of any line: the Python parser reads them
+            fields = pl.DataFrame(
+                {"line_no": pl.int_range(1, count + 1, dtype=pl.UInt32, eager=True)}
+            ).with_columns(pl.lit(value=False).alias("is_sure"))
+        pieces.append(fields.with_columns(pl.col("line_no") + offset))
+        offset += count
+    return pl.concat(pieces, how="diagonal_relaxed")
 
 
 def _numbered_lines(data: bytes, wanted: set[int]) -> Iterator[tuple[int, str | None, bytes]]:
