@@ -727,17 +727,23 @@ def line_count(data: bytes) -> int:
     return data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
 
 
+# Where DuckDB says it refused a read, e.g. 'Malformed JSON in file "/d/web.jsonl", at byte 1
+# in line 3: ...' or 'JSON transform error in file "/d/web.jsonl", in line 7: ...'.
+_REFUSED_LINE = re.compile(r'in file "(?P<file>.+?)",(?: at byte \d+)? in line (?P<line>\d+)')
+
+
 def read_segment_files(
-    lines: dict[Path, int], *, smallest: int = 1024
+    lines: dict[Path, int], *, smallest: int = 1024, tries: int = 32
 ) -> dict[Path, pl.DataFrame | None]:
     """DuckDB's decision on each line of each Segment file (``sql/ingest/segment_files.sql``),
-    numbered by line, for ``segment_rows``; None for a file of at most ``smallest`` lines
-    that DuckDB refuses or in which it skipped a blank line (line numbers would not match).
+    numbered by line, for ``segment_rows``; None for a file DuckDB could not read at all.
 
     ``lines`` maps each file to its number of lines. The files are read in one pass, which
-    keeps every core busy however small each file is; when DuckDB refuses that read, each
-    file is read alone, and a file refused alone is read in halves (``_read_in_halves``), so
-    one bad line sends only the lines around it to the Python parser.
+    keeps every core busy however small each file is. When DuckDB refuses the read, it names
+    the file and line: the read is made again without that line and the one before it
+    (``tries`` times), whose ``is_sure`` is false, so the Python parser reads them. Without a
+    name, the files are read again in two halves, and a file in halves of its lines down to
+    ``smallest`` lines; a file in which DuckDB skipped a blank line too.
     """
     found: dict[Path, pl.DataFrame | None] = dict.fromkeys(lines)
     paths = [path for path, count in lines.items() if count > 0]
@@ -748,13 +754,9 @@ def read_segment_files(
             "ingest/segment_files.sql",
             {"paths": [str(path) for path in paths], "personal": _SEGMENT_PERSONAL},
         )
-    except ComputeError:
-        if len(paths) > 1:
-            for path in paths:
-                found |= read_segment_files({path: lines[path]}, smallest=smallest)
-        elif lines[paths[0]] > smallest:
-            found[paths[0]] = _read_in_halves(paths[0], smallest=smallest)
-        return found
+    except ComputeError as error:
+        wanted = {path: lines[path] for path in paths}
+        return found | _read_again(wanted, str(error), smallest=smallest, tries=tries)
     # The rows come file after file, each in the order of its lines: one slice per file (a
     # file in two runs would mean the order was lost; then Python reads every file)
     runs = fields.get_column("filename").rle()
@@ -767,43 +769,80 @@ def read_segment_files(
         if lines.get(path) == length:
             found[path] = fields.slice(start, length).with_row_index("line_no", offset=1)
         elif lines.get(path, 0) > smallest:  # a blank line was skipped
-            found[path] = _read_in_halves(path, smallest=smallest)
+            found[path] = _read_in_pieces(path, _halves(lines[path]), smallest, tries)
         start += length
     return found
 
 
-def _read_in_halves(path: Path, *, smallest: int) -> pl.DataFrame | None:
-    """``read_segment_files`` of a file DuckDB refused, or in which it skipped a blank line,
-    as two halves (each read in halves again while refused): the lines of the pieces DuckDB
-    reads are decided there, the lines of the others are not sure (``is_sure`` false) and go
-    to the Python parser. None when no piece could be read."""
+def _read_again(
+    lines: dict[Path, int], message: str, *, smallest: int, tries: int
+) -> dict[Path, pl.DataFrame | None]:
+    """``read_segment_files`` of files whose read DuckDB refused with ``message``."""
+    refused = _REFUSED_LINE.search(message)
+    path = Path(refused["file"]) if refused else None
+    if refused and path in lines and 1 <= int(refused["line"]) <= lines[path] + 1 and tries > 0:
+        # DuckDB counts the line of a transform error from 1 and that of malformed JSON
+        # from 0: the named line and the one before it are left out
+        last = min(int(refused["line"]), lines[path])
+        bad = max(last - 1, 1)
+        others = {other: count for other, count in lines.items() if other != path}
+        found = read_segment_files(others, smallest=smallest, tries=tries - 1) if others else {}
+        pieces = [(1, bad - 1), (bad, last), (last + 1, lines[path])]
+        return found | {path: _read_in_pieces(path, pieces, smallest, tries - 1, skip=bad)}
+    if len(lines) > 1:  # the files in two halves, so the good ones still go together
+        paths = list(lines)
+        found = {}
+        for half in (paths[: len(paths) // 2], paths[len(paths) // 2 :]):
+            wanted = {path: lines[path] for path in half}
+            found |= read_segment_files(wanted, smallest=smallest, tries=tries)
+        return found
+    path = next(iter(lines))
+    if lines[path] <= smallest:
+        return {path: None}
+    return {path: _read_in_pieces(path, _halves(lines[path]), smallest, tries)}
+
+
+def _halves(count: int) -> list[tuple[int, int]]:
+    """The first and last line of each half of ``count`` lines."""
+    return [(1, count // 2), (count // 2 + 1, count)]
+
+
+def _read_in_pieces(
+    path: Path, pieces: list[tuple[int, int]], smallest: int, tries: int, skip: int = 0
+) -> pl.DataFrame | None:
+    """``read_segment_files`` of a file as pieces (first and last line of each; the piece
+    that begins at line ``skip`` left out), each written to a temporary file: the lines of
+    the pieces DuckDB reads are decided there, the lines of the others are not sure
+    (``is_sure`` false) and go to the Python parser. None when no piece could be read."""
     data = path.read_bytes()
-    middle = 0  # where the second half of the lines begins
-    for _ in range(line_count(data) // 2):
-        middle = data.index(b"\n", middle) + 1
-    parts = (data[:middle], data[middle:])
-    if not all(parts):
-        return None
+    starts = [0]  # byte offset of each line's start, up to the end of the file
+    for _ in range(pieces[-1][1]):
+        end = data.find(b"\n", starts[-1])
+        starts.append(len(data) if end < 0 else end + 1)
     with tempfile.TemporaryDirectory() as folder:
-        halves = {}
-        for number, part in enumerate(parts):
-            half = Path(folder) / f"half-{number}.jsonl"
-            half.write_bytes(part)
-            halves[half] = line_count(part)
-        read = read_segment_files(halves, smallest=smallest)
+        files = {}
+        for first, last in pieces:
+            if first <= last and first != skip:
+                piece = Path(folder) / f"lines-{first}-{last}.jsonl"
+                piece.write_bytes(data[starts[first - 1] : starts[last]])
+                files[piece] = (first, last)
+        read = read_segment_files(
+            {piece: last - first + 1 for piece, (first, last) in files.items()},
+            smallest=smallest,
+            tries=tries,
+        )
     if all(fields is None for fields in read.values()):
         return None
-    pieces = []
-    offset = 0
-    for half, count in halves.items():
-        fields = read[half]
+    decided = {files[piece][0]: fields for piece, fields in read.items()}
+    frames = []
+    for first, last in pieces:
+        fields = decided.get(first)
         if fields is None:  # not sure of any line: the Python parser reads them
             fields = pl.DataFrame(
-                {"line_no": pl.int_range(1, count + 1, dtype=pl.UInt32, eager=True)}
+                {"line_no": pl.int_range(1, last - first + 2, dtype=pl.UInt32, eager=True)}
             ).with_columns(pl.lit(value=False).alias("is_sure"))
-        pieces.append(fields.with_columns(pl.col("line_no") + offset))
-        offset += count
-    return pl.concat(pieces, how="diagonal_relaxed")
+        frames.append(fields.with_columns(pl.col("line_no") + (first - 1)))
+    return pl.concat(frames, how="diagonal_relaxed")
 
 
 def _numbered_lines(data: bytes, wanted: set[int]) -> Iterator[tuple[int, str | None, bytes]]:
