@@ -288,7 +288,27 @@ plausible = st.fixed_dictionaries(
 )
 
 
+# Lines DuckDB refuses (it names a line and the read is made again around it) or skips.
+broken = st.sampled_from(
+    [
+        b"not json",
+        b"[1]",
+        b'{"type": "track", "messageId": "cut", "event": ',
+        b'{"type": "track", "context": "x"}',
+        b'{"type": "track", "messageId": "a", "messageId": "b"}',
+        b'{"type": "track", "name": "ctl\x01"}',
+        b"",
+        b"   ",
+    ]
+)
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(plausible, min_size=1, max_size=8))
-def test_both_paths_agree_on_plausible_messages(messages: list[dict[str, object]]) -> None:
-    _assert_same(b"\n".join(json.dumps(m, ensure_ascii=False).encode() for m in messages))
+@given(st.lists(plausible | broken, min_size=1, max_size=8))
+def test_both_paths_agree_on_plausible_messages(messages: list[dict[str, object] | bytes]) -> None:
+    _assert_same(
+        b"\n".join(
+            m if isinstance(m, bytes) else json.dumps(m, ensure_ascii=False).encode()
+            for m in messages
+        )
+    )
