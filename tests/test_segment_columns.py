@@ -166,7 +166,7 @@ def test_a_refused_file_is_read_again_around_its_bad_lines(tmp_path: Path) -> No
         assert fields.get_column("line_no").to_list() == list(range(1, 10))
         return fields.filter("is_sure").get_column("line_no").to_list()
 
-    # DuckDB names line 6 for the bad line 5 (it counts malformed lines from 0): lines 5
+    # DuckDB names line 6 for the bad line 5 (the line after malformed JSON): lines 5
     # and 6 go to Python, the others are read again; those after them, with the blank line,
     # in halves down to `smallest` lines
     assert sure(smallest=1) == [1, 2, 3, 4, 8, 9]

@@ -781,8 +781,8 @@ def _read_again(
     refused = _REFUSED_LINE.search(message)
     path = Path(refused["file"]) if refused else None
     if refused and path in lines and 1 <= int(refused["line"]) <= lines[path] + 1 and tries > 0:
-        # DuckDB counts the line of a transform error from 1 and that of malformed JSON
-        # from 0: the named line and the one before it are left out
+        # DuckDB names the line of a transform error (not an object, a repeated key) but
+        # the line after malformed JSON: the named line and the one before it are left out
         last = min(int(refused["line"]), lines[path])
         bad = max(last - 1, 1)
         others = {other: count for other, count in lines.items() if other != path}
