@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,46 @@ def test_rows_quarantined_as_unmapped_load_once_the_taxonomy_knows_them(tmp_path
     # nothing left to retry: a third run changes nothing
     third = [r for r in jobs.ingest_sources(settings) if r.source == "web"]
     assert third == [jobs.BatchReport("web", "web.jsonl", "skipped")]
+
+
+def test_a_file_loaded_before_unchanged_is_skipped_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web = (
+        '{"type":"track","event":"Product Viewed","messageId":"m1","anonymousId":"a1",'
+        '"timestamp":"2026-03-01T10:00:00Z"}\n'
+    )
+    settings = project(tmp_path, {"web.jsonl": web})
+    jobs.ingest_sources(settings)
+    sources = {"web.jsonl", "contacts.csv", "interactions.csv", "receipts.csv", "lines.csv"}
+    read: list[str] = []
+    read_bytes = Path.read_bytes
+
+    def counted(path: Path) -> bytes:
+        read.append(path.name)
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", counted)
+    # same name, size and modification time as when loaded: not even hashed
+    assert {r.status for r in jobs.ingest_sources(settings)} == {"skipped"}
+    assert sources & set(read) == set()
+    # touched (a new modification time, the same bytes): hashed, then skipped by checksum
+    web_file = tmp_path / "web.jsonl"
+    status = web_file.stat()
+    os.utime(web_file, ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))
+    reports = [r for r in jobs.ingest_sources(settings) if r.source == "web"]
+    assert reports == [jobs.BatchReport("web", "web.jsonl", "skipped")]
+    assert sources & set(read) == {"web.jsonl"}
+    # the batch now knows the new time: the next run reads nothing again
+    read.clear()
+    assert {r.status for r in jobs.ingest_sources(settings)} == {"skipped"}
+    assert sources & set(read) == set()
+    # rewritten with one more line: a new size, so a new batch with just the new row
+    web_file.write_text(web + web.replace("m1", "m2"))
+    reports = [r for r in jobs.ingest_sources(settings) if r.source == "web"]
+    assert reports == [jobs.BatchReport("web", "web.jsonl", "loaded", 2, 1, 1, 0)]
+    with Warehouse.open(settings.database_path, read_only=True) as wh:
+        assert wh.query(
+            "select file_bytes, file_modified_ns from ops.batches where source = 'web' "
+            "order by started_at"
+        ).rows()[-1] == (web_file.stat().st_size, web_file.stat().st_mtime_ns)

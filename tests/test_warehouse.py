@@ -78,3 +78,24 @@ def test_raw_tables_gain_the_columns_a_newer_parser_keeps(tmp_path: Path) -> Non
             ("a", "web", None),
             ("b", "web", "x.com"),
         ]
+
+
+def test_an_older_ops_batches_gets_the_columns_added_since(tmp_path: Path) -> None:
+    with Warehouse.open(tmp_path / "j.duckdb") as wh:
+        wh.ensure_tables()
+        # ops.batches as made before 2026-12-01, with one batch in it
+        wh.execute("drop table ops.batches")
+        wh.execute(
+            "create table ops.batches (batch_id varchar primary key, source varchar, "
+            "file varchar, checksum varchar, rows_read bigint, rows_loaded bigint, "
+            "rows_duplicate bigint, rows_rejected bigint, status varchar, "
+            "key_fingerprint varchar, started_at timestamptz, finished_at timestamptz)"
+        )
+        wh.execute(
+            "insert into ops.batches values ('web:1', 'web', 'web.jsonl', 'c', 1, 1, 0, 0, "
+            "'loaded', 'f', now(), now())"
+        )
+        wh.ensure_tables()
+        assert wh.query("select file_bytes, file_modified_ns from ops.batches").rows() == [
+            (None, None)
+        ]

@@ -182,6 +182,25 @@ class _Batch:
     checksum: str
     batch_id: str
     started_at: datetime
+    stat: tuple[int, int]  # the file's size and modification time (ns) before it was read
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_size, status.st_mtime_ns
+
+
+def _unchanged(wh: Warehouse, source: str, file: str, stat: tuple[int, int]) -> bool:
+    """Whether ``ops.batches`` holds this file of ``source``, loaded when it had this size and
+    modification time: then it is skipped without being read (a daily job would otherwise
+    hash every file it ever loaded, each morning). A file rewritten in place keeps neither,
+    unless it is written back with the same size and its old time set on purpose."""
+    found = wh.query(
+        "select count(*) as n from ops.batches where source = $source and file = $file "
+        "and file_bytes = $bytes and file_modified_ns = $modified",
+        {"source": source, "file": file, "bytes": stat[0], "modified": stat[1]},
+    ).item()
+    return bool(found)
 
 
 def _parse_file(
@@ -195,14 +214,29 @@ def _parse_file(
     waiting: list[_Batch],
     checksum: str | None = None,
 ) -> _Batch | BatchReport:
-    """Parses one file; a file whose checksum was loaded (or is waiting) is skipped.
-    ``checksum``: the file's, when known."""
-    data = path.read_bytes()
+    """Parses one file; a file loaded before unchanged (``_unchanged``), or whose checksum was
+    loaded (or is waiting), is skipped. ``checksum``: the file's, when known."""
     file = _display(path, base)
+    stat = _stat(path)
+    if _unchanged(wh, source, file, stat):
+        return BatchReport(source, file, "skipped")
+    data = path.read_bytes()
     checksum = checksum or hashlib.sha256(data).hexdigest()
-    if _loaded(wh, source, checksum) or any(
-        b.checksum == checksum and b.report.source == source for b in waiting
-    ):
+    if _loaded(wh, source, checksum):
+        # touched, or loaded before the times were kept: the next run need not read it
+        wh.execute(
+            "update ops.batches set file_bytes = $bytes, file_modified_ns = $modified "
+            "where source = $source and file = $file and checksum = $checksum",
+            {
+                "bytes": stat[0],
+                "modified": stat[1],
+                "source": source,
+                "file": file,
+                "checksum": checksum,
+            },
+        )
+        return BatchReport(source, file, "skipped")
+    if any(b.checksum == checksum and b.report.source == source for b in waiting):
         return BatchReport(source, file, "skipped")
     started_at = _now()
     batch_id = f"{source}:{checksum[:16]}"
@@ -216,7 +250,9 @@ def _parse_file(
     rejects = parsed.rejects.with_columns(
         pl.lit(batch_id).alias("batch_id"), pl.lit(source).alias("source")
     )
-    return _Batch(report, raw_table, rows, rows.head(0), rejects, checksum, batch_id, started_at)
+    return _Batch(
+        report, raw_table, rows, rows.head(0), rejects, checksum, batch_id, started_at, stat
+    )
 
 
 # What an unmapped reject's detail names, by the raw table its parser fills.
@@ -330,6 +366,8 @@ def _write(
                 "key_fingerprint": fingerprint,
                 "started_at": b.started_at,
                 "finished_at": _now(),
+                "file_bytes": b.stat[0],
+                "file_modified_ns": b.stat[1],
             }
         )
     with wh.transaction():
@@ -394,7 +432,8 @@ class _SegmentReader:
     The next group is read on a second thread while the files of the current one are parsed
     and written: DuckDB and Polars let go of Python's lock while they work, so the parts of
     a load that use one core (hashing, Python, the append) overlap DuckDB's reading. Files
-    loaded before, or met earlier in the run, are hashed but not read; their turn skips them.
+    loaded before unchanged are not even hashed, files with a checksum loaded before or met
+    earlier in the run are hashed but not read; their turn skips them.
     """
 
     def __init__(
@@ -404,12 +443,15 @@ class _SegmentReader:
         *,
         rows: int,
         pool: ThreadPoolExecutor,
+        base: Path,
     ) -> None:
         self._wh = wh
         self._files = files
         self._rows = rows
         self._pool = pool
-        self._ahead: dict[Path, tuple[Future[dict[Path, pl.DataFrame | None]], str]] = {}
+        self._base = base
+        # a file's read and checksum; neither for a file loaded before unchanged
+        self._ahead: dict[Path, tuple[Future[dict[Path, pl.DataFrame | None]], str] | None] = {}
         self._firsts: set[Path] = set()  # the first file of each group
         self._seen: set[tuple[str, str]] = set()  # (source, checksum) of every file planned
         self._end = 0  # the index after the last file planned
@@ -425,7 +467,10 @@ class _SegmentReader:
             self._firsts.discard(path)
             if self._end < len(self._files) and _is_segment(self._files[self._end][3]):
                 self._plan(self._end)
-        future, checksum = self._ahead.pop(path)
+        ahead = self._ahead.pop(path)
+        if ahead is None:
+            return None
+        future, checksum = ahead
         return _ReadAhead(future.result().get(path), checksum)
 
     def _plan(self, start: int) -> None:
@@ -438,6 +483,9 @@ class _SegmentReader:
             if name != source or other is not parser or sum(lines.values()) >= self._rows:
                 break
             end += 1
+            if _unchanged(self._wh, source, _display(path, self._base), _stat(path)):
+                self._ahead[path] = None
+                continue
             data = path.read_bytes()
             checksums[path] = checksum = hashlib.sha256(data).hexdigest()
             if (source, checksum) not in self._seen and not _loaded(self._wh, source, checksum):
@@ -525,7 +573,9 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
         )
         waiting: list[_Batch] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segment-reader") as pool:
-            reader = _SegmentReader(wh, files, rows=settings.ingest.commit_rows, pool=pool)
+            reader = _SegmentReader(
+                wh, files, rows=settings.ingest.commit_rows, pool=pool, base=settings.base_dir
+            )
             for index, (name, path, raw_table, parser) in enumerate(files):
                 ahead = reader.take(index)
                 parsed = _parse_file(
