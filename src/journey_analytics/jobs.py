@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 from zoneinfo import available_timezones
 
 import polars as pl
@@ -404,14 +404,15 @@ def _without_duplicates(wh: Warehouse, waiting: list[_Batch]) -> list[pl.DataFra
 def _reading(parser: Parser, path: Path, ahead: _ReadAhead | None = None) -> Parser:
     """The Segment parser takes what DuckDB read of the file ahead (``_SegmentReader``), or reads
     the file itself; the others parse the bytes already read for the checksum."""
-    if not isinstance(parser, partial) or parser.func is not ingest.parse_segment:
+    if not _is_segment(parser):
         return parser
     if ahead is not None:
         return partial(ingest.parse_segment_fields, fields=ahead.fields, **parser.keywords)
     return partial(parser, path=path)
 
 
-def _is_segment(parser: Parser) -> bool:
+def _is_segment(parser: Parser) -> TypeGuard[partial[ingest.Parsed]]:
+    """Whether ``parser`` is the Segment parser with its options bound."""
     return isinstance(parser, partial) and parser.func is ingest.parse_segment
 
 
