@@ -3,5 +3,8 @@ create table if not exists core.customers (
     identifier_type varchar not null,
     identifier_value varchar not null,
     customer_key varchar not null,
+    group_key varchar,                  -- the identifiers its links could reach, before the customer limits
     primary key (identifier_type, identifier_value)
 );
+-- databases made before 2026-12-01 get the column (filled by the next run's full stitch)
+alter table core.customers add column if not exists group_key varchar;

@@ -17,6 +17,7 @@ from zoneinfo import available_timezones
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from journey_analytics.errors import ConfigError, format_problems
+from journey_analytics.identity import IDENTIFIER_TYPES
 
 HASH_KEY_ENV = "JOURNEY_HASH_KEY"
 Model = TypeVar("Model", bound=BaseModel)
@@ -159,6 +160,18 @@ class JourneySettings(_Frozen):
     )
 
 
+# Card numbers that payment providers publish for tests: a POS in training mode pays with them.
+TEST_CARDS = (
+    "4111111111111111",
+    "4242424242424242",
+    "4000056655665556",
+    "5555555555554444",
+    "5105105105105100",
+    "378282246310005",
+    "6011111111111117",
+)
+
+
 class IdentitySettings(_Frozen):
     blocked_values: tuple[str, ...] = (
         "",
@@ -171,13 +184,61 @@ class IdentitySettings(_Frozen):
         "anonymous",
         "unknown",
         "test",
+        *TEST_CARDS,
     )
-    max_user_ids_per_device: int = Field(
-        default=1,
-        ge=1,
-        description="an anonymous id seen with more user ids than this is a shared device "
-        "and links no one",
+    shared_limits: dict[str, int] = Field(
+        default_factory=lambda: {
+            "loyalty_id": 1,
+            "email_hash": 1,
+            "phone_hash": 1,
+            "payment_hash": 1,
+            "anonymous_id": 1,
+        },
+        description="an identifier linked with more than this many distinct identifiers of "
+        "one stronger type (a store tablet signed in to by two user ids, a phone on two "
+        "loyalty cards) is shared and links no one; a type left out is never shared",
     )
+    customer_limits: dict[str, int] = Field(
+        default_factory=lambda: {"user_id": 1},
+        description="a customer holds at most this many values of a type; the weakest link "
+        "that would pass the limit is dropped",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_user_ids_per_device" in data:
+            msg = (
+                "max_user_ids_per_device was replaced by shared_limits on 2026-12-01: write "
+                "shared_limits = { anonymous_id = "
+                f"{data['max_user_ids_per_device']!r} }} (see CHANGELOG.md)"
+            )
+            raise ValueError(msg)
+        return data
+
+    @model_validator(mode="after")
+    def _known_types(self) -> IdentitySettings:
+        for name, limits in (
+            ("shared_limits", self.shared_limits),
+            ("customer_limits", self.customer_limits),
+        ):
+            for kind, limit in limits.items():
+                if kind not in IDENTIFIER_TYPES:
+                    msg = (
+                        f"{name}.{kind}: expected one of {', '.join(IDENTIFIER_TYPES)}, "
+                        f"found {kind!r}"
+                    )
+                    raise ValueError(msg)
+                if limit < 1:
+                    msg = f"{name}.{kind}: expected a whole number >= 1, found {limit!r}"
+                    raise ValueError(msg)
+        if "user_id" in self.shared_limits:
+            msg = (
+                "shared_limits.user_id: a user id has no stronger type to be shared with; "
+                "limit it with customer_limits.user_id"
+            )
+            raise ValueError(msg)
+        return self
 
 
 class PathSettings(_Frozen):

@@ -3,21 +3,44 @@
 Input grain: one event or CRM contact record carrying one or more identifiers.
 Output grain: ``links`` one row per distinct pair of identifiers seen together (with the
 evidence and, if a guard dropped it, why); ``customers`` one row per identifier with the
-``customer_key`` of its connected component. Deterministic: identifiers are nodes, a record
-that carries two identifiers links them, connected components are customers.
+``customer_key`` of its customer and the ``group_key`` of the identifiers its links could
+reach; ``identity_changes`` one row per (customer before, customer after) pair that a run
+merged, split or renamed.
+
+Identifiers are nodes; a record that carries two identifiers links them (its strongest one,
+the *anchor*, to each of the others). Customers are the connected components over the links
+that the guards let through:
+
+1. **Blocked values** (``unknown``, ``0``, test cards, ...) are no identifier at all.
+2. **Shared identifiers**: an identifier linked with more than ``shared_limits[its type]``
+   distinct identifiers of one stronger type (a store tablet or a family laptop signed in to by
+   two user ids, a phone on two loyalty cards) links no one: all its links are dropped with
+   ``drop_reason = 'shared_<type>'``.
+3. **Customer limits**: a customer holds at most ``customer_limits[type]`` values of a type (one
+   user id ever, by default). Links are admitted strongest first (by the priority of their
+   weaker identifier, then of their stronger one, then first seen, then by value); a link
+   that would give a customer one value too many is dropped with ``'limit_<type>'``.
+
+Everything a guard decides depends only on the links of one *group* (the identifiers that
+the links left after rule 2 connect), so a new batch re-decides only the groups it touches
+(:func:`update`), with the same result as deciding everything again (:func:`resolve`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeAlias
 
-import networkx as nx
 import polars as pl
+from networkx.utils import UnionFind
 
-# Priority order: a record's first identifier in this order anchors its links, and an event
-# belongs to the customer of its first identifier.
+# Priority order, strongest first: a record's strongest identifier anchors its links, an
+# event belongs to the customer of its strongest identifier, and a customer's key comes from
+# its strongest identifier.
 IDENTIFIER_TYPES = (
     "user_id",
     "loyalty_id",
@@ -26,23 +49,84 @@ IDENTIFIER_TYPES = (
     "payment_hash",
     "anonymous_id",
 )
+_RANK = {kind: rank for rank, kind in enumerate(IDENTIFIER_TYPES)}
+_PAIR = ["left_type", "left_value", "right_type", "right_value"]
+_UTC = pl.Datetime("us", "UTC")
+
+LINK_SCHEMA: dict[str, pl.DataType] = {
+    "left_type": pl.String(),
+    "left_value": pl.String(),
+    "right_type": pl.String(),
+    "right_value": pl.String(),
+    "source": pl.String(),
+    "first_seen_at": _UTC,
+    "last_seen_at": _UTC,
+    "records": pl.Int64(),
+}
+GUARDED_LINK_SCHEMA: dict[str, pl.DataType] = {
+    **LINK_SCHEMA,
+    "is_active": pl.Boolean(),
+    "drop_reason": pl.String(),
+}
+IDENTIFIER_SCHEMA: dict[str, pl.DataType] = {
+    "identifier_type": pl.String(),
+    "identifier_value": pl.String(),
+}
+CUSTOMER_SCHEMA: dict[str, pl.DataType] = {
+    **IDENTIFIER_SCHEMA,
+    "customer_key": pl.String(),
+    "group_key": pl.String(),
+}
+CHANGE_SCHEMA: dict[str, pl.DataType] = {
+    "changed_at": _UTC,
+    "change": pl.String(),
+    "customer_key_before": pl.String(),
+    "customer_key_after": pl.String(),
+    "identifiers": pl.Int64(),
+}
+
+Node: TypeAlias = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the records say: every identifier, and every pair seen together (unguarded)."""
+
+    identifiers: pl.DataFrame
+    links: pl.DataFrame
 
 
 @dataclass(frozen=True)
 class Stitched:
-    """The identity graph and its customers."""
+    """The identity graph with the guards' decisions, and its customers."""
 
     links: pl.DataFrame
     customers: pl.DataFrame
 
 
+@dataclass(frozen=True)
+class Guards:
+    """The guards against over-stitching (see the module docstring).
+
+    Example:
+        >>> Guards(shared_limits={"anonymous_id": 1}, customer_limits={"user_id": 1})
+        Guards(shared_limits={'anonymous_id': 1}, customer_limits={'user_id': 1})
+    """
+
+    shared_limits: Mapping[str, int]
+    customer_limits: Mapping[str, int]
+
+
+# ---------------------------------------------------------------- evidence
+
+
 def _long_identifiers(records: pl.DataFrame, *, blocked_values: Iterable[str]) -> pl.DataFrame:
     """One row per (record, identifier), blocked values removed, with the type's priority."""
     present = [name for name in IDENTIFIER_TYPES if name in records.columns]
-    blocked = [value.lower() for value in blocked_values]
+    blocked = [value.strip().lower() for value in blocked_values]
     return (
         records.with_row_index("record")
-        .select("record", "source", "seen_at", *present)
+        .select("record", "source", pl.col("seen_at").cast(_UTC), *present)
         .unpivot(
             index=["record", "source", "seen_at"],
             on=present,
@@ -53,21 +137,22 @@ def _long_identifiers(records: pl.DataFrame, *, blocked_values: Iterable[str]) -
             pl.col("identifier_value").is_not_null()
             & ~pl.col("identifier_value").str.strip_chars().str.to_lowercase().is_in(blocked)
         )
-        .with_columns(
-            pl.col("identifier_type")
-            .replace_strict(IDENTIFIER_TYPES, list(range(len(IDENTIFIER_TYPES))))
-            .alias("priority")
-        )
+        .with_columns(pl.col("identifier_type").replace_strict(_RANK).alias("priority"))
     )
 
 
-def identity_links(long: pl.DataFrame, *, max_user_ids_per_device: int) -> pl.DataFrame:
-    """Links each record's anchor (its highest-priority identifier) to its other identifiers.
+def evidence(records: pl.DataFrame, *, blocked_values: Iterable[str]) -> Evidence:
+    """The identifiers and links of records with ``source``, ``seen_at`` and any of the
+    identifier columns. Each record links its anchor (its strongest identifier) to each of its
+    other identifiers; a pair seen in several records is one link with their count.
 
-    Guard: an ``anonymous_id`` linked to more than ``max_user_ids_per_device`` distinct user
-    ids is a shared device (a store tablet, a family laptop); its links stay recorded but are
-    inactive, with ``drop_reason = 'shared_device'``.
+    Example:
+        >>> records = pl.DataFrame({"source": ["web"], "seen_at": [None],
+        ...     "user_id": ["u1"], "anonymous_id": ["a1"]})
+        >>> evidence(records, blocked_values=[]).links.select(_PAIR).rows()
+        [('user_id', 'u1', 'anonymous_id', 'a1')]
     """
+    long = _long_identifiers(records, blocked_values=blocked_values)
     anchors = long.sort("record", "priority").group_by("record", maintain_order=True).first()
     pairs = (
         anchors.select(
@@ -81,83 +166,318 @@ def identity_links(long: pl.DataFrame, *, max_user_ids_per_device: int) -> pl.Da
         .rename({"identifier_type": "right_type", "identifier_value": "right_value"})
     )
     links = (
-        pairs.sort("seen_at", "record")
-        .group_by("left_type", "left_value", "right_type", "right_value", maintain_order=True)
+        pairs.sort("seen_at", "record", nulls_last=True)
+        .group_by(_PAIR, maintain_order=True)
         .agg(
             pl.col("source").first(),
             pl.col("seen_at").min().alias("first_seen_at"),
             pl.col("seen_at").max().alias("last_seen_at"),
             pl.len().cast(pl.Int64).alias("records"),
         )
+        .sort(_PAIR)
+        .match_to_schema(LINK_SCHEMA)
     )
-    shared_devices = (
-        links.filter((pl.col("left_type") == "user_id") & (pl.col("right_type") == "anonymous_id"))
-        .group_by("right_value")
-        .agg(pl.col("left_value").n_unique().alias("user_ids"))
-        .filter(pl.col("user_ids") > max_user_ids_per_device)
-        .get_column("right_value")
+    identifiers = (
+        long.select("identifier_type", "identifier_value")
+        .unique()
+        .sort("identifier_type", "identifier_value")
     )
-    is_shared = (pl.col("right_type") == "anonymous_id") & pl.col("right_value").is_in(
-        shared_devices.implode()
-    )
-    return links.with_columns(
-        (~is_shared).alias("is_active"),
-        pl.when(is_shared).then(pl.lit("shared_device")).alias("drop_reason"),
-    ).sort("left_type", "left_value", "right_type", "right_value")
+    return Evidence(identifiers, links)
 
 
-def customer_key(members: Iterable[tuple[str, str]]) -> str:
+# ---------------------------------------------------------------- guards
+
+
+def shared_identifiers(links: pl.DataFrame, *, shared_limits: Mapping[str, int]) -> pl.DataFrame:
+    """Identifiers linked with more than their type's limit of distinct identifiers of one
+    stronger type, with the ``drop_reason`` their links get (``shared_<type>``).
+
+    A link's left side is always the stronger type, so an identifier's stronger partners are
+    the left sides of the links where it is the right side.
+    """
+    limits = pl.DataFrame(
+        {"right_type": list(shared_limits), "limit": list(shared_limits.values())},
+        schema={"right_type": pl.String, "limit": pl.Int64},
+    )
+    return (
+        links.group_by("right_type", "right_value", "left_type")
+        .agg(pl.col("left_value").n_unique().alias("partners"))
+        .join(limits, on="right_type")
+        .filter(pl.col("partners") > pl.col("limit"))
+        .select(
+            pl.col("right_type").alias("identifier_type"),
+            pl.col("right_value").alias("identifier_value"),
+            ("shared_" + pl.col("right_type")).alias("drop_reason"),
+        )
+        .unique(["identifier_type", "identifier_value"])
+    )
+
+
+def _with_shared(links: pl.DataFrame, shared: pl.DataFrame) -> pl.DataFrame:
+    """Links with ``drop_reason`` set where either side is a shared identifier (the weaker
+    side's reason first)."""
+    right = shared.rename(
+        {"identifier_type": "right_type", "identifier_value": "right_value", "drop_reason": "_r"}
+    )
+    left = shared.rename(
+        {"identifier_type": "left_type", "identifier_value": "left_value", "drop_reason": "_l"}
+    )
+    return (
+        links.join(right, on=["right_type", "right_value"], how="left", maintain_order="left")
+        .join(left, on=["left_type", "left_value"], how="left", maintain_order="left")
+        .with_columns(pl.coalesce("_r", "_l").alias("drop_reason"))
+        .drop("_r", "_l")
+    )
+
+
+def customer_key(members: Iterable[Node]) -> str:
     """A customer's key, from the customer's strongest identifier: the smallest value of the
     highest-priority type (a user id before a loyalty card before an e-mail ... before a
     cookie). It stays the same while that identifier does, so new cookies, devices or cards
     joining a customer do not change the key."""
-    rank = {kind: position for position, kind in enumerate(IDENTIFIER_TYPES)}
-    kind, value = min(members, key=lambda member: (rank.get(member[0], len(rank)), member[1]))
+    kind, value = min(members, key=lambda member: (_RANK.get(member[0], len(_RANK)), member[1]))
     return "c_" + hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()[:16]
 
 
-def customers_from_links(identifiers: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
-    """Maps every identifier to the key of its connected component over the active links."""
-    graph = nx.Graph()
-    graph.add_nodes_from(identifiers.select("identifier_type", "identifier_value").iter_rows())
-    active = links.filter("is_active")
-    graph.add_edges_from(
-        ((lt, lv), (rt, rv))
-        for lt, lv, rt, rv in active.select(
-            "left_type", "left_value", "right_type", "right_value"
-        ).iter_rows()
-    )
-    rows: list[tuple[str, str, str]] = []
-    for component in nx.connected_components(graph):
-        key = customer_key(component)
-        rows.extend((kind, value, key) for kind, value in component)
-    return pl.DataFrame(
-        rows,
-        schema={
-            "identifier_type": pl.String,
-            "identifier_value": pl.String,
-            "customer_key": pl.String,
-        },
+def _admit(
+    group: list[tuple[Node, Node]], customer_limits: Mapping[str, int]
+) -> tuple[UnionFind, dict[tuple[Node, Node], str]]:
+    """Admits a group's links strongest first; a link that would give a customer more values
+    of a type than its limit is refused. Returns the components and the refused links."""
+    components = UnionFind()
+    held: dict[Node, Counter[str]] = {}
+    refused: dict[tuple[Node, Node], str] = {}
+    for left, right in group:
+        for node in (left, right):
+            if node not in held:
+                components[node]
+                held[node] = Counter({node[0]: 1})
+        a, b = components[left], components[right]
+        if a == b:
+            continue
+        together = held[a] + held[b]
+        over = [kind for kind, limit in customer_limits.items() if together[kind] > limit]
+        if over:
+            refused[(left, right)] = "limit_" + min(over, key=_RANK.__getitem__)
+            continue
+        components.union(a, b)
+        held[components[a]] = together
+    return components, refused
+
+
+def _decide(
+    identifiers: pl.DataFrame, links: pl.DataFrame, customer_limits: Mapping[str, int]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Customers and guarded links of identifiers whose links (``drop_reason`` set for shared
+    identifiers) stay among them: groups, then the customer limits inside each group."""
+    candidates = links.filter(pl.col("drop_reason").is_null())
+    groups = UnionFind(identifiers.select("identifier_type", "identifier_value").iter_rows())
+    ordered = candidates.with_columns(
+        pl.col("right_type").replace_strict(_RANK).alias("_rr"),
+        pl.col("left_type").replace_strict(_RANK).alias("_lr"),
+    ).sort("_rr", "_lr", "first_seen_at", "left_value", "right_value", nulls_last=True)
+    pairs: list[tuple[Node, Node]] = [
+        ((lt, lv), (rt, rv)) for lt, lv, rt, rv in ordered.select(_PAIR).iter_rows()
+    ]
+    for left, right in pairs:
+        groups.union(left, right)
+    members: dict[Node, list[Node]] = {}
+    for node in groups:
+        members.setdefault(groups[node], []).append(node)
+    by_group: dict[Node, list[tuple[Node, Node]]] = {}
+    for left, right in pairs:
+        by_group.setdefault(groups[left], []).append((left, right))
+    rows: list[tuple[str, str, str, str]] = []
+    refused: dict[tuple[Node, Node], str] = {}
+    for root, nodes in members.items():
+        group_key = "g_" + customer_key(nodes)[2:]
+        counts = Counter(kind for kind, _ in nodes)
+        if all(counts[kind] <= limit for kind, limit in customer_limits.items()):
+            key = customer_key(nodes)
+            rows.extend((kind, value, key, group_key) for kind, value in nodes)
+            continue
+        components, dropped = _admit(by_group.get(root, []), customer_limits)
+        refused.update(dropped)
+        parts: dict[Node, list[Node]] = {}
+        for node in nodes:
+            parts.setdefault(components[node], []).append(node)
+        for part in parts.values():
+            key = customer_key(part)
+            rows.extend((kind, value, key, group_key) for kind, value in part)
+    limit_reasons = pl.DataFrame(
+        [(*left, *right, reason) for (left, right), reason in refused.items()],
+        schema=dict.fromkeys([*_PAIR, "_limit"], pl.String),
         orient="row",
-    ).sort("identifier_type", "identifier_value")
+    )
+    guarded = (
+        links.join(limit_reasons, on=_PAIR, how="left", maintain_order="left")
+        .with_columns(pl.coalesce("drop_reason", "_limit").alias("drop_reason"))
+        .with_columns(pl.col("drop_reason").is_null().alias("is_active"))
+        .drop("_limit")
+        .match_to_schema(GUARDED_LINK_SCHEMA)
+    )
+    customers = pl.DataFrame(rows, schema=CUSTOMER_SCHEMA, orient="row")
+    return customers, guarded
 
 
-def stitch(
-    records: pl.DataFrame, *, blocked_values: Iterable[str], max_user_ids_per_device: int
-) -> Stitched:
+def resolve(found: Evidence, guards: Guards) -> Stitched:
+    """Decides every link and customer from scratch."""
+    shared = shared_identifiers(found.links, shared_limits=guards.shared_limits)
+    customers, links = _decide(
+        found.identifiers, _with_shared(found.links, shared), guards.customer_limits
+    )
+    return Stitched(links.sort(_PAIR), customers.sort("identifier_type", "identifier_value"))
+
+
+def _touched(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame:
+    """Identifiers at either end of a link that is new, gone, or first seen at another time
+    (the time orders the links a customer limit admits)."""
+    keys = [*_PAIR, "first_seen_at"]
+    changed = pl.concat(
+        [
+            before.select(keys).join(after.select(keys), on=keys, how="anti", nulls_equal=True),
+            after.select(keys).join(before.select(keys), on=keys, how="anti", nulls_equal=True),
+        ]
+    )
+    return pl.concat(
+        [
+            changed.select(
+                pl.col("left_type").alias("identifier_type"),
+                pl.col("left_value").alias("identifier_value"),
+            ),
+            changed.select(
+                pl.col("right_type").alias("identifier_type"),
+                pl.col("right_value").alias("identifier_value"),
+            ),
+        ]
+    ).unique()
+
+
+def _partners(links: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
+    """The identifiers linked with any of ``nodes`` (in either direction)."""
+    as_left = nodes.rename({"identifier_type": "left_type", "identifier_value": "left_value"})
+    as_right = nodes.rename({"identifier_type": "right_type", "identifier_value": "right_value"})
+    return pl.concat(
+        [
+            links.join(as_left, on=["left_type", "left_value"], how="semi").select(
+                pl.col("right_type").alias("identifier_type"),
+                pl.col("right_value").alias("identifier_value"),
+            ),
+            links.join(as_right, on=["right_type", "right_value"], how="semi").select(
+                pl.col("left_type").alias("identifier_type"),
+                pl.col("left_value").alias("identifier_value"),
+            ),
+        ]
+    ).unique()
+
+
+def update(previous: Stitched, found: Evidence, guards: Guards) -> tuple[Stitched, int]:
+    """Decides again only the groups that links new, gone or moved in time touch (and the
+    groups of their partners, whose links a newly shared identifier drops); every other
+    identifier keeps its customer. Equals :func:`resolve` on ``found``. Returns the result and
+    the number of identifiers decided again.
+    """
+    key = ["identifier_type", "identifier_value"]
+    touched = _touched(previous.links.select(list(LINK_SCHEMA)), found.links)
+    gone = previous.customers.select(key).join(found.identifiers, on=key, how="anti")
+    new = found.identifiers.join(previous.customers.select(key), on=key, how="anti")
+    seeds = pl.concat(
+        [
+            touched,
+            gone,
+            new,
+            _partners(previous.links, touched),
+            _partners(found.links, touched),
+        ]
+    ).unique()
+    groups = previous.customers.join(seeds, on=key, how="semi").select("group_key").unique()
+    again = pl.concat(
+        [seeds, previous.customers.join(groups, on="group_key", how="semi").select(key)]
+    ).unique()
+    again = again.join(found.identifiers, on=key, how="semi")
+    kept = previous.customers.join(again, on=key, how="anti").join(
+        found.identifiers, on=key, how="semi"
+    )
+    shared = shared_identifiers(found.links, shared_limits=guards.shared_limits)
+    marked = _with_shared(found.links, shared)
+    inside = marked.join(
+        again.rename({"identifier_type": "left_type", "identifier_value": "left_value"}),
+        on=["left_type", "left_value"],
+        how="semi",
+    ).join(
+        again.rename({"identifier_type": "right_type", "identifier_value": "right_value"}),
+        on=["right_type", "right_value"],
+        how="semi",
+    )
+    customers, decided = _decide(again, inside, guards.customer_limits)
+    # A link from a decided identifier to a kept one was dropped as shared before and still
+    # is (only the touched identifiers' partners can change, and they are decided again).
+    outside = marked.join(decided.select(_PAIR), on=_PAIR, how="anti")
+    earlier = previous.links.select(*_PAIR, pl.col("drop_reason").alias("_before"))
+    outside = (
+        outside.join(earlier, on=_PAIR, how="left", maintain_order="left")
+        .with_columns(pl.coalesce("drop_reason", "_before").alias("drop_reason"))
+        .with_columns(pl.col("drop_reason").is_null().alias("is_active"))
+        .drop("_before")
+        .match_to_schema(GUARDED_LINK_SCHEMA)
+    )
+    stitched = Stitched(
+        pl.concat([decided, outside]).sort(_PAIR),
+        pl.concat([kept.match_to_schema(CUSTOMER_SCHEMA), customers]).sort(key),
+    )
+    return stitched, again.height
+
+
+def stitch(records: pl.DataFrame, *, blocked_values: Iterable[str], guards: Guards) -> Stitched:
     """Builds the identity graph from records with ``source``, ``seen_at`` and any of the
     identifier columns, and finds its customers.
 
     Example:
         >>> records = pl.DataFrame({"source": ["web"], "seen_at": [None],
         ...     "user_id": ["u1"], "anonymous_id": ["a1"]})
-        >>> stitch(records, blocked_values=[], max_user_ids_per_device=3).customers.height
+        >>> guards = Guards(shared_limits={"anonymous_id": 1}, customer_limits={"user_id": 1})
+        >>> stitch(records, blocked_values=[], guards=guards).customers.height
         2
     """
-    long = _long_identifiers(records, blocked_values=blocked_values)
-    links = identity_links(long, max_user_ids_per_device=max_user_ids_per_device)
-    identifiers = long.select("identifier_type", "identifier_value").unique()
-    return Stitched(links, customers_from_links(identifiers, links))
+    return resolve(evidence(records, blocked_values=blocked_values), guards)
+
+
+# ---------------------------------------------------------------- changes and keys
+
+
+def identity_changes(
+    before: pl.DataFrame, after: pl.DataFrame, *, changed_at: datetime
+) -> pl.DataFrame:
+    """The merge ledger: one row per (customer before, customer after) of the identifiers both
+    know, where customers were merged (``merge``), split (``split``), both (``merge_split``) or
+    only renamed (``rekey``: a stronger identifier joined). Unchanged customers give no row.
+    """
+    key = ["identifier_type", "identifier_value"]
+    moves = (
+        before.select(*key, pl.col("customer_key").alias("customer_key_before"))
+        .join(after.select(*key, pl.col("customer_key").alias("customer_key_after")), on=key)
+        .group_by("customer_key_before", "customer_key_after")
+        .agg(pl.len().cast(pl.Int64).alias("identifiers"))
+    )
+    sources = pl.col("customer_key_before").n_unique().over("customer_key_after")
+    targets = pl.col("customer_key_after").n_unique().over("customer_key_before")
+    return (
+        moves.with_columns(
+            pl.when((sources > 1) & (targets > 1))
+            .then(pl.lit("merge_split"))
+            .when(sources > 1)
+            .then(pl.lit("merge"))
+            .when(targets > 1)
+            .then(pl.lit("split"))
+            .when(pl.col("customer_key_before") != pl.col("customer_key_after"))
+            .then(pl.lit("rekey"))
+            .alias("change"),
+            pl.lit(changed_at).cast(_UTC).alias("changed_at"),
+        )
+        .drop_nulls("change")
+        .sort("customer_key_after", "customer_key_before")
+        .match_to_schema(CHANGE_SCHEMA)
+    )
 
 
 def assign_customer_keys(events: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
@@ -172,7 +492,7 @@ def assign_customer_keys(events: pl.DataFrame, customers: pl.DataFrame) -> pl.Da
         lookup = customers.filter(pl.col("identifier_type") == kind).select(
             pl.col("identifier_value").alias(kind), pl.col("customer_key").alias(f"_key_{kind}")
         )
-        events = events.join(lookup, on=kind, how="left")
+        events = events.join(lookup, on=kind, how="left", maintain_order="left")
         keys.append(f"_key_{kind}")
     keyed = events.with_columns(pl.coalesce(keys).alias("customer_key")).drop(keys)
     # An event with no usable identifier that names an order (a pickup, a return) belongs to

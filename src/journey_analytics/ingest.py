@@ -464,11 +464,20 @@ def _rejects(rejects: list[dict[str, Any]]) -> pl.DataFrame:
     return _frame(rejects, REJECT_SCHEMA)
 
 
+_CARD_SPACING = re.compile(r"[\s-]")
+
+
 def _clear_blocked(row: dict[str, Any], blocked: frozenset[str]) -> None:
     """Clears identifier values that identify nobody (``unknown``, ``0``, ...)."""
     for field in IDENTIFIER_FIELDS:
         value = row.get(field)
-        if value is not None and value.strip().lower() in blocked:
+        if value is None:
+            continue
+        clean = value.strip().lower()
+        # a card number is blocked however it is spaced: "4111 1111 1111 1111"
+        if clean in blocked or (
+            field == "payment_token" and _CARD_SPACING.sub("", clean) in blocked
+        ):
             row[field] = None
 
 

@@ -94,6 +94,9 @@ class CoreReport:
     # loaded rows that make no event yet, by reason (e.g. receipt lines whose receipt has not
     # arrived); they stay in raw and become events when what they wait for is loaded
     pending: dict[str, int] = field(default_factory=dict)
+    stitch_mode: str = "full"  # or "incremental": only the groups new links touch
+    identifiers_decided: int = 0
+    identity_changes: int = 0  # rows of the merge ledger (ops.identity_changes)
 
 
 @dataclass(frozen=True)
@@ -743,16 +746,14 @@ def build_core(settings: Settings) -> CoreReport:
             ],
             how="diagonal_relaxed",
         )
-        stitched = identity.stitch(
-            records,
-            blocked_values=settings.identity.blocked_values,
-            max_user_ids_per_device=settings.identity.max_user_ids_per_device,
-        )
+        stitched, identity_run = _stitch(wh, records, settings)
         keyed = identity.assign_customer_keys(events, stitched.customers)
         with wh.transaction():
             wh.replace("core.events", keyed)
             wh.replace("core.identity_links", stitched.links)
             wh.replace("core.customers", stitched.customers)
+            wh.append("ops.identity_changes", identity_run.changes)
+            wh.append("ops.identity_runs", identity_run.row)
     return CoreReport(
         events=keyed.height,
         customers=stitched.customers.get_column("customer_key").n_unique(),
@@ -760,7 +761,62 @@ def build_core(settings: Settings) -> CoreReport:
         links=stitched.links.height,
         links_dropped=stitched.links.filter(~pl.col("is_active")).height,
         pending=pending,
+        stitch_mode=identity_run.mode,
+        identifiers_decided=identity_run.decided,
+        identity_changes=identity_run.changes.height,
     )
+
+
+@dataclass(frozen=True)
+class _IdentityRun:
+    mode: str
+    decided: int
+    changes: pl.DataFrame
+    row: pl.DataFrame
+
+
+def identity_guards(settings: Settings) -> identity.Guards:
+    """The identity guards of the config."""
+    return identity.Guards(
+        shared_limits=settings.identity.shared_limits,
+        customer_limits=settings.identity.customer_limits,
+    )
+
+
+def _stitch(
+    wh: Warehouse, records: pl.DataFrame, settings: Settings
+) -> tuple[identity.Stitched, _IdentityRun]:
+    """Stitches incrementally on the last run's decisions when they were made with the same
+    identity settings (and the database has them all), else from scratch."""
+    guards = identity_guards(settings)
+    fingerprint = hashlib.sha256(settings.identity.model_dump_json().encode("utf-8")).hexdigest()
+    found = identity.evidence(records, blocked_values=settings.identity.blocked_values)
+    last = wh.query("select guards_fingerprint from ops.identity_runs order by run_at desc limit 1")
+    before = wh.read("core.customers")
+    previous = identity.Stitched(wh.read("core.identity_links"), before)
+    complete = before.get_column("group_key").null_count() == 0
+    if last.height and last.item() == fingerprint and complete:
+        stitched, decided = identity.update(previous, found, guards)
+        mode = "incremental"
+    else:
+        stitched = identity.resolve(found, guards)
+        decided, mode = stitched.customers.height, "full"
+    now = datetime.now(UTC)
+    changes = identity.identity_changes(before, stitched.customers, changed_at=now)
+    row = pl.DataFrame(
+        {
+            "run_at": [now],
+            "mode": [mode],
+            "guards_fingerprint": [fingerprint],
+            "identifiers": [stitched.customers.height],
+            "identifiers_decided": [decided],
+            "customers": [stitched.customers.get_column("customer_key").n_unique()],
+            "links": [stitched.links.height],
+            "links_dropped": [stitched.links.filter(~pl.col("is_active")).height],
+            "changes": [changes.height],
+        }
+    )
+    return stitched, _IdentityRun(mode, decided, changes, row)
 
 
 def end_of_data(events: pl.DataFrame) -> datetime:
