@@ -92,8 +92,6 @@ def test_changing_the_guards_stitches_from_scratch(tmp_path: Path) -> None:
     assert jobs.build_core(settings).stitch_mode == "full"
     assert jobs.build_core(settings).stitch_mode == "incremental"
     assert jobs.build_core(settings).identifiers_decided == 0
-    config.write_text(
-        config.read_text() + "\n[identity]\nshared_limits = { anonymous_id = 3 }\n"
-    )
+    config.write_text(config.read_text() + "\n[identity]\nshared_limits = { anonymous_id = 3 }\n")
     changed = load_settings(config)
     assert jobs.build_core(changed).stitch_mode == "full"

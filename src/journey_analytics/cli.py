@@ -13,7 +13,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from journey_analytics.errors import DatabaseLockedError, JourneyError, RejectRateError
+from journey_analytics.errors import (
+    DatabaseLockedError,
+    JourneyError,
+    NotFoundError,
+    RejectRateError,
+)
 
 app = typer.Typer(
     help="Reconstruct cross-channel customer journeys from clickstream, CRM and POS data.",
@@ -40,7 +45,7 @@ def _fail(error: JourneyError) -> typer.Exit:
     # them before it exits; otherwise DuckDB's bindings print leak warnings at shutdown.
     traceback.clear_frames(error.__traceback__)
     errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
-    codes = {DatabaseLockedError: 3, RejectRateError: 4}
+    codes = {DatabaseLockedError: 3, RejectRateError: 4, NotFoundError: 5}
     return typer.Exit(code=codes.get(type(error), 2))
 
 
@@ -148,6 +153,62 @@ def dashboard(config: ConfigOption = Path("journey.toml")) -> None:
     except JourneyError as error:
         raise _fail(error) from None
     console.print(f"dashboard: {path}")
+
+
+@app.command()
+def forget(  # noqa: PLR0917 - typer passes options positionally
+    email: Annotated[str | None, typer.Option(help="The person's e-mail address.")] = None,
+    phone: Annotated[str | None, typer.Option(help="The person's phone number.")] = None,
+    loyalty_id: Annotated[
+        str | None, typer.Option("--loyalty-id", help="The person's loyalty card.")
+    ] = None,
+    customer_key: Annotated[
+        str | None, typer.Option("--customer-key", help="The person's customer_key.")
+    ] = None,
+    config: ConfigOption = Path("journey.toml"),
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for a run on the same database.")
+    ] = 0.0,
+) -> None:
+    """Erase one person (right to erasure): their events and identifiers leave every table,
+    the journeys and marts are rebuilt, and ops.erasures records it without the identifier.
+    Exit code 5 when no customer has the identifier.
+
+    Example: journey forget --email ada@example.com --config journey.toml
+    """
+    from journey_analytics import jobs  # noqa: PLC0415
+    from journey_analytics.config import load_settings  # noqa: PLC0415
+    from journey_analytics.locking import run_lock  # noqa: PLC0415
+
+    given = {
+        by: value
+        for by, value in {
+            "email": email,
+            "phone": phone,
+            "loyalty_id": loyalty_id,
+            "customer_key": customer_key,
+        }.items()
+        if value is not None
+    }
+    try:
+        if len(given) != 1:
+            msg = (
+                "forget: expected exactly one of --email, --phone, --loyalty-id, "
+                f"--customer-key, found {len(given)}"
+            )
+            raise JourneyError(msg)
+        settings = load_settings(config)
+        ((by, value),) = given.items()
+        with run_lock(settings.database_path, wait_seconds=wait):
+            report = jobs.forget(settings, by=by, value=value)
+            path = jobs.export_dashboard(settings)
+    except JourneyError as error:
+        raise _fail(error) from None
+    tables = ", ".join(f"{table} {count}" for table, count in report.rows_deleted.items())
+    console.print(
+        f"erased one customer: {report.identifiers} identifiers, {report.events} events; "
+        f"rows removed: {tables}\njourneys and marts rebuilt; dashboard: {path}"
+    )
 
 
 @app.command()

@@ -20,6 +20,10 @@ class RejectRateError(JourneyError):
     every file were loaded, nothing downstream was rebuilt."""
 
 
+class NotFoundError(JourneyError):
+    """What was asked for (a customer to erase) is not in the database."""
+
+
 class DatabaseLockedError(JourneyError):
     """Another process holds the DuckDB file open for writing."""
 

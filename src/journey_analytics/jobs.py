@@ -27,12 +27,15 @@ from journey_analytics import (
     identity,
     ingest,
     journeys,
+    privacy,
     sessions,
 )
 from journey_analytics import patterns as pattern_rules
 from journey_analytics.config import CrmSource, PosSource, SegmentSource, Settings, TableSource
 from journey_analytics.errors import (
     ConfigError,
+    JourneyError,
+    NotFoundError,
     RejectRateError,
     SourceError,
     format_problems,
@@ -830,8 +833,12 @@ def end_of_data(events: pl.DataFrame) -> datetime:
     return min(last_event, last_load)
 
 
-def build_journeys(settings: Settings) -> JourneyReport:
-    """Rebuilds sessions, journeys, steps and ``marts.patterns`` from ``core.events``."""
+def build_journeys(settings: Settings, *, as_of: datetime | None = None) -> JourneyReport:
+    """Rebuilds sessions, journeys, steps and ``marts.patterns`` from ``core.events``.
+
+    ``as_of`` is the end of the data (default: :func:`end_of_data`); an erasure passes the one
+    from before it, so that removing the last event does not re-open other journeys.
+    """
     rules = pattern_rules.load_rules(
         settings.resolve(settings.patterns) if settings.patterns else None
     )
@@ -846,7 +853,7 @@ def build_journeys(settings: Settings) -> JourneyReport:
         steps = journeys.assign_journeys(
             in_sessions, timeout=timeout, noise_touchpoints=settings.journeys.noise_touchpoints
         )
-        as_of = end_of_data(events)
+        as_of = as_of or end_of_data(events)
         summary = journeys.summarise_journeys(
             steps,
             timeout=timeout,
@@ -900,6 +907,154 @@ def build_marts(settings: Settings) -> dict[str, int]:
         return {
             table: int(wh.query(f"select count(*) as n from {table}").item()) for table in MARTS
         }
+
+
+FORGET_BY = {
+    "email": "email_hash",
+    "phone": "phone_hash",
+    "loyalty_id": "loyalty_id",
+    "customer_key": "customer_key",
+}
+# identifiers that appear in source text as they are (e-mail, phone and card only as hashes)
+_PLAIN_IDENTIFIERS = ("user_id", "loyalty_id", "anonymous_id")
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    identifiers: int
+    events: int
+    rows_deleted: dict[str, int]
+
+
+def _identifier_to_forget(by: str, value: str, *, key: str) -> tuple[str, str]:
+    """(identifier type, stored value) of what ``journey forget`` was given."""
+    if by not in FORGET_BY:
+        msg = f"forget by: expected one of {', '.join(FORGET_BY)}, found {by!r}"
+        raise JourneyError(msg)
+    normalise = {"email": privacy.normalise_email, "phone": privacy.normalise_phone}.get(by)
+    if normalise is None:
+        return FORGET_BY[by], value.strip()
+    clean = pl.select(normalise(pl.lit(value, dtype=pl.String))).to_series()
+    return FORGET_BY[by], str(privacy.keyed_hash(clean, key=key).item())
+
+
+def _person_rows(columns: list[str]) -> str:
+    """A where clause over a raw table's columns: the row carries one of the person's
+    identifiers (``_ids``) or is the record of one of the person's events (``_records``)."""
+    tests = [
+        f"{column} in (select identifier_value from _ids where identifier_type = '{column}')"
+        for column in identity.IDENTIFIER_TYPES
+        if column in columns
+    ]
+    if "record_key" in columns:
+        tests.append("source || ':' || record_key in (select record from _records)")
+    if "receipt_id" in columns:
+        tests.append("source || ':' || receipt_id in (select record from _records)")
+    return " or ".join(tests) or "false"
+
+
+def forget(settings: Settings, *, by: str, value: str) -> ErasureReport:
+    """Erases one person: their events and identifiers from every schema (raw, core,
+    journeys, quarantine, the merge ledger), then rebuilds the journeys and marts they fed.
+
+    Other customers' journeys stay as they were: the end of the data is kept as it was
+    before, and identities are not stitched again (an identifier the person shared is not
+    theirs and stays). ``ops.erasures`` records the erasure without the identifier.
+
+    Raises:
+        NotFoundError: no customer has the identifier; nothing was changed.
+    """
+    kind, stored = _identifier_to_forget(by, value, key=settings.hash_key())
+    with Warehouse.open(settings.database_path) as wh:
+        wh.ensure_tables()
+        if kind == "customer_key":
+            customer = stored
+        else:
+            found = wh.query(
+                "select customer_key from core.customers "
+                "where identifier_type = $kind and identifier_value = $value",
+                {"kind": kind, "value": stored},
+            )
+            customer = found.item() if found.height else ""
+        ids = wh.query(
+            "select identifier_type, identifier_value from core.customers "
+            "where customer_key = $customer",
+            {"customer": customer},
+        )
+        events = wh.query(
+            "select event_id, source from core.events where customer_key = $customer",
+            {"customer": customer},
+        )
+        if ids.is_empty() and events.is_empty():
+            msg = (
+                f"No customer in {settings.database_path} has this {by.replace('_', ' ')}; "
+                "nothing was erased. Check the value (an e-mail or phone is matched after "
+                "normalising, with the config's hashing key)."
+            )
+            raise NotFoundError(msg)
+        as_of = end_of_data(wh.read("core.events"))
+        pos = [name for name, source in settings.sources.items() if isinstance(source, PosSource)]
+        records = events.select(
+            pl.when(pl.col("source").is_in(pos))
+            .then(pl.col("event_id").str.replace(r":[^:]*$", ""))
+            .otherwise(pl.col("event_id"))
+            .alias("record")
+        ).unique()
+        plain = ids.filter(pl.col("identifier_type").is_in(_PLAIN_IDENTIFIERS))
+        deleted: dict[str, int] = {}
+        with wh.transaction(), wh.registered(_ids=ids, _records=records):
+            for table, columns in wh.tables("raw").items():
+                if table == "raw.pos_lines":
+                    continue  # after its receipts' keys are known (below)
+                deleted[table] = wh.delete(table, _person_rows(columns))
+            if "raw.pos_lines" in wh.tables("raw"):
+                deleted["raw.pos_lines"] = wh.delete(
+                    "raw.pos_lines", _person_rows(["receipt_id", "source"])
+                )
+            if plain.height:
+                # a rejected line is only text: find the person's by their identifiers in it
+                pattern = (
+                    "(^|[^A-Za-z0-9_.@-])("
+                    + "|".join(re.escape(v) for v in plain.get_column("identifier_value").to_list())
+                    + ")($|[^A-Za-z0-9_.@-])"
+                )
+                deleted["quarantine.rejects"] = wh.delete(
+                    "quarantine.rejects", "regexp_matches(raw_text, $pattern)", {"pattern": pattern}
+                )
+            deleted["core.events"] = wh.delete(
+                "core.events", "customer_key = $customer", {"customer": customer}
+            )
+            deleted["core.identity_links"] = wh.delete(
+                "core.identity_links",
+                "(left_type, left_value) in (select (identifier_type, identifier_value) from _ids)"
+                " or (right_type, right_value) in "
+                "(select (identifier_type, identifier_value) from _ids)",
+            )
+            deleted["core.customers"] = wh.delete(
+                "core.customers", "customer_key = $customer", {"customer": customer}
+            )
+            deleted["ops.identity_changes"] = wh.delete(
+                "ops.identity_changes",
+                "customer_key_before = $customer or customer_key_after = $customer",
+                {"customer": customer},
+            )
+            deleted = {table: count for table, count in deleted.items() if count}
+            wh.append(
+                "ops.erasures",
+                pl.DataFrame(
+                    {
+                        "erased_at": [datetime.now(UTC)],
+                        "requested_by": [by],
+                        "identifiers": [ids.height],
+                        "events": [events.height],
+                        "rows_deleted": [sum(deleted.values())],
+                        "tables": [json.dumps(deleted, sort_keys=True)],
+                    }
+                ),
+            )
+    build_journeys(settings, as_of=as_of)
+    build_marts(settings)
+    return ErasureReport(identifiers=ids.height, events=events.height, rows_deleted=deleted)
 
 
 def read_dashboard_data(settings: Settings) -> dashboards.DashboardData:

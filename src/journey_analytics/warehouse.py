@@ -180,6 +180,35 @@ class Warehouse:
             self._unregister("_keys")
         return found.get_column("record_key")
 
+    @contextmanager
+    def registered(self, **frames: pl.DataFrame) -> Iterator[None]:
+        """Makes frames queryable by name (e.g. ``_ids``) for the statements inside."""
+        for name, frame in frames.items():
+            self._con.register(name, frame.to_arrow())
+        try:
+            yield
+        finally:
+            for name in frames:
+                self._unregister(name)
+
+    def delete(self, table: str, where: str, params: dict[str, Any] | None = None) -> int:
+        """Deletes the rows of ``table`` that match ``where`` (SQL built from column names,
+        values only as ``$name`` parameters or registered frames); returns how many."""
+        deleted = self._con.execute(
+            f"delete from {_checked_table(table)} where {where}", params or {}
+        ).fetchone()
+        return int(deleted[0]) if deleted else 0
+
+    def tables(self, schema: str) -> dict[str, list[str]]:
+        """The tables of a schema with their column names."""
+        rows = self.query(
+            "select table_schema || '.' || table_name as name, list(column_name) as columns "
+            "from information_schema.columns where table_schema = $schema group by all "
+            "order by name",
+            {"schema": schema},
+        ).rows()
+        return {name: list(columns) for name, columns in rows}
+
     def replace(self, table: str, frame: pl.DataFrame) -> None:
         """Replaces every row of the table with the frame's rows."""
         self._con.execute(f"delete from {_checked_table(table)}")
