@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -60,7 +61,9 @@ def _traces(database: Path, needles: list[str]) -> dict[str, int]:
 
 
 def test_forget_leaves_no_trace_and_other_customers_unchanged(tmp_path: Path) -> None:
-    settings = load_settings(sample_config(REPO / "data" / "sample", tmp_path))
+    sample = tmp_path / "sample"
+    shutil.copytree(REPO / "data" / "sample", sample)
+    settings = load_settings(sample_config(sample, tmp_path))
     run_all(settings)
     with Warehouse.open(settings.database_path, read_only=True) as wh:
         key = wh.query(
@@ -113,6 +116,37 @@ def test_forget_leaves_no_trace_and_other_customers_unchanged(tmp_path: Path) ->
     assert_frame_equal(
         _snapshot(settings.database_path)["journeys.journeys"], after["journeys.journeys"]
     )
+
+    # The CRM's next full export still has the person (the erasure has not reached it) and
+    # one new contact: the person's row is rejected as erased, without its text.
+    contacts = sample / "crm" / "contacts.csv"
+    lines = contacts.read_text().splitlines(keepends=True)
+    theirs = [line for line in lines if f",{LOYALTY_ID}," in line]
+    assert len(theirs) == 1
+    new = "C-9999999,new.customer@example.org,,L999999999,,true,2026-06-30T10:00:00Z\n"
+    contacts.write_text("".join(lines) + new)
+    with Warehouse.open(settings.database_path, read_only=True) as wh:
+        bad = wh.query(
+            "select rows_rejected from ops.batches where file like '%contacts.csv'"
+        ).item()
+    reports = jobs.ingest_sources(settings)
+    (export,) = [r for r in reports if r.file.endswith("contacts.csv")]
+    # lines less the header: the bad rows rejected again, the person's, the new one; the rest
+    # were loaded before
+    assert (export.rows_read, export.rows_loaded, export.rows_erased, export.rows_rejected) == (
+        len(lines),
+        1,
+        1,
+        bad + 1,
+    )
+    assert export.rows_duplicate == len(lines) - bad - 2
+    jobs.build_core(settings)
+    assert _traces(settings.database_path, needles) == {}
+    with Warehouse.open(settings.database_path, read_only=True) as wh:
+        rejected = wh.query(
+            "select reason, raw_text from quarantine.rejects where reason = 'erased'"
+        )
+    assert rejected.rows() == [("erased", None)]
 
     with pytest.raises(NotFoundError, match="nothing was erased"):
         jobs.forget(settings, by="loyalty_id", value=LOYALTY_ID)

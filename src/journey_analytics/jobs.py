@@ -85,6 +85,7 @@ class BatchReport:
     rows_loaded: int = 0
     rows_duplicate: int = 0
     rows_rejected: int = 0
+    rows_erased: int = 0  # of the rejected: rows of a person erased by `journey forget`
 
 
 @dataclass(frozen=True)
@@ -344,7 +345,12 @@ def retry_unmapped(
 
 
 def _write(
-    wh: Warehouse, waiting: list[_Batch], *, fingerprint: str, reports: list[BatchReport]
+    wh: Warehouse,
+    waiting: list[_Batch],
+    *,
+    fingerprint: str,
+    reports: list[BatchReport],
+    key: str,
 ) -> None:
     """Writes the waiting files in one transaction: all of them, or none (a crash leaves the
     database as before them, and the next run loads them again). Their reports in
@@ -352,11 +358,17 @@ def _write(
     if not waiting:
         return
     fresh = _without_duplicates(wh, waiting)
+    erased = _without_erased(wh, waiting, fresh, key=key)
     batches = []
-    for b, rows in zip(waiting, fresh, strict=True):
+    for b, rows, gone in zip(waiting, fresh, erased, strict=True):
         report = replace(
-            b.report, rows_loaded=rows.height, rows_duplicate=b.rows.height - rows.height
+            b.report,
+            rows_loaded=rows.height,
+            rows_duplicate=b.rows.height - rows.height - gone.height,
+            rows_rejected=b.report.rows_rejected + gone.height,
+            rows_erased=gone.height,
         )
+        b.rejects = pl.concat([b.rejects, gone], how="diagonal_relaxed")
         reports[next(i for i, r in enumerate(reports) if r is b.report)] = report
         batches.append(
             {
@@ -385,6 +397,51 @@ def _write(
         wh.append("quarantine.rejects", pl.concat([b.rejects for b in waiting]))
         wh.append("ops.batches", pl.DataFrame(batches))
     waiting.clear()
+
+
+def erased_digests(kinds_and_values: pl.DataFrame, *, key: str) -> pl.Series:
+    """The keyed digest that ``ops.erased_identifiers`` keeps of an identifier (type and
+    stored value): it tells an erased person's identifier when it comes back, and tells
+    nothing without the key."""
+    text = pl.concat_str("identifier_type", pl.lit(":"), "identifier_value")
+    return privacy.keyed_hash(kinds_and_values.select(text).to_series(), key=key)
+
+
+def _without_erased(
+    wh: Warehouse, waiting: list[_Batch], fresh: list[pl.DataFrame], *, key: str
+) -> list[pl.DataFrame]:
+    """Takes out of ``fresh`` (in place) the rows that carry an identifier of a person erased
+    by ``journey forget`` (a CRM export written before the erasure reached it, say), and
+    returns them as rejects with reason ``erased`` and no text."""
+    digests = wh.query("select identifier_digest from ops.erased_identifiers")
+    gone = [b.rejects.clear() for b in waiting]
+    if digests.is_empty():
+        return gone
+    known = digests.get_column("identifier_digest").implode()
+    for i, rows in enumerate(fresh):
+        columns = [c for c in identity.IDENTIFIER_TYPES if c in rows.columns]
+        if not columns or rows.is_empty():
+            continue
+        flagged = pl.repeat(value=False, n=rows.height, eager=True)
+        for column in columns:
+            values = rows.select(
+                pl.lit(column).alias("identifier_type"),
+                pl.col(column).alias("identifier_value"),
+            )
+            flagged |= erased_digests(values, key=key).is_in(known).fill_null(value=False)
+        if not flagged.any():
+            continue
+        fresh[i] = rows.filter(~flagged)
+        gone[i] = rows.filter(flagged).select(
+            "batch_id",
+            "source",
+            "file",
+            "line_no",
+            pl.lit("erased").alias("reason"),
+            pl.lit("carries an identifier of a person erased by `journey forget`").alias("detail"),
+            pl.lit(None, dtype=pl.String).alias("raw_text"),
+        )
+    return gone
 
 
 def _without_duplicates(wh: Warehouse, waiting: list[_Batch]) -> list[pl.DataFrame]:
@@ -603,8 +660,8 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
                 # DuckDB writes whole row groups (122,880 rows) straight to the file; a small
                 # commit goes through its write-ahead log first, which costs several times more
                 if sum(b.rows.height for b in waiting) >= settings.ingest.commit_rows:
-                    _write(wh, waiting, fingerprint=fingerprint, reports=reports)
-        _write(wh, waiting, fingerprint=fingerprint, reports=reports)
+                    _write(wh, waiting, fingerprint=fingerprint, reports=reports, key=key)
+        _write(wh, waiting, fingerprint=fingerprint, reports=reports, key=key)
     check_reject_rates(reports, max_rate=settings.ingest.max_reject_rate)
     return reports
 
@@ -620,7 +677,8 @@ def check_reject_rates(reports: list[BatchReport], *, max_rate: float) -> None:
     for source in sorted({report.source for report in reports}):
         mine = [report for report in reports if report.source == source]
         read = sum(report.rows_read for report in mine)
-        rejected = sum(report.rows_rejected for report in mine)
+        # rows of an erased person are not bad rows
+        rejected = sum(report.rows_rejected - report.rows_erased for report in mine)
         if read and rejected / read > max_rate:
             worst = sorted(mine, key=lambda report: -report.rows_rejected)[:3]
             files = ", ".join(f"{r.file} ({r.rows_rejected:,})" for r in worst if r.rows_rejected)
@@ -1039,6 +1097,14 @@ def forget(settings: Settings, *, by: str, value: str) -> ErasureReport:
                 {"customer": customer},
             )
             deleted = {table: count for table, count in deleted.items() if count}
+            # kept so that a file written before the erasure does not bring the person back
+            wh.append(
+                "ops.erased_identifiers",
+                ids.select(
+                    "identifier_type",
+                    erased_digests(ids, key=settings.hash_key()).alias("identifier_digest"),
+                ).unique(),
+            )
             wh.append(
                 "ops.erasures",
                 pl.DataFrame(
