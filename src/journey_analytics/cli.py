@@ -98,6 +98,11 @@ def run(
         f"{journeys.journeys} journeys ({journeys.conversions} converted, "
         f"{journeys.dropped} dropped, {journeys.open} open)"
     )
+    console.print(
+        f"identity: {core.stitch_mode} stitch, {core.identifiers_decided} of "
+        f"{core.identifiers} identifiers decided, {core.links_dropped} links dropped by the "
+        f"guards, {core.identity_changes} customers merged, split or renamed"
+    )
     for reason, count in core.pending.items():
         console.print(f"[yellow]waiting:[/] {count} loaded rows make no event yet: {reason}")
     console.print("patterns: " + ", ".join(f"{k} {v}" for k, v in journeys.patterns.items()))
