@@ -17,34 +17,9 @@
 with
 
 messages as (
-    select *
-    from read_json(
-        $paths,
-        format = 'newline_delimited',
-        records = true,
-        filename = true,
-        maximum_object_size = 16777216,
-        columns = {
-            'type': 'JSON',
-            'event': 'JSON',
-            'name': 'JSON',
-            'messageId': 'JSON',
-            'anonymousId': 'JSON',
-            'userId': 'JSON',
-            'timestamp': 'JSON',
-            'sentAt': 'JSON',
-            'receivedAt': 'JSON',
-            'originalTimestamp': 'JSON',
-            'properties': 'JSON',
-            'traits': 'JSON',
-            'context': 'STRUCT(
-                page STRUCT(url JSON, referrer JSON),
-                campaign JSON,
-                app JSON,
-                traits JSON
-            )'
-        }
-    )
+    -- segment_messages: DuckDB's reader (sql/ingest/segment_messages.sql), or, for files it
+    -- refused, each line checked on its own (segment_messages_checked.sql)
+    select * from segment_messages($paths)
 ),
 
 -- what the parser reads of the objects it opens, in one pass over each
@@ -120,6 +95,7 @@ fields as (
         context.page.referrer::varchar as page_referrer,
         context.campaign::varchar as campaign,
         context.app is not null as has_app,
+        is_readable,
         json_extract(identity, '$.email')::varchar as email,
         json_extract(identity, '$.phone')::varchar as phone
     from objects
@@ -278,7 +254,8 @@ final as (
         if(is_simple, null, campaign) as campaign,
         has_app,
         coalesce(
-            is_plain
+            is_readable
+            and is_plain
             and is_properties_object
             and is_traits_object
             and record_key is not null

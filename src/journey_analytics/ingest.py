@@ -747,25 +747,27 @@ def read_segment_files(
     """DuckDB's decision on each line of each Segment file (``sql/ingest/segment_files.sql``),
     numbered by line, for ``segment_rows``; None for a file DuckDB could not read at all.
 
-    ``lines`` maps each file to its number of lines. The files are read in one pass, which
-    keeps every core busy however small each file is. When DuckDB refuses the read, it names
-    the file and line: the read is made again without that line and the one before it
-    (``tries`` times), whose ``is_sure`` is false, so the Python parser reads them. Without a
-    name, the files are read again in two halves, and a file in halves of its lines down to
-    ``smallest`` lines; a file in which DuckDB skipped a blank line too.
+    ``lines`` maps each file to its number of lines. The files are read in one pass by
+    DuckDB's JSON reader, which keeps every core busy however small each file is. When the
+    reader refuses the read (a line that is not JSON, a repeated key, ...), the files are read
+    again line by line (``segment_messages_checked.sql``): the lines the reader would refuse are
+    not sure, so the Python parser reads them, and the others are decided as usual. Only if
+    that fails too (a file that is not UTF-8) does DuckDB's message name a line to leave out,
+    ``tries`` times, or else the files are read in halves down to ``smallest`` lines.
     """
     found: dict[Path, pl.DataFrame | None] = dict.fromkeys(lines)
     paths = [path for path, count in lines.items() if count > 0]
     if not paths:
         return found
+    checked = False
     try:
-        fields = compute(
-            "ingest/segment_files.sql",
-            {"paths": [str(path) for path in paths], "personal": _SEGMENT_PERSONAL},
-        )
+        fields = _segment_fields(paths, checked=False)
     except ComputeError as error:
-        wanted = {path: lines[path] for path in paths}
-        return found | _read_again(wanted, str(error), smallest=smallest, tries=tries)
+        try:
+            fields, checked = _segment_fields(paths, checked=True), True
+        except ComputeError:
+            wanted = {path: lines[path] for path in paths}
+            return found | _read_again(wanted, str(error), smallest=smallest, tries=tries)
     # The rows come file after file, each in the order of its lines: one slice per file (a
     # file in two runs would mean the order was lost; then Python reads every file)
     runs = fields.get_column("filename").rle()
@@ -777,10 +779,36 @@ def read_segment_files(
         path = Path(name)
         if lines.get(path) == length:
             found[path] = fields.slice(start, length).with_row_index("line_no", offset=1)
-        elif lines.get(path, 0) > smallest:  # a blank line was skipped
+        elif not checked and path in lines:  # the reader skipped a blank line
+            found[path] = _read_checked(path, lines[path], smallest, tries)
+        elif lines.get(path, 0) > smallest:
             found[path] = _read_in_pieces(path, _halves(lines[path]), smallest, tries)
         start += length
     return found
+
+
+def _read_checked(path: Path, count: int, smallest: int, tries: int) -> pl.DataFrame | None:
+    """One file read line by line (``segment_messages_checked.sql``), or else in halves."""
+    try:
+        fields = _segment_fields([path], checked=True).drop("filename")
+    except ComputeError:
+        fields = None
+    if fields is not None and fields.height == count:
+        return fields.with_row_index("line_no", offset=1)
+    if count <= smallest:
+        return None
+    return _read_in_pieces(path, _halves(count), smallest, tries)
+
+
+def _segment_fields(paths: list[Path], *, checked: bool) -> pl.DataFrame:
+    """``segment_files.sql`` over ``paths`` with DuckDB's reader, or checked line by line."""
+    return compute(
+        "ingest/segment_files.sql",
+        {"paths": [str(path) for path in paths], "personal": _SEGMENT_PERSONAL},
+        macros=(
+            "ingest/segment_messages_checked.sql" if checked else "ingest/segment_messages.sql",
+        ),
+    )
 
 
 def _read_again(

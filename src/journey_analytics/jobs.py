@@ -321,8 +321,8 @@ def retry_unmapped(
         existing = wh.existing_keys(raw_table, source=source, keys=rows.get_column("record_key"))
         fresh, duplicates = ingest.drop_duplicates(rows, existing_keys=existing)
         released = sorted(rows.get_column("line_no").to_list())
+        wh.ensure_raw_table(raw_table, rows.head(0))  # before the transaction: see _write
         with wh.transaction():
-            wh.ensure_raw_table(raw_table, rows.head(0))
             wh.append(raw_table, fresh)
             wh.execute(
                 "delete from quarantine.rejects where batch_id = $batch_id "
@@ -388,11 +388,14 @@ def _write(
                 "file_modified_ns": b.stat[1],
             }
         )
+    # A table created (or altered) in the transaction that then fills it with whole row groups
+    # shows DuckDB 2.0's scans none of those rows after the commit, until a checkpoint: the
+    # next group's duplicate check would not see them. Shape the tables first, on their own.
+    for b in waiting:
+        wh.ensure_raw_table(b.raw_table, b.shape)
     with wh.transaction():
         for table in dict.fromkeys(b.raw_table for b in waiting):
             mine = [i for i, b in enumerate(waiting) if b.raw_table == table]
-            for i in mine:
-                wh.ensure_raw_table(table, waiting[i].shape)
             wh.append(table, pl.concat([fresh[i] for i in mine], how="diagonal_relaxed"))
         wh.append("quarantine.rejects", pl.concat([b.rejects for b in waiting]))
         wh.append("ops.batches", pl.DataFrame(batches))

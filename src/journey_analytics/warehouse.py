@@ -34,16 +34,21 @@ def sql_dir() -> Path:
 _CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False}
 
 
-def compute(query_file: str, params: dict[str, Any]) -> pl.DataFrame:
+def compute(
+    query_file: str, params: dict[str, Any], *, macros: tuple[str, ...] = ()
+) -> pl.DataFrame:
     """Runs the query ``sql/<query_file>`` with ``$name`` parameters in a private in-memory
     DuckDB (no database file): DuckDB as a vectorised reader and engine, e.g. to parse a
-    source file on every core.
+    source file on every core. ``macros``: files of ``sql/`` that define macros the query
+    uses, run first.
     """
     query = (sql_dir() / query_file).read_text(encoding="utf-8")
     connection = duckdb.connect(":memory:", config=_CONFIG)
     try:
         connection.execute("set TimeZone = 'UTC'")
         connection.execute("set enable_progress_bar = false")  # not over the log of a run
+        for macro in macros:
+            connection.execute((sql_dir() / macro).read_text(encoding="utf-8"))
         result: pl.DataFrame = connection.sql(query, params=params).pl()
     except duckdb.Error as error:
         raise ComputeError(str(error)) from None
