@@ -21,78 +21,88 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-
-CHILD = """
-import json, resource, sys, time
-from datetime import UTC, datetime, timedelta
 import networkx as nx
 import polars as pl
+
 from journey_analytics import identity
 from journey_analytics.config import IdentitySettings
 
-customers, stage = int(sys.argv[1]), sys.argv[2]
+HERE = Path(__file__).resolve().parent
 
-def records(first, last):
-    n = pl.int_range(first, last, eager=True)
-    tag = n.cast(pl.String)
-    day = pl.lit(datetime(2026, 1, 1, tzinfo=UTC))
-    base = pl.DataFrame({"n": n, "t": tag})
-    tablet = pl.when(pl.col("n") % 100 == 0).then(pl.lit("tablet-") + (pl.col("n") // 5000).cast(pl.String))
-    frames = [
-        base.select(pl.lit("web").alias("source"), day.alias("seen_at"), ("u" + pl.col("t")).alias("user_id"), ("a" + pl.col("t")).alias("anonymous_id")),
-        base.select(pl.lit("app").alias("source"), day.alias("seen_at"), ("u" + pl.col("t")).alias("user_id"), ("b" + pl.col("t")).alias("anonymous_id")),
-        base.select(pl.lit("web").alias("source"), day.alias("seen_at"), ("u" + pl.col("t")).alias("user_id"), ("e" + pl.col("t")).alias("email_hash")),
-        base.select(pl.lit("crm").alias("source"), day.alias("seen_at"), ("L" + pl.col("t")).alias("loyalty_id"), ("e" + pl.col("t")).alias("email_hash"), ("p" + pl.col("t")).alias("phone_hash")),
-        base.select(pl.lit("pos").alias("source"), day.alias("seen_at"), ("L" + pl.col("t")).alias("loyalty_id"), ("c" + pl.col("t")).alias("payment_hash")),
-        base.select(pl.lit("web").alias("source"), day.alias("seen_at"), ("u" + pl.col("t")).alias("user_id"), tablet.alias("anonymous_id")).drop_nulls("anonymous_id"),
-    ]
-    return pl.concat(frames, how="diagonal_relaxed")
 
-settings = IdentitySettings()
-guards = identity.Guards(shared_limits=settings.shared_limits, customer_limits=settings.customer_limits)
-blocked = settings.blocked_values
-day_one = records(0, customers)
-result = {}
-if stage == "evidence":
-    started = time.perf_counter()
-    found = identity.evidence(day_one, blocked_values=blocked)
+def records(first: int, last: int) -> pl.DataFrame:
+    """Identity records of customers ``first`` to ``last`` - 1 (see the module docstring)."""
+    base = pl.DataFrame({"n": pl.int_range(first, last, eager=True)}).with_columns(
+        pl.col("n").cast(pl.String).alias("t"),
+        pl.lit(datetime(2026, 1, 1, tzinfo=UTC)).alias("seen_at"),
+    )
+    tablet = pl.when(pl.col("n") % 100 == 0).then(
+        pl.lit("tablet-") + (pl.col("n") // 5000).cast(pl.String)
+    )
+
+    def record(source: str, **identifiers: pl.Expr) -> pl.DataFrame:
+        columns = [expr.alias(name) for name, expr in identifiers.items()]
+        return base.select(pl.lit(source).alias("source"), "seen_at", *columns)
+
+    t = pl.col("t")
+    return pl.concat(
+        [
+            record("web", user_id="u" + t, anonymous_id="a" + t),
+            record("app", user_id="u" + t, anonymous_id="b" + t),
+            record("web", user_id="u" + t, email_hash="e" + t),
+            record("crm", loyalty_id="L" + t, email_hash="e" + t, phone_hash="p" + t),
+            record("pos", loyalty_id="L" + t, payment_hash="c" + t),
+            record("web", user_id="u" + t, anonymous_id=tablet).drop_nulls("anonymous_id"),
+        ],
+        how="diagonal_relaxed",
+    )
+
+
+def child(customers: int, stage: str) -> dict[str, float]:
+    """One stage at one size, in this process; its seconds and this process's peak RSS."""
+    settings = IdentitySettings()
+    guards = identity.Guards(
+        shared_limits=settings.shared_limits, customer_limits=settings.customer_limits
+    )
+    blocked = settings.blocked_values
+    day_one = records(0, customers)
+    result: dict[str, float] = {}
+    if stage == "update":
+        previous = identity.resolve(identity.evidence(day_one, blocked_values=blocked), guards)
+        later = records(customers, customers + customers // 100)
+        both = pl.concat([day_one, later], how="diagonal_relaxed")
+        started = time.perf_counter()
+        found = identity.evidence(both, blocked_values=blocked)
+        _, result["decided"] = identity.update(previous, found, guards)
+    else:
+        started = time.perf_counter()
+        found = identity.evidence(day_one, blocked_values=blocked)
+        result["links"] = found.links.height
+        if stage in {"resolve", "networkx"}:
+            started = time.perf_counter()
+        if stage == "resolve":
+            stitched = identity.resolve(found, guards)
+            result["customers"] = stitched.customers.get_column("customer_key").n_unique()
+        elif stage == "networkx":
+            graph = nx.Graph()
+            graph.add_nodes_from(found.identifiers.iter_rows())
+            pairs = found.links.select("left_type", "left_value", "right_type", "right_value")
+            graph.add_edges_from(((lt, lv), (rt, rv)) for lt, lv, rt, rv in pairs.iter_rows())
+            result["components"] = sum(1 for _ in nx.connected_components(graph))
     result["seconds"] = time.perf_counter() - started
-    result["links"] = found.links.height
-elif stage == "resolve":
-    found = identity.evidence(day_one, blocked_values=blocked)
-    started = time.perf_counter()
-    stitched = identity.resolve(found, guards)
-    result["seconds"] = time.perf_counter() - started
-    result["customers"] = stitched.customers.get_column("customer_key").n_unique()
-elif stage == "update":
-    stitched = identity.resolve(identity.evidence(day_one, blocked_values=blocked), guards)
-    both = pl.concat([day_one, records(customers, customers + customers // 100)], how="diagonal_relaxed")
-    started = time.perf_counter()
-    found = identity.evidence(both, blocked_values=blocked)
-    after, decided = identity.update(stitched, found, guards)
-    result["seconds"] = time.perf_counter() - started
-    result["decided"] = decided
-elif stage == "networkx":
-    found = identity.evidence(day_one, blocked_values=blocked)
-    started = time.perf_counter()
-    graph = nx.Graph()
-    graph.add_nodes_from(found.identifiers.iter_rows())
-    graph.add_edges_from(((lt, lv), (rt, rv)) for lt, lv, rt, rv in found.links.select(
-        "left_type", "left_value", "right_type", "right_value").iter_rows())
-    components = sum(1 for _ in nx.connected_components(graph))
-    result["seconds"] = time.perf_counter() - started
-    result["components"] = components
-result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps(result))
-"""
+    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
 
 STAGES = ("evidence", "resolve", "update", "networkx")
 
@@ -100,7 +110,7 @@ STAGES = ("evidence", "resolve", "update", "networkx")
 def measure(customers: int, stage: str) -> dict[str, float]:
     """One child process: one stage at one size."""
     output = subprocess.run(
-        [sys.executable, "-c", CHILD, str(customers), stage],
+        [sys.executable, __file__, "--child", str(customers), stage],
         check=True,
         capture_output=True,
         text=True,
@@ -113,7 +123,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(int(args.child[0]), args.child[1])))
+        return
     rows = []
     for customers in args.customers:
         for stage in STAGES:
@@ -142,7 +156,10 @@ def main() -> None:
         json.dumps(
             {
                 "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                },
                 "results": rows,
             },
             indent=2,

@@ -43,10 +43,10 @@ print(json.dumps({"seconds": seconds, "rows": sum(r.rows_read for r in reports),
 CHILD_FLOOR = """
 import json, resource, sys, time
 import duckdb
-folder, database = sys.argv[1], sys.argv[2]
+folder, database, ignore = sys.argv[1], sys.argv[2], sys.argv[3]
 started = time.perf_counter()
 con = duckdb.connect(database)
-source = f"read_json('{folder}/*.jsonl', format='newline_delimited')"
+source = f"read_json('{folder}/*.jsonl', format='newline_delimited', ignore_errors={ignore})"
 con.execute(f"create table raw as select * from {source}")
 rows = con.execute("select count(*) from raw").fetchone()[0]
 con.close()
@@ -56,9 +56,11 @@ print(json.dumps({"seconds": seconds, "rows": rows,
 """
 
 
-def write_events(folder: Path, events: int, seed: int = 1) -> None:
-    """Segment track messages, ~30 per anonymous id, spread over 12 weekly files."""
+def write_events(folder: Path, events: int, seed: int = 1, malformed: float = 0.0) -> None:
+    """Segment track messages, ~30 per anonymous id, spread over 12 weekly files; a share
+    ``malformed`` of the lines cut short in the middle (not JSON)."""
     rng = random.Random(seed)
+    cut = random.Random(seed + 1)
     start = datetime(2026, 1, 5, tzinfo=UTC)
     names = ["Product Viewed", "Products Searched", "Product Added", "Order Completed"]
     files = [(folder / f"web-{week:02d}.jsonl").open("w") for week in range(12)]
@@ -88,7 +90,10 @@ def write_events(folder: Path, events: int, seed: int = 1) -> None:
                 "properties": properties,
                 "context": {"page": {"url": "https://shop.example/p", "referrer": ""}},
             }
-            files[(at - start).days // 7].write(json.dumps(message) + "\n")
+            line = json.dumps(message)
+            if malformed and cut.random() < malformed:
+                line = line[: len(line) // 2]
+            files[(at - start).days // 7].write(line + "\n")
     finally:
         for handle in files:
             handle.close()
@@ -101,11 +106,11 @@ def _child(code: str, *args: str) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure(events: int, runs: int) -> list[dict[str, object]]:
+def measure(events: int, runs: int, malformed: float = 0.0) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "clickstream"
         folder.mkdir()
-        write_events(folder, events)
+        write_events(folder, events, malformed=malformed)
         (Path(tmp) / "stores.csv").write_text("store_id,name,region,timezone\n")
         results = []
         for runner, code in (("journey ingest", CHILD_INGEST), ("read_json floor", CHILD_FLOOR)):
@@ -118,13 +123,17 @@ def measure(events: int, runs: int) -> list[dict[str, object]]:
                     f'path = "clickstream/*.jsonl"\nchannel = "web"\n[privacy]\nhash_key = "k"\n'
                     f'[output]\ndatabase = "{database}"\n'
                 )
-                args = (str(config),) if code is CHILD_INGEST else (str(folder), str(database))
+                ignore = "true" if malformed else "false"  # the floor skips bad lines
+                args = (
+                    (str(config),) if code is CHILD_INGEST else (str(folder), str(database), ignore)
+                )
                 samples.append(_child(code, *args))
                 database.unlink(missing_ok=True)
             seconds = statistics.median(s["seconds"] for s in samples)
             results.append(
                 {
                     "events": events,
+                    "malformed": malformed,
                     "runner": runner,
                     "runs": runs,
                     "seconds": round(seconds, 2),
@@ -143,10 +152,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--malformed",
+        type=float,
+        default=0.0,
+        help="share of lines cut short (the floor then reads with ignore_errors)",
+    )
     args = parser.parse_args()
     rows = []
     for events in args.events:
-        rows += measure(events, args.runs if events <= 1_000_000 else 1)
+        rows += measure(events, args.runs if events <= 1_000_000 else 1, args.malformed)
     print(
         f"{'events':>12} {'runner':<16} {'runs':>4} {'seconds':>9} {'events/s':>10} "
         f"{'peak MB':>8} {'x floor':>7}"
@@ -156,7 +171,8 @@ def main() -> None:
             f"{r['events']:>12,} {r['runner']:<16} {r['runs']:>4} {r['seconds']:>9} "
             f"{r['events_per_second']:>10,} {r['peak_rss_mb']:>8} {r['times_floor']:>7}"
         )
-    out = HERE / "results" / "ingest.json"
+    name = f"ingest-malformed-{args.malformed:g}.json" if args.malformed else "ingest.json"
+    out = HERE / "results" / name
     out.parent.mkdir(exist_ok=True)
     out.write_text(
         json.dumps(

@@ -1,11 +1,12 @@
 -- segment_files: one row per line of the Segment JSON-lines files $paths, in file order, with
 -- is_sure: whether the line can be taken without the Python parser (ingest._segment_row, the
 -- reference), and for those lines the values it would give.
--- DuckDB's reader parses each line once, on every core, all files in one pass. It refuses the
--- whole read when a line is not JSON, repeats a top-level key, or holds something else where
--- an object belongs (context, context.page); the caller then reads file by file, and a file
--- refused alone goes through the Python parser line by line.
--- A blank line is skipped here, so the caller checks each file's row count against its lines.
+-- The lines come from the macro segment_messages: DuckDB's reader (segment_messages.sql), which
+-- parses each line once, on every core, all files in one pass, but refuses the whole read when
+-- a line is not JSON, repeats a key, or holds something else where an object belongs, and skips
+-- blank lines (the caller checks each file's row count against its lines); or, for the files
+-- it refused, each line checked on its own (segment_messages_checked.sql), whose is_readable is
+-- false for the lines the reader would refuse.
 --
 -- A line is sure when every field it uses has a plain shape, and is otherwise left to Python:
 -- strings without escapes or blanks at either end (what Python's str.strip() removes, the
