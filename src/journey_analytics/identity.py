@@ -265,45 +265,133 @@ def _admit(
     return components, refused
 
 
+def connected_components(nodes: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
+    """The connected component of every node, as the smallest node number in it.
+
+    ``nodes`` has a ``node`` column of distinct integers, ``edges`` the columns ``a`` and
+    ``b`` (node numbers). Each round, every node takes the smallest component number among
+    its own and its neighbours', then that number's own (pointer jumping), until nothing
+    changes: a few rounds of joins, vectorised, as Splink finds clusters in SQL. Tested
+    against ``networkx.connected_components``.
+
+    Example:
+        >>> nodes = pl.DataFrame({"node": [0, 1, 2, 3]})
+        >>> edges = pl.DataFrame({"a": [1, 3], "b": [0, 2]})
+        >>> connected_components(nodes, edges).sort("node")["component"].to_list()
+        [0, 0, 2, 2]
+    """
+    both = pl.concat(
+        [edges.select("a", "b"), edges.select(pl.col("b").alias("a"), pl.col("a").alias("b"))]
+    )
+    labels = nodes.select("node", pl.col("node").alias("component"))
+    while True:
+        offered = (
+            both.join(labels, left_on="a", right_on="node")
+            .group_by("b")
+            .agg(pl.col("component").min().alias("offered"))
+        )
+        updated = labels.join(offered, left_on="node", right_on="b", how="left").select(
+            "node", pl.min_horizontal("component", "offered").alias("component")
+        )
+        jumped = updated.join(
+            updated.rename({"node": "component", "component": "further"}),
+            on="component",
+            how="left",
+        ).select("node", pl.min_horizontal("component", "further").alias("component"))
+        changed = (
+            jumped.join(labels, on="node", suffix="_before")
+            .filter(pl.col("component") != pl.col("component_before"))
+            .height
+        )
+        labels = jumped
+        if changed == 0:
+            return labels
+
+
+def _keys_of(members: pl.DataFrame, by: str, prefix: str) -> pl.DataFrame:
+    """``prefix`` + the hash :func:`customer_key` gives, per value of ``by``: from each
+    group's strongest identifier, hashed once per group."""
+    strongest = (
+        members.with_columns(pl.col("identifier_type").replace_strict(_RANK).alias("_rank"))
+        .sort("_rank", "identifier_value")
+        .group_by(by, maintain_order=True)
+        .first()
+    )
+    texts = strongest.select(
+        pl.concat_str("identifier_type", pl.lit(":"), "identifier_value")
+    ).to_series()
+    sha256 = hashlib.sha256
+    keys = [prefix + sha256(text.encode()).hexdigest()[:16] for text in texts.to_list()]
+    return strongest.select(by).with_columns(pl.Series("key", keys, dtype=pl.String))
+
+
 def _decide(
     identifiers: pl.DataFrame, links: pl.DataFrame, customer_limits: Mapping[str, int]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Customers and guarded links of identifiers whose links (``drop_reason`` set for shared
-    identifiers) stay among them: groups, then the customer limits inside each group."""
+    identifiers) stay among them: groups (vectorised), then the customer limits inside the
+    few groups that hold more values of a type than its limit (one link at a time)."""
+    key = ["identifier_type", "identifier_value"]
+    nodes = identifiers.select(key).with_row_index("node")
     candidates = links.filter(pl.col("drop_reason").is_null())
-    groups = UnionFind(identifiers.select("identifier_type", "identifier_value").iter_rows())
-    ordered = candidates.with_columns(
-        pl.col("right_type").replace_strict(_RANK).alias("_rr"),
-        pl.col("left_type").replace_strict(_RANK).alias("_lr"),
-    ).sort("_rr", "_lr", "first_seen_at", "left_value", "right_value", nulls_last=True)
-    pairs: list[tuple[Node, Node]] = [
-        ((lt, lv), (rt, rv)) for lt, lv, rt, rv in ordered.select(_PAIR).iter_rows()
-    ]
-    for left, right in pairs:
-        groups.union(left, right)
-    members: dict[Node, list[Node]] = {}
-    for node in groups:
-        members.setdefault(groups[node], []).append(node)
-    by_group: dict[Node, list[tuple[Node, Node]]] = {}
-    for left, right in pairs:
-        by_group.setdefault(groups[left], []).append((left, right))
-    rows: list[tuple[str, str, str, str]] = []
+    edges = candidates.join(
+        nodes.rename({"identifier_type": "left_type", "identifier_value": "left_value"}),
+        on=["left_type", "left_value"],
+    ).join(
+        nodes.rename(
+            {"identifier_type": "right_type", "identifier_value": "right_value", "node": "b"}
+        ),
+        on=["right_type", "right_value"],
+    )
+    edges = edges.rename({"node": "a"})
+    members = nodes.join(connected_components(nodes.select("node"), edges), on="node").rename(
+        {"component": "group"}
+    )
+    limits = pl.DataFrame(
+        {"identifier_type": list(customer_limits), "limit": list(customer_limits.values())},
+        schema={"identifier_type": pl.String, "limit": pl.Int64},
+    )
+    over = (
+        members.group_by("group", "identifier_type")
+        .len()
+        .join(limits, on="identifier_type")
+        .filter(pl.col("len") > pl.col("limit"))
+        .select("group")
+        .unique()
+    )
+    # inside a group over a limit: links admitted strongest first, one at a time
+    crowded = (
+        edges.join(members.select(pl.col("node").alias("a"), "group"), on="a")
+        .join(over, on="group", how="semi")
+        .with_columns(
+            pl.col("right_type").replace_strict(_RANK).alias("_rr"),
+            pl.col("left_type").replace_strict(_RANK).alias("_lr"),
+        )
+        .sort("group", "_rr", "_lr", "first_seen_at", "left_value", "right_value", nulls_last=True)
+    )
+    parts: dict[Node, Node] = {}
     refused: dict[tuple[Node, Node], str] = {}
-    for root, nodes in members.items():
-        group_key = "g_" + customer_key(nodes)[2:]
-        counts = Counter(kind for kind, _ in nodes)
-        if all(counts[kind] <= limit for kind, limit in customer_limits.items()):
-            key = customer_key(nodes)
-            rows.extend((kind, value, key, group_key) for kind, value in nodes)
-            continue
-        components, dropped = _admit(by_group.get(root, []), customer_limits)
+    for group in crowded.partition_by("group", maintain_order=True):
+        pairs = [((lt, lv), (rt, rv)) for lt, lv, rt, rv in group.select(_PAIR).iter_rows()]
+        components, dropped = _admit(pairs, customer_limits)
         refused.update(dropped)
-        parts: dict[Node, list[Node]] = {}
-        for node in nodes:
-            parts.setdefault(components[node], []).append(node)
-        for part in parts.values():
-            key = customer_key(part)
-            rows.extend((kind, value, key, group_key) for kind, value in part)
+        parts |= {node: components[node] for node in components}
+    part = pl.DataFrame(
+        [(*node, f"{root[0]}:{root[1]}") for node, root in parts.items()],
+        schema={"identifier_type": pl.String, "identifier_value": pl.String, "part": pl.String},
+        orient="row",
+    )
+    members = members.join(part, on=key, how="left", maintain_order="left").with_columns(
+        pl.coalesce("part", pl.col("group").cast(pl.String)).alias("customer")
+    )
+    customers = (
+        members.join(_keys_of(members, "customer", "c_"), left_on="customer", right_on="customer")
+        .rename({"key": "customer_key"})
+        .join(_keys_of(members, "group", "g_"), on="group")
+        .rename({"key": "group_key"})
+        .select(*key, "customer_key", "group_key")
+        .match_to_schema(CUSTOMER_SCHEMA)
+    )
     limit_reasons = pl.DataFrame(
         [(*left, *right, reason) for (left, right), reason in refused.items()],
         schema=dict.fromkeys([*_PAIR, "_limit"], pl.String),
@@ -316,7 +404,6 @@ def _decide(
         .drop("_limit")
         .match_to_schema(GUARDED_LINK_SCHEMA)
     )
-    customers = pl.DataFrame(rows, schema=CUSTOMER_SCHEMA, orient="row")
     return customers, guarded
 
 
