@@ -94,7 +94,7 @@ def child(customers: int, stage: str) -> dict[str, float]:
             started = time.perf_counter()
         if stage == "resolve":
             stitched = identity.resolve(found, guards)
-            result["customers"] = stitched.customers.get_column("customer_key").n_unique()
+            result["found_customers"] = stitched.customers.get_column("customer_key").n_unique()
         elif stage == "networkx":
             graph = nx.Graph()
             graph.add_nodes_from(found.identifiers.iter_rows())
