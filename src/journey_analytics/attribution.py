@@ -4,17 +4,23 @@ Input grain: one step of a journey (``journeys.steps``) and one row per journey
 (``journeys.journeys``: whether and for how much it converted).
 Output grain: one row per (model, dimension, value) with the conversions and revenue credited
 (``marts.attribution``). Models: ``first_touch`` (all credit to the first touch),
-``last_touch`` (to the last touch before the conversion) and ``linear`` (equal shares to every
-touch). The touches of a journey are its steps before the conversion, without noise
-touchpoints (``sign_in``); a journey with none (a purchase out of the blue) credits its
-conversion step. Fulfilment steps after the conversion get no credit.
+``last_touch`` (to the last touch before the conversion), ``linear`` (equal shares to every
+touch), ``position_based`` (40% to the first touch, 40% to the last, 20% shared by those in
+between; one touch takes all, two take half each) and ``markov`` (the removal effect of each
+value on the first-order Markov chain of all finished journeys, converted and dropped,
+computed exactly on the absorbing chain: see :func:`removal_effects`). The touches of a
+journey are its steps before the conversion, without noise touchpoints (``sign_in``); a
+journey with none (a purchase out of the blue) credits its conversion step. Fulfilment steps
+after the conversion get no credit.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
-MODELS = ("first_touch", "last_touch", "linear")
+MODELS = ("first_touch", "last_touch", "linear", "position_based")
+START, CONVERSION, NULL = "START", "CONVERSION", "NULL"
 
 
 def _shares(model: str) -> tuple[pl.Expr, pl.Expr]:
@@ -25,6 +31,18 @@ def _shares(model: str) -> tuple[pl.Expr, pl.Expr]:
         return (position == 0).cast(pl.Int64), pl.lit(1, dtype=pl.Int64)
     if model == "last_touch":
         return (position == size - 1).cast(pl.Int64), pl.lit(1, dtype=pl.Int64)
+    if model == "position_based":
+        ends = (position == 0) | (position == size - 1)
+        share = (
+            pl.when(size == 1)
+            .then(1.0)
+            .when(size == 2)  # two touches: half each
+            .then(0.5)
+            .when(ends)
+            .then(0.4)
+            .otherwise(0.2 / (size - 2))
+        )
+        return share, pl.lit(1, dtype=pl.Int64)
     return pl.lit(1, dtype=pl.Int64), size.cast(pl.Int64)
 
 
@@ -59,6 +77,105 @@ def _sum_in_order(weighted: pl.DataFrame, dimension: str) -> pl.DataFrame:
     )
 
 
+def transitions(paths: pl.DataFrame) -> pl.DataFrame:
+    """Transition counts of the first-order chain: each path (``path``: list of values,
+    ``converted``: bool, optionally ``weight``: how many journeys took it) runs START -> its
+    values -> CONVERSION or NULL.
+
+    Example:
+        >>> paths = pl.DataFrame({"path": [["a", "b"]], "converted": [True]})
+        >>> transitions(paths).sort("from").rows()
+        [('START', 'a', 1.0), ('a', 'b', 1.0), ('b', 'CONVERSION', 1.0)]
+    """
+    weight = pl.col("weight") if "weight" in paths.columns else pl.lit(1)
+    states = paths.select(
+        weight.cast(pl.Float64).alias("weight"),
+        pl.concat_list(
+            pl.lit([START]),
+            pl.col("path"),
+            pl.when("converted").then(pl.lit([CONVERSION])).otherwise(pl.lit([NULL])),
+        ).alias("states"),
+    ).with_row_index("journey")
+    steps = states.explode("states").rename({"states": "from"})
+    return (
+        steps.with_columns(pl.col("from").shift(-1).over("journey").alias("to"))
+        .drop_nulls("to")
+        .group_by("from", "to")
+        .agg(pl.col("weight").sum().alias("count"))
+        .sort("from", "to")
+    )
+
+
+def conversion_probability(counts: pl.DataFrame, *, removed: str | None = None) -> float:
+    """The probability that a walk from START is absorbed in CONVERSION, from transition
+    counts, solved exactly on the absorbing chain: with Q the transitions among transient
+    states and r the one-step conversion probabilities, ``x = (I - Q)^-1 r`` and the answer is
+    x[START]. ``removed``: a state whose incoming transitions go to NULL instead (removal
+    effect)."""
+    transient = sorted(set(counts.get_column("from").to_list()) - {CONVERSION, NULL})
+    index = {state: i for i, state in enumerate(transient)}
+    size = len(transient)
+    q = np.zeros((size, size))
+    r = np.zeros(size)
+    totals = dict(counts.group_by("from").agg(pl.col("count").sum()).iter_rows())
+    for origin, target, count in counts.iter_rows():
+        probability = count / totals[origin]
+        if target == CONVERSION:
+            r[index[origin]] += probability
+        elif target not in {NULL, removed}:
+            q[index[origin], index[target]] += probability
+    solved = np.linalg.solve(np.eye(size) - q, r)
+    return float(solved[index[START]])
+
+
+def removal_effects(paths: pl.DataFrame) -> pl.DataFrame:
+    """Each value's removal effect: 1 - P(conversion without it) / P(conversion), on the
+    first-order chain of ``paths`` (``path``, ``converted``). The classic three-path example
+    (Anderl et al.; ChannelAttribution's tutorial):
+
+    Example:
+        >>> paths = pl.DataFrame({"path": [["C1", "C2", "C3"], ["C1"], ["C2", "C3"]],
+        ...                       "converted": [True, False, False]})
+        >>> removal_effects(paths).rows()
+        [('C1', 0.5), ('C2', 1.0), ('C3', 1.0)]
+    """
+    counts = transitions(paths)
+    values = sorted(set(counts.get_column("from").to_list()) - {START, CONVERSION, NULL})
+    base = conversion_probability(counts) if values else 0.0
+    effects = [
+        (value, 1.0 - conversion_probability(counts, removed=value) / base if base else 0.0)
+        for value in values
+    ]
+    return pl.DataFrame(
+        effects, schema={"value": pl.String, "removal_effect": pl.Float64}, orient="row"
+    )
+
+
+def _markov(touches: pl.DataFrame, journeys: pl.DataFrame, dimension: str) -> pl.DataFrame:
+    """Conversions and revenue shared out in proportion to the removal effects over the
+    finished journeys' paths of ``dimension`` values."""
+    finished = journeys.filter(pl.col("status") != "open")
+    paths = (
+        touches.sort("journey_id", "position")
+        .group_by("journey_id", maintain_order=True)
+        .agg(pl.col(dimension).alias("path"))
+        .join(finished.select("journey_id", "converted"), on="journey_id")
+    )
+    converted = finished.filter("converted")
+    conversions = float(converted.height)
+    revenue = float(converted.get_column("revenue").cast(pl.Float64).fill_null(0.0).sum())
+    effects = removal_effects(paths)
+    total = effects.get_column("removal_effect").sum()
+    if not total:
+        return pl.DataFrame(
+            schema={"value": pl.String, "conversions": pl.Float64, "revenue": pl.Float64}
+        )
+    share = pl.col("removal_effect") / total
+    return effects.select(
+        "value", (share * conversions).alias("conversions"), (share * revenue).alias("revenue")
+    )
+
+
 def attribute(
     steps: pl.DataFrame,
     journeys: pl.DataFrame,
@@ -79,6 +196,18 @@ def attribute(
         touches.select("journey_id").unique(), on="journey_id", how="anti"
     )
     converted = pl.concat([touches, out_of_the_blue]).sort("journey_id", "position")
+    # every finished journey's touches (dropped ones up to their end) for the Markov chain
+    finished_touches = pl.concat(
+        [
+            converted.drop("journey_revenue"),
+            steps.filter(
+                ~pl.col("is_fulfilment") & ~pl.col("touchpoint").is_in(list(drop_touchpoints))
+            ).join(
+                journeys.filter(pl.col("status") == "dropped").select("journey_id"), on="journey_id"
+            ),
+        ],
+        how="diagonal_relaxed",
+    )
     frames = []
     for model in MODELS:
         for dimension in dimensions:
@@ -93,6 +222,18 @@ def attribute(
                 )
                 .filter(pl.col("conversions") > 0)
             )
+    for dimension in dimensions:
+        frames.append(
+            _markov(finished_touches, journeys, dimension)
+            .select(
+                pl.lit("markov").alias("model"),
+                pl.lit(dimension).alias("dimension"),
+                "value",
+                "conversions",
+                "revenue",
+            )
+            .filter(pl.col("conversions") > 0)
+        )
     schema = {
         "model": pl.String,
         "dimension": pl.String,

@@ -39,8 +39,14 @@ _PATTERN_LABELS = {
     "offline_only": "Offline only",
 }
 _VARIANT_LABELS = {"collected": "collected", "no_show": "no-show"}
-_MODEL_ORDER = ("first_touch", "last_touch", "linear")
-_MODEL_COLOURS = {"first_touch": "#4c78a8", "last_touch": "#f58518", "linear": "#54a24b"}
+_MODEL_ORDER = ("first_touch", "last_touch", "linear", "position_based", "markov")
+_MODEL_COLOURS = {
+    "first_touch": "#4c78a8",
+    "last_touch": "#f58518",
+    "linear": "#54a24b",
+    "position_based": "#b279a2",
+    "markov": "#e45756",
+}
 _STAGE_COLOURS = ("#1f4e79", "#2e6da4", "#3f86c6", "#5aa0d8", "#7fb8e3", "#a6cfee")
 
 _BLUE = "#2e6da4"
@@ -739,8 +745,11 @@ def render_dashboard(
         ),
         _section(
             "attribution",
-            "Credit for conversions and revenue given to each channel by three models: the "
-            "first touch, the last touch, or shared equally along the journey (linear).",
+            "Credit for conversions and revenue given to each channel by five models: the "
+            "first touch, the last touch, shared equally along the journey (linear), 40% to "
+            "the first and the last touch and 20% to those between (position-based), and in "
+            "proportion to how many conversions would be lost without the channel, on the "
+            "Markov chain of all finished journeys (Markov removal effect).",
             charts["attribution"],
         ),
         _section(
