@@ -14,6 +14,7 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+import networkx as nx
 import polars as pl
 import pytest
 
@@ -334,4 +335,21 @@ def test_no_raw_personal_value_in_any_table_log_or_dashboard(
     assert {name: [v for v in lowered if v in text] for name, text in texts.items()} == {
         "dashboard": [],
         "run log": [],
+    }
+
+
+def test_transition_graphs_are_exported_as_the_mart_says(
+    runs: dict,  # type: ignore[type-arg]
+) -> None:
+    folder = runs["tmp"] / "reports" / "graphs"
+    assert sorted(path.name for path in folder.iterdir()) == sorted(
+        f"transitions-{segment}{suffix}"
+        for segment in ("all", "converted", "dropped")
+        for suffix in (".graphml", ".gexf", ".json")
+    )
+    mart = runs["tables"]["marts.transitions"].filter(pl.col("segment") == "converted")
+    graph = nx.read_graphml(folder / "transitions-converted.graphml")
+    assert {(u, v): d["transitions"] for u, v, d in graph.edges(data=True)} == {
+        (f, t): n
+        for f, t, n in mart.select("from_touchpoint", "to_touchpoint", "transitions").rows()
     }

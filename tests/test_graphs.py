@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
 
+import networkx as nx
 import polars as pl
+import pytest
 
-from journey_analytics.graphs import segment_transitions, transition_edges, transition_graph
+from journey_analytics.graphs import (
+    export_graph,
+    segment_transitions,
+    transition_edges,
+    transition_graph,
+)
 from journey_analytics.journeys import assign_journeys, summarise_journeys
 
 from ._events import AS_OF, scenario
@@ -99,3 +108,31 @@ def test_graph_counts_probabilities_and_reference_count() -> None:
         ("converted", 18),
         ("dropped", 3),
     ]
+
+
+def test_graph_exports_read_back_with_the_same_edges(tmp_path: Path) -> None:
+    graph = nx.DiGraph()
+    graph.add_edge("START", "product_view", transitions=3, probability=1.0, median_seconds=None)
+    graph.add_edge("product_view", "CONVERSION", transitions=2, probability=0.5, p90_seconds=9.5)
+    graph.add_edge("product_view", "DROP_OFF", transitions=2, probability=0.5)
+    expected = {
+        ("START", "product_view"): {"transitions": 3, "probability": 1.0},
+        ("product_view", "CONVERSION"): {"transitions": 2, "probability": 0.5, "p90_seconds": 9.5},
+        ("product_view", "DROP_OFF"): {"transitions": 2, "probability": 0.5},
+    }
+    readers = {
+        ".graphml": nx.read_graphml,
+        ".gexf": nx.read_gexf,
+        ".json": lambda path: nx.node_link_graph(
+            json.loads(path.read_text()), directed=True, edges="edges"
+        ),
+    }
+    for suffix, read in readers.items():
+        back = read(export_graph(graph, tmp_path / f"t{suffix}"))
+        edges = {
+            (u, v): {k: w for k, w in d.items() if k not in {"id", "label"}}
+            for u, v, d in back.edges(data=True)
+        }
+        assert edges == expected, suffix
+    with pytest.raises(ValueError, match="expected a suffix among"):
+        export_graph(graph, tmp_path / "t.png")

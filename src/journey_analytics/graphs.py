@@ -14,6 +14,9 @@ first event of the next. Open journeys have no end edge.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import networkx as nx
 import polars as pl
 
@@ -148,12 +151,56 @@ def graph_to_frame(graph: nx.DiGraph, *, segment: str) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema).sort("from_touchpoint", "to_touchpoint")
 
 
-def segment_transitions(edges: pl.DataFrame, journeys: pl.DataFrame) -> pl.DataFrame:
-    """``marts.transitions`` for the segments ``all``, ``converted`` and ``dropped``."""
+def segment_graphs(edges: pl.DataFrame, journeys: pl.DataFrame) -> dict[str, nx.DiGraph]:
+    """The transition graphs of the segments ``all``, ``converted`` and ``dropped``."""
     statuses = journeys.select("journey_id", "status")
     with_status = edges.join(statuses, on="journey_id")
-    frames = [graph_to_frame(transition_graph(edges), segment="all")]
+    found = {"all": transition_graph(edges)}
     for status in ("converted", "dropped"):
         subset = with_status.filter(pl.col("status") == status).drop("status")
-        frames.append(graph_to_frame(transition_graph(subset), segment=status))
-    return pl.concat(frames)
+        found[status] = transition_graph(subset)
+    return found
+
+
+def segment_transitions(edges: pl.DataFrame, journeys: pl.DataFrame) -> pl.DataFrame:
+    """``marts.transitions`` for the segments ``all``, ``converted`` and ``dropped``."""
+    return pl.concat(
+        [
+            graph_to_frame(graph, segment=segment)
+            for segment, graph in segment_graphs(edges, journeys).items()
+        ]
+    )
+
+
+GRAPH_FORMATS = (".graphml", ".gexf", ".json")
+
+
+def export_graph(graph: nx.DiGraph, path: Path) -> Path:
+    """Writes a transition graph for Gephi, yEd, Cytoscape or a web page: GraphML
+    (``.graphml``), GEXF (``.gexf``) or NetworkX's node-link JSON (``.json``), by the file's
+    suffix. An edge attribute with no value (the median time of an edge seen once without
+    times) is left out, as those formats have no null.
+
+    Example:
+        >>> graph = nx.DiGraph()
+        >>> graph.add_edge("START", "product_view", transitions=3)
+        >>> import tempfile; folder = Path(tempfile.mkdtemp())
+        >>> export_graph(graph, folder / "t.graphml").suffix
+        '.graphml'
+    """
+    clean = nx.DiGraph()
+    clean.add_nodes_from(graph.nodes)
+    for source, target, data in graph.edges(data=True):
+        clean.add_edge(source, target, **{k: v for k, v in data.items() if v is not None})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".graphml":
+        nx.write_graphml(clean, path)
+    elif path.suffix == ".gexf":
+        nx.write_gexf(clean, path)
+    elif path.suffix == ".json":
+        data = nx.node_link_data(clean, edges="edges")
+        path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    else:
+        msg = f"{path}: expected a suffix among {', '.join(GRAPH_FORMATS)}, found {path.suffix!r}"
+        raise ValueError(msg)
+    return path

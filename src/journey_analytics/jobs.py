@@ -953,8 +953,22 @@ def build_marts(settings: Settings) -> dict[str, int]:
             drop_touchpoints=settings.paths.drop_touchpoints,
             collapse_repeats=settings.paths.collapse_repeats,
         )
+        by_segment = graphs.segment_graphs(edges, summary)
+        for segment, graph in by_segment.items():
+            for suffix in graphs.GRAPH_FORMATS:
+                graphs.export_graph(
+                    graph, settings.reports_path / "graphs" / f"transitions-{segment}{suffix}"
+                )
         with wh.transaction():
-            wh.replace("marts.transitions", graphs.segment_transitions(edges, summary))
+            wh.replace(
+                "marts.transitions",
+                pl.concat(
+                    [
+                        graphs.graph_to_frame(graph, segment=segment)
+                        for segment, graph in by_segment.items()
+                    ]
+                ),
+            )
             wh.replace(
                 "marts.attribution",
                 attribution.attribute(
