@@ -199,3 +199,35 @@ def test_a_duplicate_of_a_row_in_the_first_write_of_a_new_table_is_dropped(
     with Warehouse.open(settings.database_path, read_only=True) as wh:
         assert wh.query("select count(*) from raw.clickstream").item() == 130_001
         assert wh.query("select count(distinct record_key) from raw.clickstream").item() == 130_001
+
+
+def test_path_aliases_and_length_cap_shape_paths_and_graphs(tmp_path: Path) -> None:
+    from ._project import REPO, sample_config  # noqa: PLC0415
+
+    config = sample_config(REPO / "data" / "sample", tmp_path)
+    config.write_text(
+        config.read_text().replace(
+            "[paths]\n",
+            '[paths]\naliases = { "product_view|add_to_cart" = "browse" }\nmax_length = 4\n',
+        )
+    )
+    run_all(load_settings(config))
+    with Warehouse.open(tmp_path / "journeys.duckdb", read_only=True) as wh:
+        paths = wh.query("select path from journeys.journeys").get_column("path")
+        nodes = wh.query(
+            "select from_touchpoint as t from marts.transitions union "
+            "select to_touchpoint from marts.transitions"
+        ).get_column("t")
+        steps = wh.query("select count(*) from journeys.steps where touchpoint = 'product_view'")
+    items = paths.str.split(" > ")
+    assert paths.len() == 791  # the journeys themselves do not change
+    assert items.list.len().max() == 4
+    assert not items.list.contains("product_view").any()
+    assert items.list.contains("browse").sum() > 0
+    # a capped path has … in third place: two items before it, one after
+    capped = items.filter(items.list.contains("…"))
+    assert capped.len() > 0
+    assert capped.list.get(2).unique().to_list() == ["…"]
+    assert "browse" in nodes.to_list()
+    assert "product_view" not in nodes.to_list()
+    assert steps.item() > 0  # journeys.steps keep the touchpoints as loaded

@@ -2,10 +2,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import polars as pl
+import pytest
 
-from journey_analytics.journeys import assign_journeys, summarise_journeys
+from journey_analytics.config import load_settings
+from journey_analytics.errors import ConfigError
+from journey_analytics.journeys import (
+    alias_touchpoints,
+    assign_journeys,
+    clean_path,
+    summarise_journeys,
+)
 
 from ._events import AS_OF, at, events, scenario
 
@@ -196,3 +205,58 @@ def test_a_sign_in_to_write_the_review_stays_with_the_order() -> None:
         ("j:web:4", "web:4", False),
         ("j:web:4", "web:5", False),
     ]
+
+
+@pytest.mark.parametrize(
+    ("max_length", "expected"),
+    [
+        # not longer than the cap: as it is
+        (None, ["a", "b", "c", "d", "e", "f", "g"]),
+        (7, ["a", "b", "c", "d", "e", "f", "g"]),
+        # 5 items in all: two from the start, …, two from the end
+        (5, ["a", "b", "…", "f", "g"]),
+        # 4: the start gets the odd one
+        (4, ["a", "b", "…", "g"]),
+        (3, ["a", "…", "g"]),
+    ],
+)
+def test_long_paths_show_their_start_and_end(max_length: int | None, expected: list[str]) -> None:
+    frame = pl.DataFrame({"t": [["a", "b", "c", "d", "e", "f", "g"]]})
+    cleaned = frame.select(
+        clean_path(pl.col("t"), drop_touchpoints=(), collapse_repeats=True, max_length=max_length)
+    )
+    assert cleaned.item().to_list() == expected
+
+
+def test_aliases_group_touchpoints_before_repeats_collapse() -> None:
+    # the first rule that matches the whole name wins; a partial match is not a match
+    aliases = {"search_.*": "search", "product_view_(shoes|bags)": "product_view", "call": "phone"}
+    frame = pl.DataFrame(
+        {
+            "t": [
+                ["search_shoes", "search_bags", "product_view_shoes", "product_view_hats", "recall"]
+            ]
+        }
+    )
+    renamed = frame.explode("t").select(alias_touchpoints(pl.col("t"), aliases))
+    assert renamed.get_column("t").to_list() == [
+        "search",
+        "search",
+        "product_view",
+        "product_view_hats",
+        "recall",
+    ]
+    path = renamed.select(pl.col("t").implode()).select(
+        clean_path(pl.col("t"), drop_touchpoints=(), collapse_repeats=True)
+    )
+    assert path.item().to_list() == ["search", "product_view", "product_view_hats", "recall"]
+
+
+def test_a_bad_alias_pattern_is_named_in_the_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "journey.toml"
+    config.write_text(
+        'stores = "s.csv"\n[sources.web]\nkind = "segment"\npath = "*.jsonl"\nchannel = "web"\n'
+        '[paths]\naliases = { "search_(" = "search" }\n'
+    )
+    with pytest.raises(ConfigError, match=r"paths: Value error, aliases: 'search_\(' is not a"):
+        load_settings(config)

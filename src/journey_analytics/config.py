@@ -9,6 +9,7 @@ reads the file or the environment.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -244,6 +245,26 @@ class IdentitySettings(_Frozen):
 class PathSettings(_Frozen):
     drop_touchpoints: tuple[str, ...] = ("sign_in",)
     collapse_repeats: bool = True
+    aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="regular expression (whole touchpoint name) -> the name paths and "
+        'transition graphs show instead, first match wins: { "search_.*" = "search" }',
+    )
+    max_length: int | None = Field(
+        default=None,
+        ge=3,
+        description="paths longer than this show their start, … and their end",
+    )
+
+    @model_validator(mode="after")
+    def _patterns_compile(self) -> PathSettings:
+        for pattern in self.aliases:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                msg = f"aliases: {pattern!r} is not a regular expression ({error})"
+                raise ValueError(msg) from None
+        return self
 
 
 class OutputSettings(_Frozen):

@@ -916,11 +916,14 @@ def build_journeys(settings: Settings, *, as_of: datetime | None = None) -> Jour
         )
         as_of = as_of or end_of_data(events)
         summary = journeys.summarise_journeys(
-            steps,
+            steps.with_columns(
+                journeys.alias_touchpoints(pl.col("touchpoint"), settings.paths.aliases)
+            ),
             timeout=timeout,
             as_of=as_of,
             drop_touchpoints=settings.paths.drop_touchpoints,
             collapse_repeats=settings.paths.collapse_repeats,
+            max_length=settings.paths.max_length,
         )
         hits = pattern_rules.detect_patterns(steps, rules)
         summary = pattern_rules.with_patterns(summary, hits)
@@ -948,7 +951,9 @@ def build_marts(settings: Settings) -> dict[str, int]:
         steps = wh.read("journeys.steps")
         summary = wh.read("journeys.journeys")
         edges = graphs.transition_edges(
-            steps,
+            steps.with_columns(
+                journeys.alias_touchpoints(pl.col("touchpoint"), settings.paths.aliases)
+            ),
             summary,
             drop_touchpoints=settings.paths.drop_touchpoints,
             collapse_repeats=settings.paths.collapse_repeats,

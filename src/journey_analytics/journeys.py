@@ -13,6 +13,7 @@ before ``as_of`` (the end of the data) is still ``open``: it is not counted as a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -110,14 +111,49 @@ def _attach_noise_to_fulfilment(
     ).drop("_conversion", "_converted_at")
 
 
+ELLIPSIS = "…"
+
+
+def alias_touchpoints(touchpoints: pl.Expr, aliases: Mapping[str, str]) -> pl.Expr:
+    """Touchpoints renamed by the first alias rule whose regular expression matches the whole
+    name (``{"product_view_.*": "product_view"}``); others unchanged.
+
+    Example:
+        >>> frame = pl.DataFrame({"t": ["search_shoes", "search_bags", "call"]})
+        >>> frame.select(alias_touchpoints(pl.col("t"), {"search_.*": "search"}))["t"].to_list()
+        ['search', 'search', 'call']
+    """
+    renamed = touchpoints
+    for pattern, name in reversed(list(aliases.items())):
+        renamed = (
+            pl.when(touchpoints.str.contains(f"^(?:{pattern})$"))
+            .then(pl.lit(name))
+            .otherwise(renamed)
+        )
+    return renamed.alias(touchpoints.meta.output_name())  # the column keeps its name
+
+
 def clean_path(
-    touchpoints: pl.Expr, *, drop_touchpoints: tuple[str, ...], collapse_repeats: bool
+    touchpoints: pl.Expr,
+    *,
+    drop_touchpoints: tuple[str, ...],
+    collapse_repeats: bool,
+    max_length: int | None = None,
 ) -> pl.Expr:
-    """A list of touchpoints without noise touchpoints, with consecutive repeats collapsed."""
+    """A list of touchpoints without noise touchpoints, with consecutive repeats collapsed,
+    and longer than ``max_length`` shown as its start, ``…`` and its end (``max_length``
+    items in all, the start one longer when they do not split evenly)."""
     kept = touchpoints.list.filter(~pl.element().is_in(list(drop_touchpoints)))
     if collapse_repeats:
         kept = kept.list.eval(
             pl.element().filter((pl.element() != pl.element().shift()).fill_null(True))
+        )
+    if max_length is not None:
+        head, tail = max_length // 2, (max_length - 1) // 2
+        kept = (
+            pl.when(kept.list.len() > max_length)
+            .then(pl.concat_list(kept.list.head(head), pl.lit([ELLIPSIS]), kept.list.tail(tail)))
+            .otherwise(kept)
         )
     return kept
 
@@ -129,8 +165,10 @@ def summarise_journeys(
     as_of: datetime,
     drop_touchpoints: tuple[str, ...],
     collapse_repeats: bool,
+    max_length: int | None = None,
 ) -> pl.DataFrame:
-    """One row per journey: span, status, conversion, revenue and cleaned path."""
+    """One row per journey: span, status, conversion, revenue and cleaned path
+    (:func:`clean_path`)."""
     summary = (
         steps.sort("journey_id", "position")
         .group_by("journey_id", maintain_order=True)
@@ -151,6 +189,7 @@ def summarise_journeys(
                 pl.col("touchpoints"),
                 drop_touchpoints=drop_touchpoints,
                 collapse_repeats=collapse_repeats,
+                max_length=max_length,
             ).alias("cleaned")
         )
         .with_columns(
