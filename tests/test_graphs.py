@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from journey_analytics.graphs import (
+    compare_graphs,
     export_graph,
     segment_transitions,
     transition_edges,
@@ -136,3 +137,40 @@ def test_graph_exports_read_back_with_the_same_edges(tmp_path: Path) -> None:
         assert edges == expected, suffix
     with pytest.raises(ValueError, match="expected a suffix among"):
         export_graph(graph, tmp_path / "t.png")
+
+
+def test_compare_graphs_tests_each_share_and_controls_false_discoveries() -> None:
+    first, second = nx.DiGraph(), nx.DiGraph()
+    counts = {
+        # origin: ((to, first, second), ...) with 100 exits in each graph
+        "A": (("B", 30, 50), ("C", 70, 50)),  # z = +-2.8868, p = 0.00389
+        "X": (("Y", 40, 54), ("Z", 60, 46)),  # p = 0.0473: below 0.05, not after BH
+        "W": (("U", 50, 51), ("V", 50, 49)),  # p = 0.888
+    }
+    for origin, edges in counts.items():
+        for target, a, b in edges:
+            first.add_edge(origin, target, transitions=a)
+            second.add_edge(origin, target, transitions=b)
+    first.add_edge("C", "D", transitions=5)  # C has no exits in the second graph: not tested
+    compared = compare_graphs(first, second, alpha=0.05)
+    rows = {
+        (f, t): (round(z, 6) if z is not None else None, p, s)
+        for f, t, z, p, s in compared.select(
+            "from_touchpoint", "to_touchpoint", "z", "p_value", "significant"
+        ).rows()
+    }
+    p_a, p_x, p_w = 0.0038924171227785465, 0.04731468069031486, 0.8875314978075077
+    # Benjamini-Hochberg over the 6 tested edges: ranks 1-2 pass (p <= 2/6 x 0.05), the X
+    # edges (ranks 3-4, p 0.0473 > 4/6 x 0.05) do not
+    assert rows == {
+        ("A", "B"): (2.886751, pytest.approx(p_a, rel=1e-9), True),
+        ("A", "C"): (-2.886751, pytest.approx(p_a, rel=1e-9), True),
+        ("X", "Y"): (1.983472, pytest.approx(p_x, rel=1e-9), False),
+        ("X", "Z"): (-1.983472, pytest.approx(p_x, rel=1e-9), False),
+        ("W", "U"): (0.141428, pytest.approx(p_w, rel=1e-9), False),
+        ("W", "V"): (-0.141428, pytest.approx(p_w, rel=1e-9), False),
+        ("C", "D"): (None, None, False),
+    }
+    # with a looser rate the X edges are discoveries too (4/6 x 0.08 = 0.0533)
+    looser = compare_graphs(first, second, alpha=0.08).filter("significant")
+    assert looser.height == 4

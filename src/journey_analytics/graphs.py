@@ -204,3 +204,87 @@ def export_graph(graph: nx.DiGraph, path: Path) -> Path:
         msg = f"{path}: expected a suffix among {', '.join(GRAPH_FORMATS)}, found {path.suffix!r}"
         raise ValueError(msg)
     return path
+
+
+def compare_graphs(first: nx.DiGraph, second: nx.DiGraph, *, alpha: float = 0.05) -> pl.DataFrame:
+    """Two transition graphs side by side (two segments, or two periods): one row per edge of
+    either, with its transitions and share of its origin's exits in each, and whether the
+    share changed significantly.
+
+    The test, per edge: a two-sided two-proportion z-test of the share (transitions over the
+    origin's exits) in ``first`` against ``second``, with the pooled share for the standard
+    error; then Benjamini-Hochberg over all edges tested, at false discovery rate ``alpha``.
+    An edge whose origin has no exits in one graph is not tested (``p_value`` null).
+
+    Example:
+        >>> a, b = nx.DiGraph(), nx.DiGraph()
+        >>> a.add_edge("START", "web", transitions=30); a.add_edge("START", "store", transitions=70)
+        >>> b.add_edge("START", "web", transitions=50); b.add_edge("START", "store", transitions=50)
+        >>> compare_graphs(a, b).select("to_touchpoint", "significant").rows()
+        [('store', True), ('web', True)]
+    """
+    from statistics import NormalDist  # noqa: PLC0415 - only here
+
+    def edges_of(graph: nx.DiGraph, suffix: str) -> pl.DataFrame:
+        rows = [(u, v, int(d.get("transitions", 0))) for u, v, d in graph.edges(data=True)]
+        frame = pl.DataFrame(
+            rows,
+            schema={"from_touchpoint": pl.String, "to_touchpoint": pl.String, "n": pl.Int64},
+            orient="row",
+        )
+        return frame.with_columns(pl.col("n").sum().over("from_touchpoint").alias("exits")).rename(
+            {"n": f"transitions_{suffix}", "exits": f"exits_{suffix}"}
+        )
+
+    pair = ["from_touchpoint", "to_touchpoint"]
+    one, two = edges_of(first, "first"), edges_of(second, "second")
+    exits = {
+        name: frame.select("from_touchpoint", f"exits_{name}").unique()
+        for name, frame in (("first", one), ("second", two))
+    }
+    both = (
+        one.drop("exits_first")
+        .join(two.drop("exits_second"), on=pair, how="full", coalesce=True)
+        .join(exits["first"], on="from_touchpoint", how="left")
+        .join(exits["second"], on="from_touchpoint", how="left")
+        .with_columns(
+            pl.col(
+                "transitions_first", "transitions_second", "exits_first", "exits_second"
+            ).fill_null(0)
+        )
+    )
+    n1, n2 = pl.col("transitions_first"), pl.col("transitions_second")
+    m1, m2 = pl.col("exits_first"), pl.col("exits_second")
+    pooled = (n1 + n2) / (m1 + m2)
+    error = (pooled * (1 - pooled) * (1 / m1 + 1 / m2)).sqrt()
+    tested = (m1 > 0) & (m2 > 0)
+    compared = both.with_columns(
+        pl.when(m1 > 0).then(n1 / m1).alias("share_first"),
+        pl.when(m2 > 0).then(n2 / m2).alias("share_second"),
+        pl.when(tested & (error > 0)).then((n2 / m2 - n1 / m1) / error).alias("z"),
+    ).with_columns(
+        (pl.col("share_second") - pl.col("share_first")).alias("share_change"),
+        pl.when(tested)
+        .then(
+            pl.col("z")
+            .fill_null(0.0)
+            .abs()
+            .map_elements(lambda z: 2 * (1 - NormalDist().cdf(z)), return_dtype=pl.Float64)
+        )
+        .alias("p_value"),
+    )
+    # Benjamini-Hochberg: the k smallest p-values are discoveries, k the largest rank whose
+    # p-value is at most rank / m * alpha
+    ranked = compared.with_columns(
+        pl.col("p_value").rank("ordinal").alias("_rank"),
+        pl.col("p_value").count().alias("_m"),
+    )
+    passing = ranked.filter(pl.col("p_value") <= pl.col("_rank") / pl.col("_m") * alpha)
+    cutoff = passing.get_column("_rank").max() if passing.height else 0
+    return (
+        ranked.with_columns(
+            (pl.col("_rank").is_not_null() & (pl.col("_rank") <= cutoff)).alias("significant")
+        )
+        .drop("_rank", "_m")
+        .sort(pair)
+    )
