@@ -140,3 +140,33 @@ def test_session_invariants(rows: list[tuple[str, str, int]], rng: Random) -> No
                 assert after - before <= timeout
             else:
                 assert after - before > timeout
+
+
+def test_a_session_longer_than_the_maximum_is_cut_into_windows_from_its_first_event() -> None:
+    # A browse every 20 minutes for 2 hours never passes the 30-minute timeout. With at most
+    # 60 minutes a session: windows [10:00, 11:00) and [11:00, 12:00) and from 12:00; the
+    # event exactly at 11:00 opens the second window; another customer is not affected.
+    times = ["10:00", "10:20", "10:40", "11:00", "11:20", "11:40", "12:00"]
+    rows = [
+        {"event_id": f"web:{n}", "customer_key": "c", "occurred_at": f"2026-03-01 {t}"}
+        for n, t in enumerate(times, start=1)
+    ]
+    rows.append({"event_id": "web:9", "customer_key": "d", "occurred_at": "2026-03-01 10:50"})
+    out = assign_sessions(
+        events(*rows),
+        timeouts_minutes=TIMEOUTS,
+        default_timeout_minutes=30,
+        max_session_minutes=60,
+    )
+    assert dict(out.select("event_id", "session_id").iter_rows()) == {
+        "web:1": "s:web:1",
+        "web:2": "s:web:1",
+        "web:3": "s:web:1",
+        "web:4": "s:web:4",
+        "web:5": "s:web:4",
+        "web:6": "s:web:4",
+        "web:7": "s:web:7",
+        "web:9": "s:web:9",
+    }
+    # without a maximum it is one session
+    assert set(_sessions_of(*rows[:-1]).values()) == {"s:web:1"}

@@ -150,6 +150,12 @@ class SessionSettings(_Frozen):
     timeout_minutes: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: {"web": 30.0, "app": 30.0, "store": 120.0, "phone": 0.0}
     )
+    max_session_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        description="a longer session is cut into windows of this length from its first "
+        "event (none by default; Snowplow cuts at 3 days = 4320)",
+    )
 
 
 class JourneySettings(_Frozen):

@@ -910,6 +910,7 @@ def build_journeys(settings: Settings, *, as_of: datetime | None = None) -> Jour
             events,
             timeouts_minutes=settings.sessions.timeout_minutes,
             default_timeout_minutes=settings.sessions.default_timeout_minutes,
+            max_session_minutes=settings.sessions.max_session_minutes,
         )
         steps = journeys.assign_journeys(
             in_sessions, timeout=timeout, noise_touchpoints=settings.journeys.noise_touchpoints

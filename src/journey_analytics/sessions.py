@@ -6,7 +6,9 @@ Input grain: one event (``customer_key``, ``channel``, ``occurred_at``, ``event_
 
 A session is a run of consecutive events of one customer in one channel whose gaps are at most
 the channel's timeout. A gap exactly equal to the timeout stays in the session. A timeout of 0
-makes every event its own session (a call).
+makes every event its own session (a call). With a maximum length, a longer session is cut
+into windows of that length counted from its first event (an event exactly at a window's end
+starts the next one), each window with an event a session of its own.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ import polars as pl
 
 
 def assign_sessions(
-    events: pl.DataFrame, *, timeouts_minutes: dict[str, float], default_timeout_minutes: float
+    events: pl.DataFrame,
+    *,
+    timeouts_minutes: dict[str, float],
+    default_timeout_minutes: float,
+    max_session_minutes: float | None = None,
 ) -> pl.DataFrame:
     """Adds ``session_id`` (``"s:" + the session's first event_id``) to every event."""
     timeout = pl.duration(
@@ -30,7 +36,7 @@ def assign_sessions(
     )
     gap = pl.col("occurred_at") - pl.col("occurred_at").shift()
     starts = ~same_run.fill_null(False) | (gap > timeout).fill_null(True)
-    return (
+    sessions = (
         ordered.with_columns(starts.alias("_starts"))
         .with_columns(
             pl.when("_starts")
@@ -39,6 +45,21 @@ def assign_sessions(
             .alias("session_id")
         )
         .drop("_starts")
+    )
+    if max_session_minutes is None:
+        return sessions
+    window = int(max_session_minutes * 60_000_000)
+    elapsed = (
+        pl.col("occurred_at") - pl.col("occurred_at").first().over("session_id")
+    ).dt.total_microseconds()
+    return (
+        sessions.with_columns((elapsed // window).alias("_window"))
+        .with_columns(
+            (pl.lit("s:") + pl.col("event_id").first().over("session_id", "_window")).alias(
+                "session_id"
+            )
+        )
+        .drop("_window")
     )
 
 
