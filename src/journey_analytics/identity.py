@@ -416,17 +416,22 @@ def _decide(
     )
     limit_reasons = pl.DataFrame(
         [(*left, *right, reason) for (left, right), reason in refused.items()],
-        schema=dict.fromkeys([*_PAIR, "_limit"], pl.String),
+        schema=dict.fromkeys([*_PAIR, "reason"], pl.String),
         orient="row",
     )
-    guarded = (
-        links.join(limit_reasons, on=_PAIR, how="left", maintain_order="left")
-        .with_columns(pl.coalesce("drop_reason", "_limit").alias("drop_reason"))
+    return customers, _guarded(links, limit_reasons)
+
+
+def _guarded(links: pl.DataFrame, reasons: pl.DataFrame) -> pl.DataFrame:
+    """Links with the ``drop_reason`` they have, or else the ``reason`` that ``reasons`` (one
+    row per pair) gives, and ``is_active`` where neither gives one."""
+    return (
+        links.join(reasons, on=_PAIR, how="left", maintain_order="left")
+        .with_columns(pl.coalesce("drop_reason", "reason").alias("drop_reason"))
         .with_columns(pl.col("drop_reason").is_null().alias("is_active"))
-        .drop("_limit")
+        .drop("reason")
         .match_to_schema(GUARDED_LINK_SCHEMA)
     )
-    return customers, guarded
 
 
 def resolve(found: Evidence, guards: Guards) -> Stitched:
@@ -521,14 +526,9 @@ def update(previous: Stitched, found: Evidence, guards: Guards) -> tuple[Stitche
     customers, decided = _decide(again, inside, guards.customer_limits)
     # A link from a decided identifier to a kept one was dropped as shared before and still
     # is (only the touched identifiers' partners can change, and they are decided again).
-    outside = marked.join(decided.select(_PAIR), on=_PAIR, how="anti")
-    earlier = previous.links.select(*_PAIR, pl.col("drop_reason").alias("_before"))
-    outside = (
-        outside.join(earlier, on=_PAIR, how="left", maintain_order="left")
-        .with_columns(pl.coalesce("drop_reason", "_before").alias("drop_reason"))
-        .with_columns(pl.col("drop_reason").is_null().alias("is_active"))
-        .drop("_before")
-        .match_to_schema(GUARDED_LINK_SCHEMA)
+    outside = _guarded(
+        marked.join(decided.select(_PAIR), on=_PAIR, how="anti"),
+        previous.links.select(*_PAIR, pl.col("drop_reason").alias("reason")),
     )
     stitched = Stitched(
         pl.concat([decided, outside]).sort(_PAIR),
