@@ -11,13 +11,17 @@ import pytest
 from journey_analytics.graphs import (
     compare_graphs,
     export_graph,
+    node_frame,
+    segment_graphs,
+    segment_memberships,
     segment_transitions,
     transition_edges,
+    transition_frame,
     transition_graph,
 )
-from journey_analytics.journeys import assign_journeys, summarise_journeys
+from journey_analytics.journeys import assign_journeys, journey_attributes, summarise_journeys
 
-from ._events import AS_OF, scenario
+from ._events import AS_OF, at, scenario
 
 TIMEOUT = timedelta(days=30)
 
@@ -174,3 +178,106 @@ def test_compare_graphs_tests_each_share_and_controls_false_discoveries() -> Non
     # with a looser rate the X edges are discoveries too (4/6 x 0.08 = 0.0533)
     looser = compare_graphs(first, second, alpha=0.08).filter("significant")
     assert looser.height == 4
+
+
+def test_nodes_count_visits_conversions_and_exits() -> None:
+    edges, _ = _edges()
+    nodes = {
+        row[0]: row[1:]
+        for row in node_frame(edges)
+        .select("touchpoint", "visits", "journeys", "customers", "conversions", "exits")
+        .iter_rows()
+    }
+    # (visits, journeys, customers, conversions, exits). START's visits are the journeys;
+    # the open journey j:web:8 visits product_view but neither converts nor exits.
+    assert nodes == {
+        "START": (8, 8, 5, 0, 0),
+        "product_view": (4, 4, 1, 0, 0),
+        "add_to_cart": (2, 2, 1, 0, 1),  # j:web:7 drops off after its cart
+        "order_placed": (4, 4, 4, 4, 0),
+        "store_purchase": (2, 2, 2, 2, 0),
+        "try_on": (1, 1, 1, 0, 0),
+        "email_click": (1, 1, 1, 0, 0),
+        "call": (1, 1, 1, 0, 0),
+        "CONVERSION": (6, 6, 5, 0, 0),
+        "DROP_OFF": (1, 1, 1, 0, 0),
+    }
+    graph = transition_graph(edges)
+    assert graph.nodes["add_to_cart"] == {
+        "visits": 2,
+        "journeys": 2,
+        "customers": 1,
+        "conversions": 0,
+        "exits": 1,
+        "exit_rate": 0.5,
+    }
+
+
+def test_segments_by_first_channel_store_region_cohort_and_period() -> None:
+    steps = pl.DataFrame(
+        {
+            "journey_id": ["j1", "j1", "j2", "j3", "j3"],
+            "position": [1, 2, 1, 1, 2],
+            # j1 converts in S2 after visiting S1: the conversion's store wins; j3 has no
+            # conversion and takes the last store it saw; j2 saw no store
+            "store_id": ["S1", "S2", None, "S1", "S3"],
+            "is_conversion": [False, True, False, False, False],
+        }
+    )
+    journeys = pl.DataFrame(
+        {
+            "journey_id": ["j1", "j2", "j3"],
+            "customer_key": ["a", "a", "b"],
+            "status": ["converted", "open", "dropped"],
+            "first_channel": ["web", "app", "store"],
+            # j2 starts on the last microsecond of March: its period is March, in UTC
+            "started_at": [
+                at("2026-03-02 10:00"),
+                at("2026-03-31 23:59:59.999999"),
+                at("2026-04-01 00:00"),
+            ],
+        }
+    )
+    attributes = journey_attributes(steps, journeys, store_regions={"S1": "North", "S2": "South"})
+    assert attributes.rows() == [
+        ("j1", "converted", "web", "S2", "South", "2026-03", "2026-03"),
+        ("j2", "open", "app", None, None, "2026-03", "2026-03"),  # a's cohort: her first journey
+        ("j3", "dropped", "store", "S3", None, "2026-04", "2026-04"),  # S3 has no region
+    ]
+    memberships = segment_memberships(attributes, dimensions=("status", "store", "region"))
+    assert sorted(memberships.rows()) == [
+        ("j1", "all", "all"),
+        ("j1", "region", "region=South"),
+        ("j1", "status", "converted"),
+        ("j1", "store", "store=S2"),
+        ("j2", "all", "all"),  # open: in no status segment; no store: in no store segment
+        ("j3", "all", "all"),
+        ("j3", "status", "dropped"),
+        ("j3", "store", "store=S3"),
+    ]
+    weekly = journey_attributes(steps, journeys, store_regions={}, period="week")
+    assert weekly.get_column("period").to_list() == ["2026-W10", "2026-W14", "2026-W14"]
+
+
+def test_transitions_per_segment_are_the_graph_of_the_segment_s_journeys() -> None:
+    edges, journeys = _edges()
+    memberships = segment_memberships(
+        journeys.select("journey_id", "status", "first_channel"), dimensions=("first_channel",)
+    )
+    frame = transition_frame(edges, memberships)
+    web = frame.filter(pl.col("segment") == "first_channel=web")
+    assert web.select("from_touchpoint", "to_touchpoint", "transitions", "probability").rows() == [
+        ("START", "product_view", 4, 1.0),
+        ("add_to_cart", "DROP_OFF", 1, 0.5),
+        ("add_to_cart", "order_placed", 1, 0.5),
+        ("order_placed", "CONVERSION", 1, 1.0),
+        ("product_view", "add_to_cart", 2, 2 / 3),
+        ("product_view", "store_purchase", 1, 1 / 3),
+        ("store_purchase", "CONVERSION", 1, 1.0),
+    ]
+    # every segment's graph equals the graph built from its journeys' edges alone
+    for segment, graph in segment_graphs(edges, memberships).items():
+        members = memberships.filter(pl.col("segment") == segment).get_column("journey_id")
+        alone = transition_graph(edges.filter(pl.col("journey_id").is_in(members.implode())))
+        assert dict(graph.edges.items()) == dict(alone.edges.items()), segment
+        assert dict(graph.nodes.items()) == dict(alone.nodes.items()), segment

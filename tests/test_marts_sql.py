@@ -8,6 +8,7 @@ import pytest
 
 from journey_analytics.jobs import STEP_COLUMNS
 from journey_analytics.journeys import assign_journeys, summarise_journeys
+from journey_analytics.leakage import leakage_summary, leaked_journeys
 from journey_analytics.warehouse import Warehouse
 
 from ._events import AS_OF, scenario
@@ -24,6 +25,14 @@ def wh() -> Warehouse:  # type: ignore[misc]
         warehouse.ensure_tables()
         warehouse.replace("journeys.steps", steps.select(STEP_COLUMNS))
         warehouse.replace("journeys.journeys", journeys.with_columns(patterns=[]))
+        leaked = leaked_journeys(
+            steps,
+            online_channels=("web", "app"),
+            offline_channels=("store", "phone"),
+            window=timeout,
+            drop_touchpoints=("sign_in",),
+        )
+        warehouse.replace("marts.leakage", leakage_summary(leaked))
         warehouse.build_mart("marts.funnel")
         warehouse.build_mart("marts.dropoffs", {"drop_touchpoints": ["sign_in"]})
         warehouse.build_mart("marts.paths")
@@ -44,16 +53,18 @@ def test_funnel(wh: Warehouse) -> None:
 
 
 def test_dropoffs(wh: Warehouse) -> None:
+    # exits: dropped journeys ending there; leaks: converted journeys whose last online step
+    # it was before a purchase offline (j:web:4's product view, then a store sale 2 days later)
     assert wh.query("select * from marts.dropoffs order by touchpoint").rows() == [
-        ("add_to_cart", 2, 1, 0.5),
-        ("call", 1, 0, 0.0),
-        ("email_click", 1, 0, 0.0),
-        ("order_placed", 4, 0, 0.0),
+        ("add_to_cart", 2, 1, 0.5, 0, 0.0),
+        ("call", 1, 0, 0.0, 0, 0.0),
+        ("email_click", 1, 0, 0.0, 0, 0.0),
+        ("order_placed", 4, 0, 0.0, 0, 0.0),
         # the open journey's view is not counted; sign_in is noise and has no row
-        ("product_view", 3, 0, 0.0),
-        ("store_pickup", 1, 0, 0.0),
-        ("store_purchase", 2, 0, 0.0),
-        ("try_on", 1, 0, 0.0),
+        ("product_view", 3, 0, 0.0, 1, 1 / 3),
+        ("store_pickup", 1, 0, 0.0, 0, 0.0),
+        ("store_purchase", 2, 0, 0.0, 0, 0.0),
+        ("try_on", 1, 0, 0.0, 0, 0.0),
     ]
 
 

@@ -1,5 +1,7 @@
--- marts.dropoffs: one row per touchpoint: closed journeys through it, drop-offs there, rate.
--- Noise touchpoints ($drop_touchpoints, e.g. sign_in) are left out, as in the paths.
+-- marts.dropoffs: one row per touchpoint: closed journeys through it, drop-offs there, rate,
+-- and the journeys that left online there for an offline purchase (leakage, from marts.leakage,
+-- which is built first). Noise touchpoints ($drop_touchpoints, e.g. sign_in) are left out, as
+-- in the paths.
 with
 
 closed_journeys as (
@@ -21,14 +23,23 @@ exits as (
     group by last_touchpoint
 ),
 
+leaks as (
+    select from_touchpoint as touchpoint, sum(journeys) as leaks
+    from marts.leakage
+    group by from_touchpoint
+),
+
 final as (
     select
         through.touchpoint,
         through.journeys_through,
         coalesce(exits.exits, 0) as exits,
-        coalesce(exits.exits, 0) / through.journeys_through as dropoff_rate
+        coalesce(exits.exits, 0) / through.journeys_through as dropoff_rate,
+        coalesce(leaks.leaks, 0) as leaks,
+        coalesce(leaks.leaks, 0) / through.journeys_through as leakage_rate
     from through
     left join exits using (touchpoint)
+    left join leaks using (touchpoint)
 )
 
 select * from final order by touchpoint

@@ -11,5 +11,7 @@ create table if not exists journeys.steps (
     stage varchar not null,
     is_conversion boolean not null,
     is_fulfilment boolean not null,     -- a later step of the journey's order (pickup, review, return)
+    store_id varchar,                   -- the store of a store, POS or pickup event
+    revenue decimal(18, 2),             -- of a conversion or a return
     primary key (journey_id, position)
 );

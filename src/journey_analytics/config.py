@@ -18,6 +18,7 @@ from zoneinfo import available_timezones
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from journey_analytics.errors import ConfigError, format_problems
+from journey_analytics.graphs import SEGMENT_DIMENSIONS
 from journey_analytics.identity import IDENTIFIER_TYPES
 
 HASH_KEY_ENV = "JOURNEY_HASH_KEY"
@@ -273,6 +274,41 @@ class PathSettings(_Frozen):
         return self
 
 
+class GraphSettings(_Frozen):
+    segments: tuple[str, ...] = Field(
+        default=SEGMENT_DIMENSIONS,
+        description="what marts.transitions is split by besides segment all: status "
+        "(converted / dropped), first_channel, store, region, cohort (period of a customer's "
+        "first journey), period (of the journey's start)",
+    )
+    period: Literal["month", "week", "day"] = "month"
+
+    @model_validator(mode="after")
+    def _known_dimensions(self) -> GraphSettings:
+        unknown = [name for name in self.segments if name not in SEGMENT_DIMENSIONS]
+        if unknown:
+            expected = ", ".join(SEGMENT_DIMENSIONS)
+            msg = f"segments: expected names among {expected}, found {unknown!r}"
+            raise ValueError(msg)
+        return self
+
+
+class LeakageSettings(_Frozen):
+    online_channels: tuple[str, ...] = Field(
+        default=("web", "app"),
+        description="channels where a journey can be abandoned and leak to another channel",
+    )
+    offline_channels: tuple[str, ...] = Field(
+        default=("store", "phone"),
+        description="a conversion here after online steps is leakage, not a loss online",
+    )
+    window_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="at most this long from the last online step to the offline conversion",
+    )
+
+
 class OutputSettings(_Frozen):
     database: str = "journeys.duckdb"
     reports_dir: str = "reports"
@@ -293,6 +329,8 @@ class Settings(_Frozen):
     journeys: JourneySettings = JourneySettings()
     identity: IdentitySettings = IdentitySettings()
     paths: PathSettings = PathSettings()
+    graphs: GraphSettings = GraphSettings()
+    leakage: LeakageSettings = LeakageSettings()
     output: OutputSettings = OutputSettings()
 
     def resolve(self, relative: str) -> Path:

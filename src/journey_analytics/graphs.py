@@ -94,10 +94,74 @@ def transition_edges(
     return pl.concat([inner, ends]).sort("journey_id", maintain_order=True)
 
 
-def transition_graph(edges: pl.DataFrame) -> nx.DiGraph:
-    """Aggregates transitions into a DiGraph with counts, customers, probability and timing."""
-    aggregated = (
-        edges.group_by("from_touchpoint", "to_touchpoint")
+TRANSITION_SCHEMA: dict[str, pl.DataType] = {
+    "segment": pl.String(),
+    "from_touchpoint": pl.String(),
+    "to_touchpoint": pl.String(),
+    "transitions": pl.Int64(),
+    "customers": pl.Int64(),
+    "probability": pl.Float64(),
+    "median_seconds": pl.Float64(),
+    "p90_seconds": pl.Float64(),
+    "dimension": pl.String(),
+}
+NODE_SCHEMA: dict[str, pl.DataType] = {
+    "dimension": pl.String(),
+    "segment": pl.String(),
+    "touchpoint": pl.String(),
+    "visits": pl.Int64(),
+    "journeys": pl.Int64(),
+    "customers": pl.Int64(),
+    "conversions": pl.Int64(),
+    "exits": pl.Int64(),
+    "exit_rate": pl.Float64(),
+}
+_EDGE_ATTRIBUTES = ("transitions", "customers", "probability", "median_seconds", "p90_seconds")
+_NODE_ATTRIBUTES = ("visits", "journeys", "customers", "conversions", "exits", "exit_rate")
+
+SEGMENT_DIMENSIONS = ("status", "first_channel", "store", "region", "cohort", "period")
+
+
+def segment_memberships(
+    attributes: pl.DataFrame, *, dimensions: tuple[str, ...] = SEGMENT_DIMENSIONS
+) -> pl.DataFrame:
+    """One row per (journey, segment) from one row per journey
+    (:func:`journeys.journey_attributes`): segment ``all`` for every journey, and for each
+    dimension asked for, the journey's value as ``dimension=value`` (``store=S01``,
+    ``period=2026-03``). Status segments keep their plain names (``converted``,
+    ``dropped``); open journeys and journeys without a value (no store) are in no segment of
+    that dimension.
+
+    Example:
+        >>> attributes = pl.DataFrame(
+        ...     {"journey_id": ["j1"], "status": ["open"], "first_channel": ["web"]}
+        ... )
+        >>> segment_memberships(attributes, dimensions=("status", "first_channel")).rows()
+        [('j1', 'all', 'all'), ('j1', 'first_channel', 'first_channel=web')]
+    """
+    frames = [attributes.select("journey_id", dimension=pl.lit("all"), segment=pl.lit("all"))]
+    for dimension in dimensions:
+        value: pl.Expr
+        if dimension == "status":
+            value = pl.when(pl.col("status") != "open").then(pl.col("status"))
+        else:
+            value = pl.lit(f"{dimension}=") + pl.col(dimension).cast(pl.String)
+        frames.append(
+            attributes.select("journey_id", dimension=pl.lit(dimension), segment=value).drop_nulls(
+                "segment"
+            )
+        )
+    return pl.concat(frames)
+
+
+def transition_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> pl.DataFrame:
+    """``marts.transitions``: one row per (segment, from, to) edge with transitions, distinct
+    customers, probability (the edge's share of its origin's transitions in the segment),
+    median and p90 seconds. Without ``memberships`` every edge is in segment ``all``."""
+    keyed = _in_segments(edges, memberships)
+    origin = ["dimension", "segment", "from_touchpoint"]
+    return (
+        keyed.group_by(*origin, "to_touchpoint")
         .agg(
             pl.len().cast(pl.Int64).alias("transitions"),
             pl.col("customer_key").n_unique().cast(pl.Int64).alias("customers"),
@@ -105,70 +169,109 @@ def transition_graph(edges: pl.DataFrame) -> nx.DiGraph:
             pl.col("seconds").quantile(0.9, interpolation="linear").alias("p90_seconds"),
         )
         .with_columns(
-            (pl.col("transitions") / pl.col("transitions").sum().over("from_touchpoint")).alias(
-                "probability"
-            )
+            (pl.col("transitions") / pl.col("transitions").sum().over(origin)).alias("probability")
         )
-        .sort("from_touchpoint", "to_touchpoint")
+        .select(list(TRANSITION_SCHEMA))
+        .cast(TRANSITION_SCHEMA)  # type: ignore[arg-type]
+        .sort("dimension", "segment", "from_touchpoint", "to_touchpoint")
     )
+
+
+def node_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> pl.DataFrame:
+    """``marts.transition_nodes``: one row per (segment, node): visits (transitions into it;
+    for ``START`` the journeys), distinct journeys and customers, conversions (moves to
+    ``CONVERSION``), exits (moves to ``DROP_OFF``) and the exit rate (exits / visits)."""
+    keyed = _in_segments(edges, memberships)
+    segment = ["dimension", "segment"]
+    entered = keyed.with_columns(
+        pl.when(pl.col("from_touchpoint") == START)
+        .then(pl.concat_list(pl.lit(START), pl.col("to_touchpoint")))
+        .otherwise(pl.concat_list("to_touchpoint"))
+        .alias("touchpoint")
+    ).explode("touchpoint")
+    visits = entered.group_by(*segment, "touchpoint").agg(
+        pl.len().cast(pl.Int64).alias("visits"),
+        pl.col("journey_id").n_unique().cast(pl.Int64).alias("journeys"),
+        pl.col("customer_key").n_unique().cast(pl.Int64).alias("customers"),
+    )
+    ends = keyed.group_by(*segment, pl.col("from_touchpoint").alias("touchpoint")).agg(
+        (pl.col("to_touchpoint") == CONVERSION).sum().cast(pl.Int64).alias("conversions"),
+        (pl.col("to_touchpoint") == DROP_OFF).sum().cast(pl.Int64).alias("exits"),
+    )
+    return (
+        visits.join(ends, on=[*segment, "touchpoint"], how="left")
+        .with_columns(pl.col("conversions", "exits").fill_null(0))
+        .with_columns((pl.col("exits") / pl.col("visits")).alias("exit_rate"))
+        .select(list(NODE_SCHEMA))
+        .cast(NODE_SCHEMA)  # type: ignore[arg-type]
+        .sort(*segment, "touchpoint")
+    )
+
+
+def _in_segments(edges: pl.DataFrame, memberships: pl.DataFrame | None) -> pl.DataFrame:
+    if memberships is None:
+        return edges.with_columns(dimension=pl.lit("all"), segment=pl.lit("all"))
+    return edges.join(memberships, on="journey_id")
+
+
+def graph_from_frames(transitions: pl.DataFrame, nodes: pl.DataFrame | None = None) -> nx.DiGraph:
+    """A DiGraph from the rows of one segment of ``marts.transitions`` (and of
+    ``marts.transition_nodes`` for the node attributes)."""
     graph = nx.DiGraph()
-    for row in aggregated.iter_rows(named=True):
+    if nodes is not None:
+        for row in nodes.select("touchpoint", *_NODE_ATTRIBUTES).iter_rows(named=True):
+            graph.add_node(row.pop("touchpoint"), **row)
+    for row in transitions.select("from_touchpoint", "to_touchpoint", *_EDGE_ATTRIBUTES).iter_rows(
+        named=True
+    ):
         source, target = row.pop("from_touchpoint"), row.pop("to_touchpoint")
         graph.add_edge(source, target, **row)
     return graph
 
 
+def transition_graph(edges: pl.DataFrame) -> nx.DiGraph:
+    """Aggregates transitions into a DiGraph: per edge transitions, customers, probability and
+    timing; per node visits, journeys, customers, conversions, exits and exit rate."""
+    return graph_from_frames(transition_frame(edges), node_frame(edges))
+
+
 def graph_to_frame(graph: nx.DiGraph, *, segment: str) -> pl.DataFrame:
     """The graph's edges as rows of ``marts.transitions``."""
-    schema = {
-        "segment": pl.String,
-        "from_touchpoint": pl.String,
-        "to_touchpoint": pl.String,
-        "transitions": pl.Int64,
-        "customers": pl.Int64,
-        "probability": pl.Float64,
-        "median_seconds": pl.Float64,
-        "p90_seconds": pl.Float64,
-    }
     rows = [
         {
             "segment": segment,
             "from_touchpoint": source,
             "to_touchpoint": target,
-            **{
-                name: data[name]
-                for name in (
-                    "transitions",
-                    "customers",
-                    "probability",
-                    "median_seconds",
-                    "p90_seconds",
-                )
-            },
+            **{name: data[name] for name in _EDGE_ATTRIBUTES},
+            "dimension": "status" if segment in ("converted", "dropped") else segment,
         }
         for source, target, data in graph.edges(data=True)
     ]
-    return pl.DataFrame(rows, schema=schema).sort("from_touchpoint", "to_touchpoint")
+    return pl.DataFrame(rows, schema=TRANSITION_SCHEMA).sort("from_touchpoint", "to_touchpoint")
 
 
-def segment_graphs(edges: pl.DataFrame, journeys: pl.DataFrame) -> dict[str, nx.DiGraph]:
-    """The transition graphs of the segments ``all``, ``converted`` and ``dropped``."""
-    statuses = journeys.select("journey_id", "status")
-    with_status = edges.join(statuses, on="journey_id")
-    found = {"all": transition_graph(edges)}
-    for status in ("converted", "dropped"):
-        subset = with_status.filter(pl.col("status") == status).drop("status")
-        found[status] = transition_graph(subset)
-    return found
+def segment_graphs(
+    edges: pl.DataFrame, memberships: pl.DataFrame, *, segments: tuple[str, ...] | None = None
+) -> dict[str, nx.DiGraph]:
+    """The transition graph of each segment (of ``segments`` only, when given), with node
+    attributes."""
+    if segments is not None:
+        memberships = memberships.filter(pl.col("segment").is_in(list(segments)))
+    transitions = transition_frame(edges, memberships)
+    nodes = node_frame(edges, memberships)
+    return {
+        segment: graph_from_frames(
+            transitions.filter(pl.col("segment") == segment),
+            nodes.filter(pl.col("segment") == segment),
+        )
+        for segment in memberships.get_column("segment").unique(maintain_order=True)
+    }
 
 
 def segment_transitions(edges: pl.DataFrame, journeys: pl.DataFrame) -> pl.DataFrame:
     """``marts.transitions`` for the segments ``all``, ``converted`` and ``dropped``."""
-    return pl.concat(
-        [
-            graph_to_frame(graph, segment=segment)
-            for segment, graph in segment_graphs(edges, journeys).items()
-        ]
+    return transition_frame(
+        edges, segment_memberships(journeys.select("journey_id", "status"), dimensions=("status",))
     )
 
 

@@ -27,6 +27,7 @@ from journey_analytics import (
     identity,
     ingest,
     journeys,
+    leakage,
     privacy,
     sessions,
 )
@@ -53,6 +54,8 @@ IDENTIFIER_COLUMNS = (
 )
 MARTS = (
     "marts.transitions",
+    "marts.transition_nodes",
+    "marts.leakage",
     "marts.dropoffs",
     "marts.funnel",
     "marts.patterns",
@@ -71,6 +74,8 @@ STEP_COLUMNS = (
     "stage",
     "is_conversion",
     "is_fulfilment",
+    "store_id",
+    "revenue",
 )
 
 
@@ -133,6 +138,23 @@ def _files(settings: Settings, pattern: str) -> list[Path]:
     return files
 
 
+def _read_stores(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_csv(path, infer_schema=False)
+    except FileNotFoundError:
+        msg = f"Stores file {path} not found (config key: stores)."
+        raise SourceError(msg) from None
+
+
+def store_regions(settings: Settings) -> dict[str, str]:
+    """store_id -> region, from the stores file's optional ``region`` column (stores with
+    an empty region are in none)."""
+    stores = _read_stores(settings.resolve(settings.stores))
+    if not {"store_id", "region"} <= set(stores.columns):
+        return {}
+    return dict(stores.select("store_id", "region").drop_nulls().iter_rows())
+
+
 def store_zones(settings: Settings) -> dict[str, str]:
     """store_id -> IANA time zone, from the stores file named in the config.
 
@@ -140,11 +162,7 @@ def store_zones(settings: Settings) -> dict[str, str]:
         SourceError: naming the file and every line whose store id or zone is unusable.
     """
     path = settings.resolve(settings.stores)
-    try:
-        stores = pl.read_csv(path, infer_schema=False)
-    except FileNotFoundError:
-        msg = f"Stores file {path} not found (config key: stores)."
-        raise SourceError(msg) from None
+    stores = _read_stores(path)
     missing = {"store_id", "timezone"} - set(stores.columns)
     if missing:
         msg = (
@@ -946,8 +964,9 @@ def build_journeys(settings: Settings, *, as_of: datetime | None = None) -> Jour
 
 
 def build_marts(settings: Settings) -> dict[str, int]:
-    """Rebuilds the marts from the journeys tables: transitions, attribution, funnel,
-    drop-offs, paths. Returns the row count of each."""
+    """Rebuilds the marts from the journeys tables: transitions and their nodes per segment,
+    leakage, attribution, funnel, drop-offs, paths; writes the graph exports of segments
+    ``all``, ``converted`` and ``dropped``. Returns the row count of each mart."""
     with Warehouse.open(settings.database_path) as wh:
         steps = wh.read("journeys.steps")
         summary = wh.read("journeys.journeys")
@@ -959,22 +978,32 @@ def build_marts(settings: Settings) -> dict[str, int]:
             drop_touchpoints=settings.paths.drop_touchpoints,
             collapse_repeats=settings.paths.collapse_repeats,
         )
-        by_segment = graphs.segment_graphs(edges, summary)
-        for segment, graph in by_segment.items():
+        memberships = graphs.segment_memberships(
+            journeys.journey_attributes(
+                steps,
+                summary,
+                store_regions=store_regions(settings),
+                period=settings.graphs.period,
+            ),
+            dimensions=tuple(dict.fromkeys(("status", *settings.graphs.segments))),
+        )
+        exported = ("all", "converted", "dropped")
+        for segment, graph in graphs.segment_graphs(edges, memberships, segments=exported).items():
             for suffix in graphs.GRAPH_FORMATS:
                 graphs.export_graph(
                     graph, settings.reports_path / "graphs" / f"transitions-{segment}{suffix}"
                 )
+        leaked = leakage.leaked_journeys(
+            steps,
+            online_channels=settings.leakage.online_channels,
+            offline_channels=settings.leakage.offline_channels,
+            window=timedelta(days=settings.leakage.window_days),
+            drop_touchpoints=settings.paths.drop_touchpoints,
+        )
         with wh.transaction():
-            wh.replace(
-                "marts.transitions",
-                pl.concat(
-                    [
-                        graphs.graph_to_frame(graph, segment=segment)
-                        for segment, graph in by_segment.items()
-                    ]
-                ),
-            )
+            wh.replace("marts.transitions", graphs.transition_frame(edges, memberships))
+            wh.replace("marts.transition_nodes", graphs.node_frame(edges, memberships))
+            wh.replace("marts.leakage", leakage.leakage_summary(leaked))
             wh.replace(
                 "marts.attribution",
                 attribution.attribute(

@@ -224,3 +224,62 @@ def summarise_journeys(
         .truediv(1e6)
         .alias("seconds_to_convert"),
     ).sort("journey_id")
+
+
+PERIOD_FORMATS = {"month": "%Y-%m", "week": "%G-W%V", "day": "%Y-%m-%d"}
+
+
+def journey_attributes(
+    steps: pl.DataFrame,
+    journeys: pl.DataFrame,
+    *,
+    store_regions: Mapping[str, str],
+    period: str = "month",
+) -> pl.DataFrame:
+    """One row per journey with what it can be segmented by: ``status``, ``first_channel``,
+    ``store`` (the store of its conversion; else the last store it saw; else null),
+    ``region`` (that store's region), ``cohort`` (the period of the customer's first
+    journey) and ``period`` (the period the journey started in: ``month`` ``2026-03``,
+    ``week`` ``2026-W12`` or ``day``, in UTC).
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> steps = pl.DataFrame({"journey_id": ["j1"], "position": [1], "store_id": ["S1"],
+        ...                       "is_conversion": [True]})
+        >>> journeys = pl.DataFrame({"journey_id": ["j1"], "customer_key": ["c1"],
+        ...     "status": ["converted"], "first_channel": ["store"],
+        ...     "started_at": [datetime(2026, 3, 2, tzinfo=UTC)]})
+        >>> journey_attributes(steps, journeys, store_regions={"S1": "North"}).row(0)
+        ('j1', 'converted', 'store', 'S1', 'North', '2026-03', '2026-03')
+    """
+    if period not in PERIOD_FORMATS:
+        msg = f"period: expected one of {', '.join(PERIOD_FORMATS)}, found {period!r}"
+        raise ValueError(msg)
+    stores = (
+        steps.sort("journey_id", "position")
+        .group_by("journey_id")
+        .agg(
+            pl.coalesce(
+                pl.col("store_id").filter("is_conversion").first(),
+                pl.col("store_id").drop_nulls().last(),
+            ).alias("store")
+        )
+    )
+    regions = pl.DataFrame(
+        {"store": list(store_regions), "region": list(store_regions.values())},
+        schema={"store": pl.String, "region": pl.String},
+    )
+    started = pl.col("started_at").dt.convert_time_zone("UTC")
+    return (
+        journeys.select(
+            "journey_id",
+            "customer_key",
+            "status",
+            "first_channel",
+            started.dt.strftime(PERIOD_FORMATS[period]).alias("period"),
+            started.min().over("customer_key").dt.strftime(PERIOD_FORMATS[period]).alias("cohort"),
+        )
+        .join(stores, on="journey_id", how="left", maintain_order="left")
+        .join(regions, on="store", how="left", maintain_order="left")
+        .select("journey_id", "status", "first_channel", "store", "region", "cohort", "period")
+    )

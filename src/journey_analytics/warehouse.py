@@ -19,6 +19,7 @@ import polars as pl
 from journey_analytics.errors import ComputeError, DatabaseLockedError, JourneyError
 
 SCHEMAS = ("raw", "quarantine", "core", "journeys", "marts", "ops")
+DERIVED_SCHEMAS = ("journeys", "marts")  # rebuilt from core.* by every run
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 
 
@@ -118,7 +119,43 @@ class Warehouse:
         for schema in SCHEMAS:
             self._con.execute(f"create schema if not exists {schema}")
         for ddl in sorted((sql_dir() / "tables").glob("*.sql")):
-            self._con.execute(ddl.read_text(encoding="utf-8"))
+            text = ddl.read_text(encoding="utf-8")
+            table = ddl.stem
+            schema = table.split(".", maxsplit=1)[0]
+            # Derived tables are rebuilt by every run: one made by an older version with other
+            # columns is dropped and made anew, rather than migrated.
+            if (
+                schema in DERIVED_SCHEMAS
+                and self.table_exists(table)
+                and self._columns(table) != self._ddl_columns(text, table)
+            ):
+                self._con.execute(f"drop table {_checked_table(table)}")
+            self._con.execute(text)
+
+    def _columns(self, table: str) -> list[tuple[str, str]]:
+        schema, name = table.split(".")
+        return [
+            (column, kind)
+            for column, kind in self._con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_catalog = current_database() and table_schema = $schema "
+                "and table_name = $name order by ordinal_position",
+                {"schema": schema, "name": name},
+            ).fetchall()
+        ]
+
+    def _ddl_columns(self, ddl: str, table: str) -> list[tuple[str, str]]:
+        """The columns a DDL file creates, found by running it in a scratch catalog."""
+        current = self._con.execute("select current_database()").fetchone()
+        self._con.execute("attach if not exists ':memory:' as ddl_scratch")
+        self._con.execute("use ddl_scratch")
+        try:
+            self._con.execute(f"create schema if not exists {table.split('.', maxsplit=1)[0]}")
+            self._con.execute(ddl)
+            return self._columns(table)
+        finally:
+            self._con.execute(f"drop table if exists {_checked_table(table)}")
+            self._con.execute(f"use {current[0] if current else 'memory'}")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
