@@ -77,3 +77,20 @@ def test_taxonomy_problems_are_collected_with_their_lines(tmp_path: Path) -> Non
         "  - line 4: touchpoint is empty",
         "  - ('segment', 'Product Viewed') is mapped more than once",
     ]
+
+
+def test_an_unknown_segment_dimension_is_named_with_the_ones_there_are(tmp_path: Path) -> None:
+    path = tmp_path / "segments.toml"
+    path.write_text(
+        'stores = "stores.csv"\n'
+        '[sources.web]\nkind = "segment"\npath = "x.jsonl"\nchannel = "web"\n'
+        '[graphs]\nsegments = ["store", "country"]\nperiod = "year"\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    message = str(raised.value)
+    assert (
+        "graphs.segments.1: Input should be 'status', 'first_channel', 'store', 'region', "
+        "'cohort' or 'period' (found 'country')"
+    ) in message
+    assert "graphs.period: Input should be 'month', 'week' or 'day' (found 'year')" in message

@@ -20,7 +20,14 @@ def test_a_file_named_journeys_is_not_confused_with_the_journeys_schema(tmp_path
 
 def test_transaction_rolls_back_every_write(tmp_path: Path) -> None:
     frame = pl.DataFrame(
-        {"touchpoint": ["x"], "journeys_through": [1], "exits": [0], "dropoff_rate": [0.0]}
+        {
+            "touchpoint": ["x"],
+            "journeys_through": [1],
+            "exits": [0],
+            "dropoff_rate": [0.0],
+            "leaks": [0],
+            "leakage_rate": [0.0],
+        }
     )
     with Warehouse.open(tmp_path / "j.duckdb") as wh:
         wh.ensure_tables()
@@ -99,3 +106,17 @@ def test_an_older_ops_batches_gets_the_columns_added_since(tmp_path: Path) -> No
         assert wh.query("select file_bytes, file_modified_ns from ops.batches").rows() == [
             (None, None)
         ]
+
+
+def test_a_derived_table_of_an_older_shape_is_made_anew(tmp_path: Path) -> None:
+    # journeys.* and marts.* are rebuilt by every run: a table an older version made with
+    # other columns is dropped and created from today's DDL; core tables are never dropped.
+    database = tmp_path / "old.duckdb"
+    with Warehouse.open(database) as wh:
+        wh.ensure_tables()
+        wh.execute("alter table journeys.steps drop column store_id")
+        wh.execute("insert into core.customers values ('user_id', 'u1', 'c1', 'g1')")
+    with Warehouse.open(database) as wh:
+        wh.ensure_tables()
+        assert "store_id" in wh.tables("journeys")["journeys.steps"]
+        assert wh.query("select count(*) from core.customers").item() == 1

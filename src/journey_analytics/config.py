@@ -18,7 +18,7 @@ from zoneinfo import available_timezones
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from journey_analytics.errors import ConfigError, format_problems
-from journey_analytics.graphs import SEGMENT_DIMENSIONS
+from journey_analytics.graphs import SEGMENT_DIMENSIONS, SegmentDimension
 from journey_analytics.identity import IDENTIFIER_TYPES
 
 HASH_KEY_ENV = "JOURNEY_HASH_KEY"
@@ -275,22 +275,13 @@ class PathSettings(_Frozen):
 
 
 class GraphSettings(_Frozen):
-    segments: tuple[str, ...] = Field(
+    segments: tuple[SegmentDimension, ...] = Field(
         default=SEGMENT_DIMENSIONS,
         description="what marts.transitions is split by besides segment all: status "
         "(converted / dropped), first_channel, store, region, cohort (period of a customer's "
         "first journey), period (of the journey's start)",
     )
     period: Literal["month", "week", "day"] = "month"
-
-    @model_validator(mode="after")
-    def _known_dimensions(self) -> GraphSettings:
-        unknown = [name for name in self.segments if name not in SEGMENT_DIMENSIONS]
-        if unknown:
-            expected = ", ".join(SEGMENT_DIMENSIONS)
-            msg = f"segments: expected names among {expected}, found {unknown!r}"
-            raise ValueError(msg)
-        return self
 
 
 class LeakageSettings(_Frozen):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal, get_args
 
 import networkx as nx
 import polars as pl
@@ -119,7 +120,8 @@ NODE_SCHEMA: dict[str, pl.DataType] = {
 _EDGE_ATTRIBUTES = ("transitions", "customers", "probability", "median_seconds", "p90_seconds")
 _NODE_ATTRIBUTES = ("visits", "journeys", "customers", "conversions", "exits", "exit_rate")
 
-SEGMENT_DIMENSIONS = ("status", "first_channel", "store", "region", "cohort", "period")
+SegmentDimension = Literal["status", "first_channel", "store", "region", "cohort", "period"]
+SEGMENT_DIMENSIONS: tuple[SegmentDimension, ...] = get_args(SegmentDimension)
 
 
 def segment_memberships(
