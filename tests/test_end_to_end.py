@@ -316,7 +316,7 @@ def test_no_raw_personal_value_in_any_table_log_or_dashboard(
             .get_column("name")
             .to_list()
         )
-        assert len(tables) == 25  # 5 raw, quarantine, 3 core, 3 journeys, 8 marts, 5 ops
+        assert len(tables) == 26  # 5 raw, quarantine, 3 core, 3 journeys, 9 marts, 5 ops
         leaks = {}
         for table in tables:
             frame = wh.read(table)

@@ -55,6 +55,7 @@ IDENTIFIER_COLUMNS = (
 MARTS = (
     "marts.transitions",
     "marts.transition_nodes",
+    "marts.journey_segments",
     "marts.leakage",
     "marts.dropoffs",
     "marts.funnel",
@@ -1001,6 +1002,7 @@ def build_marts(settings: Settings) -> dict[str, int]:
             drop_touchpoints=settings.paths.drop_touchpoints,
         )
         with wh.transaction():
+            wh.replace("marts.journey_segments", memberships)
             wh.replace("marts.transitions", graphs.transition_frame(edges, memberships))
             wh.replace("marts.transition_nodes", graphs.node_frame(edges, memberships))
             wh.replace("marts.leakage", leakage.leakage_summary(leaked))

@@ -283,3 +283,57 @@ def journey_attributes(
         .join(regions, on="store", how="left", maintain_order="left")
         .select("journey_id", "status", "first_channel", "store", "region", "cohort", "period")
     )
+
+
+def paths_around(
+    journeys: pl.DataFrame, touchpoint: str, *, before: int = 2, after: int = 2
+) -> pl.DataFrame:
+    """What comes before and after a touchpoint (a flow view): for every closed journey whose
+    cleaned path visits ``touchpoint``, up to ``before`` steps before its first visit and
+    ``after`` steps after it, with ``START`` at the beginning and ``CONVERSION`` or
+    ``DROP_OFF`` at the end. One row per distinct (before, after), with journeys,
+    conversions and conversion rate, most journeys first.
+
+    Example:
+        >>> journeys = pl.DataFrame({"status": ["converted", "dropped", "open"],
+        ...     "path": ["search > product_view > order_placed", "product_view", "product_view"]})
+        >>> for row in paths_around(journeys, "product_view", before=1, after=1).rows():
+        ...     print(row)
+        ('START', 'product_view', 'DROP_OFF', 1, 0, 0.0)
+        ('search', 'product_view', 'order_placed', 1, 1, 1.0)
+    """
+    closed = journeys.filter(pl.col("status") != "open")
+    end = pl.when(pl.col("status") == "converted").then(pl.lit("CONVERSION"))
+    full = pl.concat_list(
+        pl.lit(["START"]),
+        pl.col("path").str.split(PATH_SEPARATOR),
+        pl.concat_list(end.otherwise(pl.lit("DROP_OFF"))),
+    )
+    at = pl.col("steps").list.eval(pl.element() == touchpoint).list.arg_max()
+    start = pl.max_horizontal(pl.col("at") - before, 0)
+    return (
+        closed.select("status", full.alias("steps"))
+        .filter(
+            pl.col("steps").list.slice(1, pl.col("steps").list.len() - 2).list.contains(touchpoint)
+        )
+        .with_columns(at.alias("at"))
+        .select(
+            pl.col("steps")
+            .list.slice(start, pl.col("at") - start)
+            .list.join(PATH_SEPARATOR)
+            .alias("before"),
+            pl.lit(touchpoint).alias("touchpoint"),
+            pl.col("steps")
+            .list.slice(pl.col("at") + 1, after)
+            .list.join(PATH_SEPARATOR)
+            .alias("after"),
+            (pl.col("status") == "converted").alias("converted"),
+        )
+        .group_by("before", "touchpoint", "after")
+        .agg(
+            pl.len().cast(pl.Int64).alias("journeys"),
+            pl.col("converted").sum().cast(pl.Int64).alias("conversions"),
+        )
+        .with_columns((pl.col("conversions") / pl.col("journeys")).alias("conversion_rate"))
+        .sort(["journeys", "before", "after"], descending=[True, False, False])
+    )
