@@ -353,3 +353,38 @@ def test_transition_graphs_are_exported_as_the_mart_says(
         (f, t): n
         for f, t, n in mart.select("from_touchpoint", "to_touchpoint", "transitions").rows()
     }
+
+
+def test_segments_partition_the_journeys_and_leakage_is_not_loss(
+    runs: dict,  # type: ignore[type-arg]
+) -> None:
+    tables = runs["tables"]
+    nodes = tables["marts.transition_nodes"].filter(pl.col("touchpoint") == "START")
+    journeys_in = dict(
+        nodes.group_by("dimension").agg(pl.col("journeys").sum()).sort("dimension").iter_rows()
+    )
+    # every journey has one first channel, cohort and period; status leaves out open ones
+    # (none in the sample); store and region only journeys that saw a store
+    assert journeys_in == {
+        "all": 791,
+        "cohort": 791,
+        "first_channel": 791,
+        "period": 791,
+        "region": journeys_in["store"],
+        "status": 791,
+        "store": journeys_in["store"],
+    }
+    assert 0 < journeys_in["store"] < 791
+    # the edges of the segments of one dimension add up to the edges of segment all
+    transitions = tables["marts.transitions"]
+    per_edge = (
+        transitions.filter(pl.col("dimension").is_in(["all", "period"]))
+        .group_by("dimension", "from_touchpoint", "to_touchpoint")
+        .agg(pl.col("transitions").sum())
+        .pivot("dimension", index=["from_touchpoint", "to_touchpoint"], values="transitions")
+    )
+    assert per_edge.filter(pl.col("all") != pl.col("period")).is_empty()
+    # 68 journeys left online and bought in a store; none of them is counted as a drop-off
+    assert tables["marts.leakage"].get_column("journeys").sum() == 68
+    assert tables["marts.dropoffs"].get_column("leaks").sum() == 68
+    assert tables["marts.leakage"].get_column("to_channel").unique().to_list() == ["store"]
