@@ -515,10 +515,10 @@ def build_figures(
         DashboardDataError: A mart lacks a column the dashboard reads (all are listed).
         ValueError: ``min_group_size`` or ``max_sankey_links`` is below 1.
 
-    Example:
-        >>> figures = build_figures(data, min_group_size=5)  # doctest: +SKIP
-        >>> figures["sankey"].data[0].node.customdata  # doctest: +SKIP
-        ('START', 'product_view', 'CONVERSION')
+    Example::
+
+        figures = build_figures(data, min_group_size=5)
+        figures["sankey"].data[0].node.customdata  # ('START', 'product_view', ...)
     """
     if min_group_size < 1 or max_sankey_links < 1:
         msg = (
@@ -690,9 +690,10 @@ def render_dashboard(
     Returns:
         The HTML document.
 
-    Example:
-        >>> page = render_dashboard(data, title="Q1", generated_at="2026-05-01")  # doctest: +SKIP
-        >>> write_dashboard(page, Path("reports/dashboard.html"))  # doctest: +SKIP
+    Example::
+
+        page = render_dashboard(data, title="Q1", generated_at="2026-05-01")
+        write_dashboard(page, Path("reports/dashboard.html"))
     """
     figures = build_figures(data, min_group_size=min_group_size)
     selection = _select_sankey_links(

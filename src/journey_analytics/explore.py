@@ -7,11 +7,12 @@ pseudonymous ``customer_key`` and ``journey_id`` at most. The pure stage functio
 the results of (``sessions``, ``journeys``, ``graphs``, ``patterns``, ``leakage``,
 ``attribution``) take frames and can be called on frames directly.
 
-Example:
-    >>> import journey_analytics as ja                                      # doctest: +SKIP
-    >>> ja.top_paths("journeys.duckdb", n=5)                                # doctest: +SKIP
-    >>> graph = ja.transition_graph("journeys.duckdb", segment="store=S01")  # doctest: +SKIP
-    >>> ja.compare_segments("journeys.duckdb", "converted", "dropped")      # doctest: +SKIP
+Example::
+
+    import journey_analytics as ja
+    ja.top_paths("journeys.duckdb", n=5)
+    graph = ja.transition_graph("journeys.duckdb", segment="store=S01")
+    ja.compare_segments("journeys.duckdb", "converted", "dropped")
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ and their rows appended to the weekly files as they are made, so memory does not
 number of customers. Each customer's events are checked against the contract's pattern and
 timing rules before they are written; a broken rule stops the run.
 
-Example:
-    >>> summary = generate_sample(Path("data/sample"), customers=500, seed=42)  # doctest: +SKIP
-    >>> summary.noise["duplicate_rows"]  # doctest: +SKIP
+Example::
+
+    summary = generate_sample(Path("data/sample"), customers=500, seed=42)
+    summary.noise["duplicate_rows"]
 """
 
 from __future__ import annotations
@@ -313,10 +314,10 @@ def generate_sample(
         ValueError: If ``customers`` is below 1.
         RuntimeError: If the generated events break a rule of the contract (a bug).
 
-    Example:
-        >>> summary = generate_sample(tmp, customers=60, seed=1)  # doctest: +SKIP
-        >>> summary.files["truth/customers.csv"]  # doctest: +SKIP
-        60
+    Example::
+
+        summary = generate_sample(tmp, customers=60, seed=1)
+        summary.files["truth/customers.csv"]  # 60
     """
     if customers < 1:
         msg = f"need customers >= 1, got {customers=}"
