@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -9,7 +10,7 @@ from journey_analytics.errors import ConfigError
 from journey_analytics.journeys import assign_journeys
 from journey_analytics.patterns import detect_patterns, load_rules
 
-from ._events import scenario
+from ._events import events, scenario
 
 
 def test_default_rules_find_each_pattern_with_its_evidence() -> None:
@@ -56,3 +57,54 @@ def load_rules_from_text(text: str):  # type: ignore[no-untyped-def]
         path = Path(folder) / "rules.toml"
         path.write_text(text)
         return load_rules(path)
+
+
+@pytest.mark.parametrize(
+    ("match", "evidence"),
+    [
+        # same product: only the view of the bag that was bought
+        ("product", ["web:2", "pos:1"]),
+        # same category: both bag views, not the shoe view
+        ("category", ["web:1", "web:2", "pos:1"]),
+        # any: every view before the sale
+        ("any", ["web:0", "web:1", "web:2", "pos:1"]),
+    ],
+)
+def test_match_levels_product_category_any(tmp_path: Path, match: str, evidence: list[str]) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[rules]]\nname = "ropo"\nkind = "sequence"\n'
+        'first = { touchpoints = ["product_view"], channels = ["web"] }\n'
+        'then = { touchpoints = ["store_purchase"], channels = ["store"] }\n'
+        f'window_days = 30\nmatch = "{match}"\n'
+    )
+
+    def view(event_id: str, minute: int, product: str, category: str) -> dict[str, object]:
+        return {
+            "event_id": event_id,
+            "customer_key": "c",
+            "occurred_at": f"2026-03-01 09:{minute:02d}",
+            "touchpoint": "product_view",
+            "product_id": product,
+            "category": category,
+        }
+
+    sale = {
+        "event_id": "pos:1",
+        "customer_key": "c",
+        "occurred_at": "2026-03-03 12:00",
+        "channel": "store",
+        "touchpoint": "store_purchase",
+        "is_conversion": True,
+        "product_id": "B2",
+        "category": "bags",
+    }
+    frame = events(
+        view("web:0", 0, "S1", "shoes"),
+        view("web:1", 5, "B1", "bags"),
+        view("web:2", 10, "B2", "bags"),
+        sale,
+    )
+    steps = assign_journeys(frame, timeout=timedelta(days=30))
+    hits = detect_patterns(steps, load_rules(rules))
+    assert hits.select("pattern", "evidence_event_ids").rows() == [("ropo", evidence)]
