@@ -15,6 +15,7 @@ from journey_analytics.journeys import (
     clean_path,
     summarise_journeys,
 )
+from journey_analytics.sessions import assign_sessions
 
 from ._events import AS_OF, at, events, scenario
 
@@ -260,3 +261,53 @@ def test_a_bad_alias_pattern_is_named_in_the_config_error(tmp_path: Path) -> Non
     )
     with pytest.raises(ConfigError, match=r"paths: Value error, aliases: 'search_\(' is not a"):
         load_settings(config)
+
+
+def test_a_pickup_at_the_instant_of_its_order_comes_after_it() -> None:
+    # same timestamp, and collected by another customer: the order still opens the journey,
+    # so the journey is the buyer's, starts online and reads order > pickup
+    steps = assign_journeys(
+        events(
+            {"event_id": "web:1", "customer_key": "c", "occurred_at": "2026-03-01 10:00",
+             "touchpoint": "order_placed", "is_conversion": True, "order_id": "O1"},
+            {"event_id": "pos:R1:pickup", "customer_key": "d", "channel": "store",
+             "occurred_at": "2026-03-01 10:00", "touchpoint": "store_pickup", "order_id": "O1"},
+        ),
+        timeout=TIMEOUT,
+    )  # fmt: skip
+    assert steps.select("journey_id", "position", "event_id", "is_fulfilment").rows() == [
+        ("j:web:1", 1, "web:1", False),
+        ("j:web:1", 2, "pos:R1:pickup", True),
+    ]
+    summary = summarise_journeys(
+        steps, timeout=TIMEOUT, as_of=AS_OF, drop_touchpoints=(), collapse_repeats=True
+    )
+    assert summary.select("customer_key", "first_channel", "path").row(0) == (
+        "c",
+        "web",
+        "order_placed > store_pickup",
+    )
+
+
+def test_a_sign_in_before_the_sale_is_not_a_fulfilment_step() -> None:
+    # sign-in 10:00 and review 10:05 in one web session, the store sale at 10:03: only the
+    # review (after the sale) is the order's fulfilment; the sign-in leads to the sale
+    frame = assign_sessions(
+        events(
+            {"event_id": "web:1", "customer_key": "c", "occurred_at": "2026-03-01 10:00",
+             "touchpoint": "sign_in"},
+            {"event_id": "pos:R1:sale", "customer_key": "c", "channel": "store",
+             "occurred_at": "2026-03-01 10:03", "touchpoint": "store_purchase",
+             "is_conversion": True, "order_id": "R1"},
+            {"event_id": "web:2", "customer_key": "c", "occurred_at": "2026-03-01 10:05",
+             "touchpoint": "review", "order_id": "R1"},
+        ),
+        timeouts_minutes={"web": 30.0},
+        default_timeout_minutes=30,
+    )  # fmt: skip
+    steps = assign_journeys(frame, timeout=TIMEOUT, noise_touchpoints=("sign_in",))
+    assert steps.select("journey_id", "position", "event_id", "is_fulfilment").rows() == [
+        ("j:web:1", 1, "web:1", False),
+        ("j:web:1", 2, "pos:R1:sale", False),
+        ("j:web:1", 3, "web:2", True),
+    ]

@@ -131,12 +131,15 @@ def test_session_invariants(rows: list[tuple[str, str, int]], rng: Random) -> No
         out.select("event_id", "session_id").iter_rows()
     )
     # Gaps inside a session <= timeout; between consecutive sessions of a customer and
-    # channel > timeout.
+    # channel > timeout, except with a timeout of 0, where every event is its own session
+    # (two calls at the same instant too).
     for (_, channel), group in out.group_by("customer_key", "channel"):
         timeout = timedelta(minutes=TIMEOUTS.get(str(channel), 30.0))
         ordered = group.sort("occurred_at", "event_id").select("occurred_at", "session_id").rows()
         for (before, session_before), (after, session_after) in itertools.pairwise(ordered):
-            if session_before == session_after:
+            if not timeout:
+                assert session_before != session_after
+            elif session_before == session_after:
                 assert after - before <= timeout
             else:
                 assert after - before > timeout
@@ -170,3 +173,13 @@ def test_a_session_longer_than_the_maximum_is_cut_into_windows_from_its_first_ev
     }
     # without a maximum it is one session
     assert set(_sessions_of(*rows[:-1]).values()) == {"s:web:1"}
+
+
+def test_two_calls_at_the_same_instant_are_two_sessions() -> None:
+    # a timeout of 0 means one event per session, even with no gap at all
+    assert _sessions_of(
+        {"event_id": "call:1", "customer_key": "c", "occurred_at": "2026-03-01 10:00",
+         "channel": "phone"},
+        {"event_id": "call:2", "customer_key": "c", "occurred_at": "2026-03-01 10:00",
+         "channel": "phone"},
+    ) == {"call:1": "s:call:1", "call:2": "s:call:2"}  # fmt: skip

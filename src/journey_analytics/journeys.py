@@ -76,7 +76,8 @@ def assign_journeys(
     steps = pl.concat([main, fulfilment], how="diagonal_relaxed")
     return (
         steps.drop("conversion_event_id", "converted_at")
-        .sort("journey_id", *EVENT_ORDER)
+        # fulfilment steps after the conversion, also one at the same instant
+        .sort("journey_id", "is_fulfilment", *EVENT_ORDER)
         .with_columns(
             pl.int_range(1, pl.len() + 1).over("journey_id").cast(pl.Int64).alias("position")
         )
@@ -100,7 +101,12 @@ def _attach_noise_to_fulfilment(
         .drop("only_fulfilment_and_noise")
     )
     joined = flagged.join(sessions, on="session_id", how="left", maintain_order="left")
-    attach = is_noise & ~pl.col("is_fulfilment") & pl.col("_conversion").is_not_null()
+    attach = (
+        is_noise
+        & ~pl.col("is_fulfilment")
+        & pl.col("_conversion").is_not_null()
+        & (pl.col("occurred_at") >= pl.col("_converted_at"))  # never a step before the sale
+    )
     return joined.with_columns(
         pl.when(attach)
         .then("_conversion")

@@ -35,7 +35,12 @@ def assign_sessions(
         pl.col("channel") == pl.col("channel").shift()
     )
     gap = pl.col("occurred_at") - pl.col("occurred_at").shift()
-    starts = ~same_run.fill_null(False) | (gap > timeout).fill_null(True)
+    # a timeout of 0 makes every event a session, even two at the same instant
+    starts = (
+        ~same_run.fill_null(False)
+        | (gap > timeout).fill_null(True)
+        | (timeout == pl.duration(microseconds=0))
+    )
     sessions = (
         ordered.with_columns(starts.alias("_starts"))
         .with_columns(
