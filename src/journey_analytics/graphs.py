@@ -160,9 +160,9 @@ def transition_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = Non
     """``marts.transitions``: one row per (segment, from, to) edge with transitions, distinct
     customers, probability (the edge's share of its origin's transitions in the segment),
     median and p90 seconds. Without ``memberships`` every edge is in segment ``all``."""
-    keyed = _in_segments(edges, memberships)
-    origin = ["dimension", "segment", "from_touchpoint"]
-    return (
+    keyed, segment = _in_segments(edges, memberships)
+    origin = [*segment, "from_touchpoint"]
+    return _with_segment(
         keyed.group_by(*origin, "to_touchpoint")
         .agg(
             pl.len().cast(pl.Int64).alias("transitions"),
@@ -172,10 +172,8 @@ def transition_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = Non
         )
         .with_columns(
             (pl.col("transitions") / pl.col("transitions").sum().over(origin)).alias("probability")
-        )
-        .select(list(TRANSITION_SCHEMA))
-        .cast(TRANSITION_SCHEMA)  # type: ignore[arg-type]
-        .sort("dimension", "segment", "from_touchpoint", "to_touchpoint")
+        ),
+        segment,
     )
 
 
@@ -183,14 +181,17 @@ def node_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> 
     """``marts.transition_nodes``: one row per (segment, node): visits (transitions into it;
     for ``START`` the journeys), distinct journeys and customers, conversions (moves to
     ``CONVERSION``), exits (moves to ``DROP_OFF``) and the exit rate (exits / visits)."""
-    keyed = _in_segments(edges, memberships)
-    segment = ["dimension", "segment"]
-    entered = keyed.with_columns(
-        pl.when(pl.col("from_touchpoint") == START)
-        .then(pl.concat_list(pl.lit(START), pl.col("to_touchpoint")))
-        .otherwise(pl.concat_list("to_touchpoint"))
-        .alias("touchpoint")
-    ).explode("touchpoint")
+    keyed, segment = _in_segments(edges, memberships)
+    node = keyed.get_column("to_touchpoint").dtype
+    who = [*segment, "journey_id", "customer_key"]
+    entered = pl.concat(
+        [
+            keyed.filter(pl.col("from_touchpoint") == START).select(
+                *who, pl.lit(START, dtype=node).alias("touchpoint")
+            ),
+            keyed.select(*who, pl.col("to_touchpoint").alias("touchpoint")),
+        ]
+    )
     visits = entered.group_by(*segment, "touchpoint").agg(
         pl.len().cast(pl.Int64).alias("visits"),
         pl.col("journey_id").n_unique().cast(pl.Int64).alias("journeys"),
@@ -200,20 +201,35 @@ def node_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> 
         (pl.col("to_touchpoint") == CONVERSION).sum().cast(pl.Int64).alias("conversions"),
         (pl.col("to_touchpoint") == DROP_OFF).sum().cast(pl.Int64).alias("exits"),
     )
-    return (
+    return _with_segment(
         visits.join(ends, on=[*segment, "touchpoint"], how="left")
         .with_columns(pl.col("conversions", "exits").fill_null(0))
-        .with_columns((pl.col("exits") / pl.col("visits")).alias("exit_rate"))
-        .select(list(NODE_SCHEMA))
-        .cast(NODE_SCHEMA)  # type: ignore[arg-type]
-        .sort(*segment, "touchpoint")
+        .with_columns((pl.col("exits") / pl.col("visits")).alias("exit_rate")),
+        segment,
+        schema=NODE_SCHEMA,
     )
 
 
-def _in_segments(edges: pl.DataFrame, memberships: pl.DataFrame | None) -> pl.DataFrame:
+def _in_segments(
+    edges: pl.DataFrame, memberships: pl.DataFrame | None
+) -> tuple[pl.DataFrame, list[str]]:
+    """The edges with the columns of their segments, and those columns (none for ``all``)."""
     if memberships is None:
-        return edges.with_columns(dimension=pl.lit("all"), segment=pl.lit("all"))
-    return edges.join(memberships, on="journey_id")
+        return edges, []
+    return edges.join(memberships, on="journey_id"), ["dimension", "segment"]
+
+
+def _with_segment(
+    frame: pl.DataFrame, segment: list[str], *, schema: dict[str, pl.DataType] = TRANSITION_SCHEMA
+) -> pl.DataFrame:
+    if not segment:
+        frame = frame.with_columns(dimension=pl.lit("all"), segment=pl.lit("all"))
+    keys = [
+        name
+        for name in ("dimension", "segment", "from_touchpoint", "touchpoint", "to_touchpoint")
+        if name in schema
+    ]
+    return frame.select(list(schema)).cast(schema).sort(keys)  # type: ignore[arg-type]
 
 
 def graph_from_frames(transitions: pl.DataFrame, nodes: pl.DataFrame | None = None) -> nx.DiGraph:

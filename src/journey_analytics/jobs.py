@@ -29,7 +29,7 @@ from journey_analytics import (
     journeys,
     leakage,
     privacy,
-    sessions,
+    reconstruct,
 )
 from journey_analytics import patterns as pattern_rules
 from journey_analytics.config import CrmSource, PosSource, SegmentSource, Settings, TableSource
@@ -925,37 +925,31 @@ def build_journeys(settings: Settings, *, as_of: datetime | None = None) -> Jour
     timeout = timedelta(days=settings.journeys.timeout_days)
     with Warehouse.open(settings.database_path) as wh:
         events = wh.read("core.events")
-        in_sessions = sessions.assign_sessions(
+        built = reconstruct.rebuild(
             events,
             timeouts_minutes=settings.sessions.timeout_minutes,
             default_timeout_minutes=settings.sessions.default_timeout_minutes,
             max_session_minutes=settings.sessions.max_session_minutes,
-        )
-        steps = journeys.assign_journeys(
-            in_sessions, timeout=timeout, noise_touchpoints=settings.journeys.noise_touchpoints
-        )
-        as_of = as_of or end_of_data(events)
-        summary = journeys.summarise_journeys(
-            steps.with_columns(
-                journeys.alias_touchpoints(pl.col("touchpoint"), settings.paths.aliases)
-            ),
             timeout=timeout,
-            as_of=as_of,
+            noise_touchpoints=settings.journeys.noise_touchpoints,
+            as_of=as_of or end_of_data(events),
             drop_touchpoints=settings.paths.drop_touchpoints,
             collapse_repeats=settings.paths.collapse_repeats,
             max_length=settings.paths.max_length,
+            aliases=settings.paths.aliases,
         )
+        steps, summary = built.steps, built.journeys
         hits = pattern_rules.detect_patterns(steps, rules)
         summary = pattern_rules.with_patterns(summary, hits)
         with wh.transaction():
-            wh.replace("journeys.sessions", sessions.summarise_sessions(in_sessions))
+            wh.replace("journeys.sessions", built.sessions)
             wh.replace("journeys.journeys", summary)
             wh.replace("journeys.steps", steps.select(STEP_COLUMNS))
             wh.replace("marts.patterns", hits)
     statuses = summary.get_column("status").value_counts()
     count = dict(statuses.iter_rows())
     return JourneyReport(
-        sessions=in_sessions.get_column("session_id").n_unique(),
+        sessions=built.sessions.height,
         journeys=summary.height,
         conversions=count.get("converted", 0),
         dropped=count.get("dropped", 0),

@@ -199,9 +199,17 @@ def summarise_journeys(
             ).alias("cleaned")
         )
         .with_columns(
+            # a journey of noise only shows it, uncleaned but capped
             pl.when(pl.col("cleaned").list.len() > 0)
             .then("cleaned")
-            .otherwise("touchpoints")
+            .otherwise(
+                clean_path(
+                    pl.col("touchpoints"),
+                    drop_touchpoints=(),
+                    collapse_repeats=False,
+                    max_length=max_length,
+                )
+            )
             .alias("cleaned")
         )
     )

@@ -30,7 +30,8 @@ def assign_sessions(
         .mul(60_000_000)
         .cast(pl.Int64)
     )
-    ordered = events.sort("customer_key", "channel", "occurred_at", "event_id")
+    # among events at the same instant a conversion comes last, as in journeys (EVENT_ORDER)
+    ordered = events.sort("customer_key", "channel", "occurred_at", "is_conversion", "event_id")
     same_run = (pl.col("customer_key") == pl.col("customer_key").shift()) & (
         pl.col("channel") == pl.col("channel").shift()
     )
@@ -71,7 +72,7 @@ def assign_sessions(
 def summarise_sessions(events: pl.DataFrame) -> pl.DataFrame:
     """One row per session from events that carry a ``session_id``."""
     return (
-        events.sort("session_id", "occurred_at", "event_id")
+        events.sort("session_id", "occurred_at", "is_conversion", "event_id")
         .group_by("session_id", maintain_order=True)
         .agg(
             pl.col("customer_key").first(),
