@@ -30,6 +30,17 @@ from journey_analytics.graphs import CONVERSION, DROP_OFF, START
 from journey_analytics.journeys import ELLIPSIS, PATH_SEPARATOR, alias_touchpoints
 
 _MICROS = 1_000_000
+# the columns the reconstruction reads (the steps carry every column of the input)
+_READ = (
+    "event_id",
+    "customer_key",
+    "channel",
+    "touchpoint",
+    "occurred_at",
+    "is_conversion",
+    "order_id",
+    "revenue",
+)
 _Ints = np.ndarray  # one-dimensional integer array
 
 
@@ -253,7 +264,7 @@ def rebuild(
             max_length=max_length,
             aliases=aliases or {},
         )
-    events = events.rechunk()
+    source, events = events, events.select(_READ).rechunk()  # gathers need one chunk
     n = events.height
     order, customers = _event_order(events)
     micros = events.get_column("occurred_at").dt.epoch("us").to_numpy()[order]
@@ -330,7 +341,7 @@ def rebuild(
     row_journey[order[step_at]] = step_journey
     row_position = np.empty(n, dtype=np.int64)
     row_position[order[step_at]] = step_position
-    steps = events.with_columns(
+    steps = source.with_columns(
         session_ids.gather(row_session).alias("session_id"),
         pl.Series("is_fulfilment", is_fulfilment[position]),
         journey_ids.gather(row_journey).alias("journey_id"),
