@@ -463,7 +463,9 @@ def duckdb_statements(path: Path) -> list[str]:
             select *,
                 coalesce(us - lag(us) over w > timeout_us, true) or timeout_us = 0 as starts
             from timed
-            window w as (partition by customer_key, channel order by occurred_at, is_conversion, event_id)
+            window w as (
+                partition by customer_key, channel order by occurred_at, is_conversion, event_id
+            )
         )
         select * exclude (starts, timeout_us),
             's:' || last_value(case when starts then event_id end ignore nulls) over (
