@@ -346,6 +346,21 @@ def generate_events(events: int, seed: int = SEED):  # -> pl.DataFrame
 # --------------------------------------------------------------------------------------------
 
 
+def _laps(stages: dict[str, float] | None):  # -> Callable[[str], None]
+    """A function that records, under a stage's name, the seconds since the last call and
+    the peak RSS so far (nothing when ``stages`` is None)."""
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        if stages is not None:
+            now = time.perf_counter()
+            stages[name] = now - clock[0]
+            stages[f"{name} peak_mb"] = _peak_mb()
+            clock[0] = now
+
+    return lap
+
+
 def run_ours(
     path: Path, stages: dict[str, float] | None = None, columns: tuple[str, ...] = COLUMNS
 ) -> dict[str, object]:
@@ -355,14 +370,7 @@ def run_ours(
 
     from journey_analytics import graphs, reconstruct  # noqa: PLC0415
 
-    clock = [time.perf_counter()]
-
-    def lap(name: str) -> None:
-        if stages is not None:
-            now = time.perf_counter()
-            stages[name] = now - clock[0]
-            stages[f"{name} peak_mb"] = _peak_mb()
-            clock[0] = now
+    lap = _laps(stages)
 
     events = pl.read_parquet(path, columns=list(columns))
     lap("read_parquet")
@@ -397,14 +405,7 @@ def run_stages(
 
     from journey_analytics import graphs, journeys, sessions  # noqa: PLC0415
 
-    clock = [time.perf_counter()]
-
-    def lap(name: str) -> None:
-        if stages is not None:
-            now = time.perf_counter()
-            stages[name] = now - clock[0]
-            stages[f"{name} peak_mb"] = _peak_mb()
-            clock[0] = now
+    lap = _laps(stages)
 
     events = pl.read_parquet(path, columns=list(columns))
     lap("read_parquet")

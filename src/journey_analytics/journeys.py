@@ -164,6 +164,30 @@ def clean_path(
     return kept
 
 
+def journey_status(*, as_of: datetime, timeout: timedelta) -> pl.Expr:
+    """``converted``; ``open`` when its last event is less than ``timeout`` before ``as_of``
+    (the end of the data); else ``dropped``. Reads ``converted`` and ``ended_at``."""
+    open_until = pl.lit(as_of, dtype=pl.Datetime("us", "UTC")) - timeout
+    return (
+        pl.when("converted")
+        .then(pl.lit("converted"))
+        .when(pl.col("ended_at") >= open_until)
+        .then(pl.lit("open"))
+        .otherwise(pl.lit("dropped"))
+        .alias("status")
+    )
+
+
+def seconds_to_convert() -> pl.Expr:
+    """Seconds from ``started_at`` to ``converted_at`` (null without a conversion)."""
+    return (
+        (pl.col("converted_at") - pl.col("started_at"))
+        .dt.total_microseconds()
+        .truediv(1e6)
+        .alias("seconds_to_convert")
+    )
+
+
 def summarise_journeys(
     steps: pl.DataFrame,
     *,
@@ -213,18 +237,12 @@ def summarise_journeys(
             .alias("cleaned")
         )
     )
-    open_until = pl.lit(as_of, dtype=pl.Datetime("us", "UTC")) - timeout
     return summary.select(
         "journey_id",
         "customer_key",
         "started_at",
         "ended_at",
-        pl.when("converted")
-        .then(pl.lit("converted"))
-        .when(pl.col("ended_at") >= open_until)
-        .then(pl.lit("open"))
-        .otherwise(pl.lit("dropped"))
-        .alias("status"),
+        journey_status(as_of=as_of, timeout=timeout),
         "converted",
         "conversion_event_id",
         "converted_at",
@@ -233,10 +251,7 @@ def summarise_journeys(
         "first_channel",
         pl.col("cleaned").list.last().alias("last_touchpoint"),
         pl.col("cleaned").list.join(PATH_SEPARATOR).alias("path"),
-        (pl.col("converted_at") - pl.col("started_at"))
-        .dt.total_microseconds()
-        .truediv(1e6)
-        .alias("seconds_to_convert"),
+        seconds_to_convert(),
     ).sort("journey_id")
 
 

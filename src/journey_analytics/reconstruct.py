@@ -474,7 +474,6 @@ def _journey_frame(
         ]
     )
     sale = ["conversion_event_id", "converted_at", "revenue"]
-    open_until = pl.lit(as_of, dtype=pl.Datetime("us", "UTC")) - timeout
     return frame.with_columns(
         pl.when("converted").then(pl.col(sale)),
     ).select(
@@ -482,22 +481,14 @@ def _journey_frame(
         "customer_key",
         "started_at",
         "ended_at",
-        pl.when("converted")
-        .then(pl.lit("converted"))
-        .when(pl.col("ended_at") >= open_until)
-        .then(pl.lit("open"))
-        .otherwise(pl.lit("dropped"))
-        .alias("status"),
+        journeys.journey_status(as_of=as_of, timeout=timeout),
         "converted",
         *sale,
         "events",
         "first_channel",
         "last_touchpoint",
         "path",
-        (pl.col("converted_at") - pl.col("started_at"))
-        .dt.total_microseconds()
-        .truediv(1e6)
-        .alias("seconds_to_convert"),
+        journeys.seconds_to_convert(),
     )
 
 
