@@ -324,15 +324,7 @@ def generate_events(events: int, seed: int = SEED):  # -> pl.DataFrame
         .alias("fulfilment"),
     )
     return frame.select(
-        "event_id",
-        "customer_key",
-        "channel",
-        "touchpoint",
-        "stage",
-        "occurred_at",
-        "is_conversion",
-        "order_id",
-        "revenue",
+        *COLUMNS,
         "fulfilment",
         "product_id",
         "category",
