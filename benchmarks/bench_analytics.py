@@ -377,7 +377,7 @@ def run_ours(
         collapse_repeats=True,
     )
     lap("rebuild")
-    graph = graphs.transition_graph(built.edges)
+    graph = built.graph()
     lap("transition_graph")
     return {
         "sessions": built.sessions,

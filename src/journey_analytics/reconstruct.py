@@ -9,10 +9,13 @@ The results are those of the stage functions run one after another —
 ``sessions.assign_sessions`` and ``summarise_sessions``, ``journeys.assign_journeys`` and
 ``summarise_journeys``, ``graphs.transition_edges`` — which stay the readable reference:
 tests compare the two on generated data and on the sample, row for row. The difference is
-how: the reference sorts by text at every stage; this sorts the events once, by integers (a
-128-bit hash of the customer key, then the time with conversions last; event ids only order
-the few exact ties), and finds sessions, journeys and runs of touchpoints by scanning that
-order. Row order differs: ``steps`` keep the input's order; sessions, journeys and edges come
+how. The reference sorts by text at every stage. This sorts the events once, by one 128-bit
+integer (a 63-bit hash of the customer key, then the time with conversions last; event ids
+only order the few exact ties), and finds sessions, journeys and runs of touchpoints by
+scanning that order with NumPy. Text is touched only where a result holds it: channels and
+touchpoints become small integer codes, a path is spelled once per distinct path, and the
+edges name journeys and customers by number (:meth:`Rebuilt.labelled_edges` gives them their
+ids). Row order differs: ``steps`` keep the input's order; sessions, journeys and edges come
 in the order of the sorted events.
 """
 
@@ -22,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import networkx as nx
 import numpy as np
 import polars as pl
 
@@ -41,69 +45,158 @@ _READ = (
     "order_id",
     "revenue",
 )
-_Ints = np.ndarray  # one-dimensional integer array
+_Ints = np.ndarray  # one-dimensional integer (or boolean) array
 
 
 @dataclass(frozen=True)
 class Rebuilt:
+    """What :func:`rebuild` makes. ``edges`` are those of ``graphs.transition_edges`` with
+    the journey as its row number in ``journeys`` (``journey``, UInt32) and the customer as a
+    number (``customer``, UInt32) instead of their ids."""
+
     sessions: pl.DataFrame  # as sessions.summarise_sessions
     steps: pl.DataFrame  # as journeys.assign_journeys (input order)
     journeys: pl.DataFrame  # as journeys.summarise_journeys
-    edges: pl.DataFrame  # as graphs.transition_edges
+    edges: pl.DataFrame  # as graphs.transition_edges, ids as numbers
+
+    def labelled_edges(self) -> pl.DataFrame:
+        """The edges with ``journey_id`` and ``customer_key``, as ``graphs.transition_edges``."""
+        journey = self.edges.get_column("journey")
+        return self.edges.select(
+            self.journeys.get_column("journey_id").gather(journey),
+            self.journeys.get_column("customer_key").gather(journey),
+            "from_touchpoint",
+            "to_touchpoint",
+            "seconds",
+        )
+
+    def graph(self) -> nx.DiGraph:
+        """``graphs.transition_graph`` of the edges (journeys and customers counted by number,
+        which is faster than by id and gives the same counts)."""
+        return graphs.transition_graph(
+            self.edges.rename({"journey": "journey_id", "customer": "customer_key"})
+        )
 
 
 @dataclass(frozen=True)
 class _Codes:
-    """A text column as integer codes into ``names`` (sorted)."""
+    """A text column as small integer codes into ``names`` (sorted, distinct)."""
 
     codes: _Ints
     names: pl.Series
 
     @classmethod
     def of(cls, column: pl.Series) -> _Codes:
-        names = column.drop_nulls().unique().sort()
-        codes = column.cast(pl.Enum(names.to_list())).to_physical().to_numpy()
-        return cls(codes.astype(np.int64), names)
+        """The codes of a column without nulls (categorical codes, renumbered by name)."""
+        categorical = column.cast(pl.Categorical)
+        present = categorical.unique()
+        physical = present.to_physical().to_numpy()
+        text = present.cast(pl.String)
+        small = np.uint16 if len(text) < 2**16 else np.uint32
+        renumber = np.zeros(int(physical.max()) + 1 if len(physical) else 1, dtype=small)
+        renumber[physical] = text.rank("ordinal").to_numpy() - 1
+        return cls(renumber[categorical.to_physical().to_numpy()], text.sort())
+
+    def sorted(self, order: _Ints) -> _Codes:
+        """The codes of the rows ``order``."""
+        return _Codes(self.codes[order], self.names)
+
+    def renamed(self, names: pl.Series) -> _Codes:
+        """The codes of the same rows after renaming each of ``names`` (same order) to the
+        value at its position in ``names``."""
+        renamed = _Codes.of(names)
+        return _Codes(renamed.codes[self.codes], renamed.names)
+
+    def among(self, wanted: tuple[str, ...]) -> _Ints:
+        """Per row: its name is one of ``wanted``."""
+        is_wanted: _Ints = self.names.is_in(list(wanted)).to_numpy()
+        return is_wanted[self.codes]
+
+    def at(self, rows: _Ints) -> pl.Series:
+        """The names of ``rows``."""
+        return self.names.gather(pl.Series(self.codes[rows]))
 
 
-def _event_order(events: pl.DataFrame) -> tuple[_Ints, _Ints]:
-    """Row numbers in the order (customer, occurred_at, is_conversion, event_id), customers in
-    the order of their key's hash, and each sorted row's customer code.
+def _index_type(n: int) -> type[np.signedinteger]:
+    """The integer type that numbers ``n`` rows: 32 bits while they fit (half the memory)."""
+    return np.int32 if n < 2**31 else np.int64
 
-    Two independent 64-bit hashes of the customer key must both agree for two rows to be one
+
+def _customer_hash(customers: pl.Series, seed: int) -> pl.Series:
+    """A 63-bit hash of each customer key (it fits a signed integer)."""
+    return customers.hash(seed) // 2
+
+
+@dataclass(frozen=True)
+class _Sorted:
+    """The events in the order (customer, occurred_at, is_conversion, event_id)."""
+
+    order: _Ints  # per sorted row: its input row
+    customer: _Ints  # per sorted row: its customer's number (0, 1, … in that order)
+    micros: _Ints  # per sorted row: occurred_at in microseconds
+    conversion: _Ints  # per sorted row: is_conversion
+    time_type: pl.DataType  # the type of occurred_at
+
+    def times(self, at: _Ints) -> pl.Series:
+        """The occurred_at of sorted rows ``at``."""
+        return pl.Series(self.micros[at]).cast(pl.Datetime("us")).cast(self.time_type)
+
+
+def _sort_events(events: pl.DataFrame) -> _Sorted:
+    """The events sorted by customer, then time with conversions last, then event id;
+    customers in the order of their key's hash.
+
+    Two independent hashes of the customer key must both agree for two rows to be one
     customer; should two keys share the first hash, the second tells them apart and the
-    customer codes fall back to exact ones.
+    customers fall back to exact codes.
     """
-    customers = events.get_column("customer_key").rechunk()
-    micros = events.get_column("occurred_at").dt.epoch("us").to_numpy()
-    key = micros * 2 + events.get_column("is_conversion").to_numpy().astype(np.int64)
-    codes = customers.hash(0).to_numpy()
-    order = _lexical_order(codes, key)
-    check = customers.hash(1).to_numpy()[order]
-    same = codes[order][1:] == codes[order][:-1]
-    if np.any(same & (check[1:] != check[:-1])):  # two customers, one hash
-        codes = customers.cast(pl.Categorical).to_physical().to_numpy().astype(np.uint64)
-        order = _lexical_order(codes, key)
-    return _break_ties(order, codes[order], key[order], events.get_column("event_id")), codes[order]
-
-
-def _lexical_order(first: _Ints, second: _Ints) -> _Ints:
-    """Row numbers sorted by ``first`` then ``second`` (ties in both: any order)."""
-    by_second = pl.Series(second).arg_sort().to_numpy()
-    then_first = (
-        pl.DataFrame({"k": first[by_second]})
-        .select(pl.arg_sort_by("k", maintain_order=True))
-        .to_series()
-        .to_numpy()
+    customers = events.get_column("customer_key")
+    occurred_at = events.get_column("occurred_at")
+    key = occurred_at.dt.epoch("us") * 2 + events.get_column("is_conversion").cast(pl.Int64)
+    first = _customer_hash(customers, 0)
+    order = _order_by(first, key)
+    same = _same_as_previous(first.gather(order))
+    check = _customer_hash(customers, 1).gather(order).to_numpy()
+    collides = np.any(same & (check[1:] != check[:-1]))  # two customers, one hash
+    del first, check
+    if collides:
+        exact = customers.cast(pl.Categorical).to_physical().cast(pl.Int64)
+        order = _order_by(exact, key)
+        same = _same_as_previous(exact.gather(order))
+    index = _index_type(len(key))
+    customer = np.zeros(len(key), dtype=index)
+    np.cumsum(~same, out=customer[1:])
+    del same
+    key_sorted = key.gather(order).to_numpy()
+    del key
+    order_rows = _break_ties(
+        order.to_numpy().astype(index), customer, key_sorted, events.get_column("event_id")
     )
-    found: _Ints = by_second[then_first]
-    return found
+    micros, conversion = key_sorted >> 1, (key_sorted & 1).astype(bool)
+    return _Sorted(order_rows, customer, micros, conversion, occurred_at.dtype)
 
 
-def _break_ties(order: _Ints, codes: _Ints, key: _Ints, event_ids: pl.Series) -> _Ints:
+def _same_as_previous(values: pl.Series) -> _Ints:
+    """Per row after the first: equal to the row before."""
+    array = values.to_numpy()
+    same: _Ints = array[1:] == array[:-1]
+    return same
+
+
+def _order_by(customer: pl.Series, key: pl.Series) -> pl.Series:
+    """Row numbers sorted by customer (non-negative, < 2**63) then key, as one 128-bit sort."""
+    return pl.select(
+        (
+            pl.lit(customer).cast(pl.Int128) * pl.lit(2**64, dtype=pl.Int128)
+            + pl.lit(key).cast(pl.Int128)
+        ).arg_sort()
+    ).to_series()
+
+
+def _break_ties(order: _Ints, customer: _Ints, key: _Ints, event_ids: pl.Series) -> _Ints:
     """Rows equal in customer and key ordered by event id (a fixed order whatever the input's)."""
     same = np.zeros(len(order), dtype=bool)
-    same[1:] = (codes[1:] == codes[:-1]) & (key[1:] == key[:-1])
+    same[1:] = (customer[1:] == customer[:-1]) & (key[1:] == key[:-1])
     if not same.any():
         return order
     tied = same.copy()
@@ -112,50 +205,84 @@ def _break_ties(order: _Ints, codes: _Ints, key: _Ints, event_ids: pl.Series) ->
     groups = np.cumsum(~same)[at]
     rows = order[at]
     fixed = (
-        pl.DataFrame({"g": groups, "id": event_ids.gather(rows), "row": rows})
+        pl.DataFrame({"g": groups, "id": _gather(event_ids, rows), "row": rows})
         .sort("g", "id")
         .get_column("row")
         .to_numpy()
     )
-    order = order.copy()
     order[at] = fixed
     return order
 
 
+def _gather(column: pl.Series, rows: _Ints) -> pl.Series:
+    """``column.gather(rows)``, fast also on a column of many chunks: the rows are read in
+    ascending order, then put in the order asked for."""
+    ascending = np.argsort(rows, kind="stable")
+    found = column.gather(pl.Series(rows[ascending])).rechunk()
+    back = np.empty(len(rows), dtype=_index_type(len(rows)))
+    back[ascending] = np.arange(len(rows), dtype=back.dtype)
+    return found.gather(pl.Series(back))
+
+
+@dataclass(frozen=True)
+class _Sessions:
+    number: _Ints  # per sorted row: its session's number (sessions in the order of their start)
+    first: _Ints  # per session: its first sorted row
+    last: _Ints  # per session: its last sorted row
+
+
 def _sessions(
-    customers: _Ints,
+    customer: _Ints,
     micros: _Ints,
     channels: _Codes,
     *,
     timeouts_minutes: Mapping[str, float],
     default_timeout_minutes: float,
     max_session_minutes: float | None,
-) -> tuple[_Ints, _Ints, _Ints]:
-    """Sessions over the sorted events: per sorted row the index of its session's first row;
-    the first and last row of every session, by first row."""
-    n = len(customers)
-    first_of = np.empty(n, dtype=np.int64)
-    starts, ends = [], []
-    for code, name in enumerate(channels.names.to_list()):
-        at = np.flatnonzero(channels.codes == code)
-        if not len(at):
-            continue
-        timeout = round(timeouts_minutes.get(name, default_timeout_minutes) * 60 * _MICROS)
-        who, when = customers[at], micros[at]
-        new = np.ones(len(at), dtype=bool)
-        if timeout > 0:  # a timeout of 0: every event is a session
-            new[1:] = (who[1:] != who[:-1]) | (when[1:] - when[:-1] > timeout)
-        if max_session_minutes is not None:
-            new = _cut_into_windows(new, when, round(max_session_minutes * 60 * _MICROS))
-        local_first = np.maximum.accumulate(np.where(new, np.arange(len(at)), 0))
-        first_of[at] = at[local_first]
-        last = np.ones(len(at), dtype=bool)
-        last[:-1] = new[1:]
-        starts.append(at[new])
-        ends.append(at[last])
-    first, last = np.concatenate(starts), np.concatenate(ends)
-    by_start = np.argsort(first, kind="stable")
-    return first_of, first[by_start], last[by_start]
+) -> _Sessions:
+    """Sessions over the sorted events: a customer's events in one channel, cut where the
+    silence exceeds that channel's timeout (and into windows of the maximum length)."""
+    n = len(customer)
+    index = _index_type(n)
+    by_channel = np.argsort(channels.codes, kind="stable").astype(index)  # a radix sort
+    channel = channels.codes[by_channel]
+    timeouts = np.array(
+        [
+            round(timeouts_minutes.get(name, default_timeout_minutes) * 60 * _MICROS)
+            for name in channels.names.to_list()
+        ],
+        dtype=np.int64,
+    )
+    limit = timeouts[channel]
+    new = limit == 0  # a timeout of 0: every event is a session
+    new[0] = True
+    when = micros[by_channel]
+    gap = np.diff(when)
+    new[1:] |= gap > limit[1:]
+    del gap, limit
+    who = customer[by_channel]
+    new[1:] |= (who[1:] != who[:-1]) | (channel[1:] != channel[:-1])
+    del who, channel
+    if max_session_minutes is not None:
+        new = _cut_into_windows(new, when, round(max_session_minutes * 60 * _MICROS))
+    del when
+    is_first = np.zeros(n, dtype=bool)
+    is_first[by_channel[new]] = True
+    first = np.flatnonzero(is_first).astype(index)
+    number_of_first = np.cumsum(is_first, dtype=index) - 1
+    del is_first
+    starts_at = np.arange(n, dtype=index)
+    starts_at[~new] = 0
+    np.maximum.accumulate(starts_at, out=starts_at)
+    number = np.empty(n, dtype=index)
+    number[by_channel] = number_of_first[by_channel[starts_at]]
+    del starts_at, number_of_first
+    new[:-1] = new[1:]  # now: the last event of its session
+    new[-1] = True
+    ends = by_channel[new]
+    last = np.empty(len(first), dtype=index)
+    last[number[ends]] = ends
+    return _Sessions(number, first, last)
 
 
 def _cut_into_windows(new: _Ints, when: _Ints, window: int) -> _Ints:
@@ -168,69 +295,114 @@ def _cut_into_windows(new: _Ints, when: _Ints, window: int) -> _Ints:
 
 
 def _fulfilment(
-    events: pl.DataFrame, order: _Ints, session_of: _Ints, noise: tuple[str, ...]
+    events: pl.DataFrame, ordered: _Sorted, *, position: _Ints, session: _Sessions, is_noise: _Ints
 ) -> tuple[_Ints, _Ints]:
-    """Input rows that are fulfilment steps, with the input row of their conversion.
+    """Sorted rows that are fulfilment steps, with the sorted row of their conversion.
 
     The rules of ``journeys.assign_journeys``: a later non-conversion event with the order id
-    of a conversion; and a noise event, not before that sale, in a session made only of such
-    steps and noise.
+    of a conversion (its first by time, then event id); and a noise event, not before that
+    sale, in a session made only of such steps and noise.
     """
-    rows = events.select(
-        pl.int_range(events.height, dtype=pl.Int64).alias("row"),
-        "order_id",
-        "is_conversion",
-        "occurred_at",
-        "event_id",
-        "touchpoint",
+    order_ids = events.get_column("order_id")
+    rows = np.flatnonzero(order_ids.is_not_null().to_numpy())
+    at = position[rows]
+    with_order = pl.DataFrame(
+        {
+            "at": at,
+            "order_id": order_ids.gather(pl.Series(rows)),
+            "conversion": ordered.conversion[at],
+            "when": ordered.micros[at],
+            "event_id": events.get_column("event_id").gather(pl.Series(rows)),
+        }
     )
     conversions = (
-        rows.filter(pl.col("is_conversion") & pl.col("order_id").is_not_null())
-        .sort("occurred_at", "event_id")
+        with_order.filter("conversion")
+        .sort("when", "event_id")
         .unique("order_id", keep="first", maintain_order=True)
-        .select(
-            "order_id",
-            pl.col("row").alias("conversion_row"),
-            pl.col("occurred_at").alias("converted_at"),
-        )
+        .select("order_id", pl.col("at").alias("sale"), pl.col("when").alias("sold"))
     )
-    steps = (
-        rows.filter(pl.col("order_id").is_not_null() & ~pl.col("is_conversion"))
+    found = (
+        with_order.filter(~pl.col("conversion"))
         .join(conversions, on="order_id")
-        .filter(pl.col("occurred_at") >= pl.col("converted_at"))
-        .select("row", "conversion_row", "converted_at")
+        .filter(pl.col("when") >= pl.col("sold"))
     )
-    if not noise or steps.is_empty():
-        return steps.get_column("row").to_numpy(), steps.get_column("conversion_row").to_numpy()
-    position = np.empty(len(order), dtype=np.int64)
-    position[order] = np.arange(len(order))
-    session = session_of[position]  # per input row: the sorted index of its session's start
-    in_session = rows.with_columns(pl.Series("session", session)).join(steps, on="row", how="left")
-    with_steps = (
-        in_session.filter(pl.col("conversion_row").is_not_null()).select("session").unique()
-    )
-    candidates = in_session.join(with_steps, on="session").with_columns(
-        pl.lit(pl.Series(position)).gather(pl.col("row")).alias("sorted"),
-        (~pl.col("is_conversion") & pl.col("touchpoint").is_in(list(noise))).alias("is_noise"),
-    )
-    sessions = (
-        candidates.sort("sorted")
-        .group_by("session")
-        .agg(
-            (pl.col("conversion_row").is_not_null() | pl.col("is_noise")).all().alias("only"),
-            pl.col("conversion_row").drop_nulls().first().alias("_conversion"),
-            pl.col("converted_at").drop_nulls().first().alias("_converted_at"),
-        )
-        .filter("only")
-    )
-    attached = (
-        candidates.filter(pl.col("is_noise") & pl.col("conversion_row").is_null())
-        .join(sessions, on="session")
-        .filter(pl.col("occurred_at") >= pl.col("_converted_at"))
-        .select("row", pl.col("_conversion").alias("conversion_row"))
-    )
-    found = pl.concat([steps.select("row", "conversion_row"), attached])
-    return found.get_column("row").to_numpy(), found.get_column("conversion_row").to_numpy()
+    steps, sales = found.get_column("at").to_numpy(), found.get_column("sale").to_numpy()
+    if not len(steps) or not is_noise.any():
+        return steps, sales
+    # sessions made only of fulfilment steps and noise take the noise along
+    sessions = len(session.first)
+    is_step = np.zeros(len(ordered.micros), dtype=bool)
+    is_step[steps] = True
+    sizes = np.bincount(session.number, minlength=sessions)
+    covered = np.bincount(session.number[is_step | is_noise], minlength=sessions)
+    by_row = np.argsort(steps)
+    with_steps, first_step = np.unique(session.number[steps[by_row]], return_index=True)
+    sale_of = np.full(sessions, -1, dtype=np.int64)
+    sale_of[with_steps] = sales[by_row][first_step]  # the sale of each one's first step
+    only = (covered == sizes) & (sale_of >= 0)
+    noise = np.flatnonzero(is_noise & ~is_step & only[session.number])
+    noise_sale = sale_of[session.number[noise]]
+    later = ordered.micros[noise] >= ordered.micros[noise_sale]  # never a step before the sale
+    return np.r_[steps, noise[later]], np.r_[sales, noise_sale[later]]
+
+
+@dataclass(frozen=True)
+class _Journeys:
+    main: _Ints  # the sorted rows that are not fulfilment steps, ascending
+    of_main: _Ints  # per main row: its journey's number (journeys in the order of their start)
+    first: _Ints  # per journey: its first sorted row
+    step_at: _Ints  # the sorted rows in step order (journey, then position)
+    step_journey: _Ints  # per step: its journey's number
+    step_first: _Ints  # per journey: the index of its first step
+
+
+def _journeys(
+    events: pl.DataFrame,
+    ordered: _Sorted,
+    *,
+    fulfilment_at: _Ints,
+    sale_at: _Ints,
+    timeout: timedelta,
+) -> _Journeys:
+    """Journeys over the sorted events that are not fulfilment steps: cut after a conversion
+    and at a silence longer than the timeout; each fulfilment step then follows its
+    conversion's journey, in time order after its last step."""
+    n = len(ordered.micros)
+    index = _index_type(n)
+    is_main = np.ones(n, dtype=bool)
+    is_main[fulfilment_at] = False
+    main = np.flatnonzero(is_main).astype(index)
+    del is_main
+    new = np.ones(len(main), dtype=bool)
+    when = ordered.micros[main]
+    new[1:] = np.diff(when) > timeout // timedelta(microseconds=1)
+    del when
+    new[1:] |= ordered.conversion[main[:-1]]
+    who = ordered.customer[main]
+    new[1:] |= who[1:] != who[:-1]
+    del who
+    of_main = np.cumsum(new, dtype=index) - 1
+    first = main[new]
+    del new
+
+    journey_of = np.full(n, -1, dtype=index)
+    journey_of[main] = of_main
+    extra = pl.DataFrame(
+        {
+            "at": fulfilment_at,
+            "journey": journey_of[sale_at],
+            "when": ordered.micros[fulfilment_at],
+            "id": _gather(events.get_column("event_id"), ordered.order[fulfilment_at]),
+        }
+    ).sort("journey", "when", "id")
+    del journey_of
+    extra_at = extra.get_column("at").to_numpy().astype(index)
+    extra_journey = extra.get_column("journey").to_numpy().astype(index)
+    insert = np.searchsorted(of_main, extra_journey, side="right")
+    step_at = np.insert(main, insert, extra_at)
+    step_journey = np.insert(of_main, insert, extra_journey)
+    step_first = np.flatnonzero(np.r_[True, step_journey[1:] != step_journey[:-1]]).astype(index)
+    return _Journeys(main, of_main, first, step_at, step_journey, step_first)
 
 
 def rebuild(
@@ -264,117 +436,63 @@ def rebuild(
             max_length=max_length,
             aliases=aliases or {},
         )
-    source, events = events, events.select(_READ).rechunk()  # gathers need one chunk
+    source = events
+    # the text read row by row in sorted order, in one chunk (gathers from many are slow)
+    events = events.select(_READ)
+    events = events.with_columns(
+        events.get_column("event_id").rechunk(), events.get_column("customer_key").rechunk()
+    )
     n = events.height
-    order, customers = _event_order(events)
-    micros = events.get_column("occurred_at").dt.epoch("us").to_numpy()[order]
-    conversion = events.get_column("is_conversion").to_numpy()[order]
-    channels = _Codes.of(events.get_column("channel"))
-    channels = _Codes(channels.codes[order], channels.names)
-    session_of, session_first, session_last = _sessions(
-        customers,
-        micros,
+    ordered = _sort_events(events)
+    channels = _Codes.of(events.get_column("channel")).sorted(ordered.order)
+    session = _sessions(
+        ordered.customer,
+        ordered.micros,
         channels,
         timeouts_minutes=timeouts_minutes,
         default_timeout_minutes=default_timeout_minutes,
         max_session_minutes=max_session_minutes,
     )
+    loaded = _Codes.of(events.get_column("touchpoint")).sorted(ordered.order)
+    touchpoints = loaded.renamed(
+        pl.select(alias_touchpoints(pl.lit(loaded.names), aliases or {})).to_series()
+    )
+
+    position = np.empty(n, dtype=_index_type(n))  # per input row: its sorted row
+    position[ordered.order] = np.arange(n, dtype=position.dtype)
+    fulfilment_at, sale_at = _fulfilment(
+        events,
+        ordered,
+        position=position,
+        session=session,
+        is_noise=~ordered.conversion & loaded.among(tuple(noise_touchpoints)),
+    )
+    journey = _journeys(
+        events, ordered, fulfilment_at=fulfilment_at, sale_at=sale_at, timeout=timeout
+    )
     event_ids = events.get_column("event_id")
-    sorted_ids = event_ids.gather(order)
     session_ids = pl.select(
-        pl.lit("s:", dtype=pl.String) + sorted_ids.gather(session_first)
+        pl.lit("s:", dtype=pl.String) + event_ids.gather(pl.Series(ordered.order[session.first]))
     ).to_series()
-    session_number = np.empty(n, dtype=np.int64)
-    session_number[session_first] = np.arange(len(session_first))
-
-    # fulfilment steps, in sorted positions, with the sorted position of their conversion
-    position = np.empty(n, dtype=np.int64)
-    position[order] = np.arange(n)
-    fulfilment_rows, conversion_rows = _fulfilment(
-        events, order, session_of, tuple(noise_touchpoints)
-    )
-    is_fulfilment = np.zeros(n, dtype=bool)
-    is_fulfilment[position[fulfilment_rows]] = True
-
-    # journeys: the sorted events that are not fulfilment steps, cut after a conversion and
-    # at a silence longer than the timeout
-    main = np.flatnonzero(~is_fulfilment)
-    who, when, converts = customers[main], micros[main], conversion[main]
-    new = np.ones(len(main), dtype=bool)
-    new[1:] = (
-        (who[1:] != who[:-1])
-        | converts[:-1]
-        | (when[1:] - when[:-1] > timeout // timedelta(microseconds=1))
-    )
-    journey_of_main = np.cumsum(new) - 1
-    journey_first = main[new]
-    journey_of = np.full(n, -1, dtype=np.int64)
-    journey_of[main] = journey_of_main
-
-    # a fulfilment step follows its conversion's journey, in time order after its last step
-    at = position[fulfilment_rows]
-    extra = pl.DataFrame(
-        {
-            "at": at,
-            "journey": journey_of[position[conversion_rows]],
-            "when": micros[at],
-            "id": sorted_ids.gather(at),
-        }
-    ).sort("journey", "when", "id")
-    extra_at = extra.get_column("at").to_numpy()
-    extra_journey = extra.get_column("journey").to_numpy()
-    journey_of[extra_at] = extra_journey
-    insert = np.searchsorted(journey_of_main, extra_journey, side="right")
-    step_at = np.insert(main, insert, extra_at)  # sorted positions, in step order
-    step_journey = np.insert(journey_of_main, insert, extra_journey)
-    step_first = np.flatnonzero(np.r_[True, step_journey[1:] != step_journey[:-1]])
-    step_position = np.arange(len(step_at)) - step_first[step_journey] + 1
-
     journey_ids = pl.select(
-        pl.lit("j:", dtype=pl.String) + sorted_ids.gather(journey_first)
+        pl.lit("j:", dtype=pl.String) + event_ids.gather(pl.Series(ordered.order[journey.first]))
     ).to_series()
-
-    # steps, in the input's order
-    row_session = np.empty(n, dtype=np.int64)
-    row_session[order] = session_number[session_of]
-    row_journey = np.empty(n, dtype=np.int64)
-    row_journey[order[step_at]] = step_journey
-    row_position = np.empty(n, dtype=np.int64)
-    row_position[order[step_at]] = step_position
     steps = source.with_columns(
-        session_ids.gather(row_session).alias("session_id"),
-        pl.Series("is_fulfilment", is_fulfilment[position]),
-        journey_ids.gather(row_journey).alias("journey_id"),
-        pl.Series("position", row_position),
+        _steps_in_input_order(
+            session, journey, position, session_ids=session_ids, journey_ids=journey_ids
+        )
     )
-
-    sessions = _session_frame(
+    del position
+    session_frame = _session_frame(
+        events, ordered, session, session_ids=session_ids, channels=channels, touchpoints=loaded
+    )
+    journey_frame = _journey_frame(
         events,
-        order=order,
-        session_ids=session_ids,
-        first=session_first,
-        last=session_last,
-        sizes=np.bincount(session_number[session_of], minlength=len(session_first)),
-        micros=micros,
-    )
-    touchpoints = _Codes.of(
-        pl.select(
-            alias_touchpoints(pl.lit(events.get_column("touchpoint")), aliases or {})
-        ).to_series()
-    )
-    touchpoint_at = touchpoints.codes[order]
-    journeys = _journey_frame(
-        events,
-        order,
-        step_at=step_at,
-        step_journey=step_journey,
-        step_first=step_first,
-        main=main,
-        journey_of_main=journey_of_main,
+        ordered,
+        journey,
         journey_ids=journey_ids,
-        micros=micros,
-        conversion=conversion,
-        touchpoints=_Codes(touchpoint_at, touchpoints.names),
+        channels=channels,
+        touchpoints=touchpoints,
         drop_touchpoints=drop_touchpoints,
         collapse_repeats=collapse_repeats,
         max_length=max_length,
@@ -382,41 +500,66 @@ def rebuild(
         as_of=as_of,
     )
     edges = _edge_frame(
-        main=main,
-        journey_of_main=journey_of_main,
-        journey_ids=journey_ids,
-        customer_of_journey=journeys.get_column("customer_key"),
-        status=journeys.get_column("status").to_numpy(),
-        micros=micros,
-        touchpoints=_Codes(touchpoint_at, touchpoints.names),
+        journey,
+        customer_of_journey=ordered.customer[journey.first],
+        converted=journey_frame.get_column("converted").to_numpy(),
+        closed=(journey_frame.get_column("status") != "open").to_numpy(),
+        micros=ordered.micros,
+        touchpoints=touchpoints,
         drop_touchpoints=drop_touchpoints,
         collapse_repeats=collapse_repeats,
     )
-    return Rebuilt(sessions=sessions, steps=steps, journeys=journeys, edges=edges)
+    return Rebuilt(sessions=session_frame, steps=steps, journeys=journey_frame, edges=edges)
+
+
+def _steps_in_input_order(
+    session: _Sessions,
+    journey: _Journeys,
+    position: _Ints,
+    *,
+    session_ids: pl.Series,
+    journey_ids: pl.Series,
+) -> list[pl.Series]:
+    """The columns ``journeys.assign_journeys`` adds, per input row."""
+    step = np.empty(len(position), dtype=position.dtype)  # per sorted row: its step
+    step[journey.step_at] = np.arange(len(step), dtype=step.dtype)
+    step_of_row = step[position]
+    del step
+    step_journey = journey.step_journey[step_of_row]
+    step_number = step_of_row - journey.step_first[step_journey] + 1
+    del step_of_row
+    is_fulfilment = np.ones(len(position), dtype=bool)
+    is_fulfilment[journey.main] = False
+    return [
+        session_ids.gather(pl.Series(session.number[position])).alias("session_id"),
+        pl.Series("is_fulfilment", is_fulfilment[position]),
+        journey_ids.gather(pl.Series(step_journey)).alias("journey_id"),
+        pl.Series("position", step_number, dtype=pl.Int64),
+    ]
 
 
 def _session_frame(
     events: pl.DataFrame,
+    ordered: _Sorted,
+    session: _Sessions,
     *,
-    order: _Ints,
     session_ids: pl.Series,
-    first: _Ints,
-    last: _Ints,
-    sizes: _Ints,
-    micros: _Ints,
+    channels: _Codes,
+    touchpoints: _Codes,
 ) -> pl.DataFrame:
     """One row per session, as ``sessions.summarise_sessions``."""
-    first_row, last_row = pl.Series(order[first]), pl.Series(order[last])
+    first, last = session.first, session.last
+    micros = ordered.micros
     return pl.DataFrame(
         [
             session_ids.alias("session_id"),
-            events.get_column("customer_key").gather(first_row),
-            events.get_column("channel").gather(first_row),
-            events.get_column("occurred_at").gather(first_row).alias("started_at"),
-            events.get_column("occurred_at").gather(last_row).alias("ended_at"),
-            pl.Series("events", sizes, dtype=pl.Int64),
-            events.get_column("touchpoint").gather(first_row).alias("first_touchpoint"),
-            events.get_column("touchpoint").gather(last_row).alias("last_touchpoint"),
+            events.get_column("customer_key").gather(pl.Series(ordered.order[first])),
+            channels.at(first).alias("channel"),
+            ordered.times(first).alias("started_at"),
+            ordered.times(last).alias("ended_at"),
+            pl.Series("events", np.bincount(session.number, minlength=len(first)), dtype=pl.Int64),
+            touchpoints.at(first).alias("first_touchpoint"),
+            touchpoints.at(last).alias("last_touchpoint"),
             pl.Series("duration_seconds", (micros[last] - micros[first]) / _MICROS),
         ]
     )
@@ -424,16 +567,11 @@ def _session_frame(
 
 def _journey_frame(
     events: pl.DataFrame,
-    order: _Ints,
+    ordered: _Sorted,
+    journey: _Journeys,
     *,
-    step_at: _Ints,
-    step_journey: _Ints,
-    step_first: _Ints,
-    main: _Ints,
-    journey_of_main: _Ints,
     journey_ids: pl.Series,
-    micros: _Ints,
-    conversion: _Ints,
+    channels: _Codes,
     touchpoints: _Codes,
     drop_touchpoints: tuple[str, ...],
     collapse_repeats: bool,
@@ -442,14 +580,14 @@ def _journey_frame(
     as_of: datetime,
 ) -> pl.DataFrame:
     """One row per journey, as ``journeys.summarise_journeys``."""
+    step_at, step_first = journey.step_at, journey.step_first
     step_last = np.r_[step_first[1:], len(step_at)] - 1
-    main_last = main[np.flatnonzero(np.r_[journey_of_main[1:] != journey_of_main[:-1], True])]
-    converted = conversion[main_last]
-    first_row = pl.Series(order[step_at[step_first]])
-    end_row = pl.Series(order[step_at[step_last]])
-    sale_row = pl.Series(order[main_last])
+    of_main = journey.of_main
+    sale = journey.main[np.flatnonzero(np.r_[of_main[1:] != of_main[:-1], True])]
+    converted = ordered.conversion[sale]
+    first = step_at[step_first]
     paths = _paths(
-        step_journey,
+        journey.step_journey,
         touchpoints.codes[step_at],
         touchpoints.names,
         journeys=len(step_first),
@@ -457,25 +595,28 @@ def _journey_frame(
         collapse_repeats=collapse_repeats,
         max_length=max_length,
     )
+    sale_rows = ordered.order[sale]
     frame = pl.DataFrame(
         [
             journey_ids.alias("journey_id"),
-            events.get_column("customer_key").gather(first_row),
-            events.get_column("occurred_at").gather(first_row).alias("started_at"),
-            events.get_column("occurred_at").gather(end_row).alias("ended_at"),
+            events.get_column("customer_key").gather(pl.Series(ordered.order[first])),
+            ordered.times(first).alias("started_at"),
+            ordered.times(step_at[step_last]).alias("ended_at"),
             pl.Series("converted", converted),
-            events.get_column("event_id").gather(sale_row).alias("conversion_event_id"),
-            events.get_column("occurred_at").gather(sale_row).alias("converted_at"),
-            events.get_column("revenue").gather(sale_row),
+            events.get_column("event_id").gather(pl.Series(sale_rows)).alias(
+                "conversion_event_id"
+            ),
+            ordered.times(sale).alias("converted_at"),
+            _gather(events.get_column("revenue"), sale_rows),
             pl.Series("events", step_last - step_first + 1, dtype=pl.Int64),
-            events.get_column("channel").gather(first_row).alias("first_channel"),
+            channels.at(first).alias("first_channel"),
             paths.get_column("last_touchpoint"),
             paths.get_column("path"),
         ]
     )
-    sale = ["conversion_event_id", "converted_at", "revenue"]
+    sold = ["conversion_event_id", "converted_at", "revenue"]
     return frame.with_columns(
-        pl.when("converted").then(pl.col(sale)),
+        pl.when("converted").then(pl.col(sold)),
     ).select(
         "journey_id",
         "customer_key",
@@ -483,7 +624,7 @@ def _journey_frame(
         "ended_at",
         journeys.journey_status(as_of=as_of, timeout=timeout),
         "converted",
-        *sale,
+        *sold,
         "events",
         "first_channel",
         "last_touchpoint",
@@ -503,9 +644,14 @@ def _paths(
     max_length: int | None,
 ) -> pl.DataFrame:
     """Per journey, in number order, the cleaned path and its last touchpoint (all the steps'
-    touchpoints, uncleaned, when cleaning leaves none), as ``journeys.clean_path``."""
-    dropped = np.flatnonzero(names.is_in(list(drop_touchpoints)).to_numpy())
-    kept = np.flatnonzero(~np.isin(codes, dropped))
+    touchpoints, uncleaned, when cleaning leaves none), as ``journeys.clean_path``.
+
+    Each path is spelled once: journeys with the same sequence of touchpoint codes share it.
+    A sequence short enough is told by one exact integer (its codes + 1 as digits in base
+    ``len(names) + 1``); a longer one is a path of its own.
+    """
+    dropped: _Ints = names.is_in(list(drop_touchpoints)).to_numpy()
+    kept = np.flatnonzero(~dropped[codes])
     if collapse_repeats and len(kept):
         kj, kc = journey[kept], codes[kept]
         change = np.ones(len(kept), dtype=bool)
@@ -515,12 +661,33 @@ def _paths(
     has_kept[journey[kept]] = True
     fallback = np.flatnonzero(~has_kept[journey])
     chosen = np.sort(np.concatenate([kept, fallback]))
+    chosen_journey, chosen_code = journey[chosen], codes[chosen]
+    del kept, fallback, chosen
+
+    base = len(names) + 1
+    fits = _digits_in_int64(base)
+    starts = np.flatnonzero(np.r_[True, chosen_journey[1:] != chosen_journey[:-1]])
+    lengths = np.diff(np.r_[starts, len(chosen_journey)])
+    offset = np.arange(len(chosen_journey)) - np.repeat(starts, lengths)
+    powers = np.array([base**i for i in range(fits)], dtype=np.int64)
+    digit = np.where(offset < fits, (chosen_code + 1) * powers[np.minimum(offset, fits - 1)], 0)
+    number = np.add.reduceat(digit, starts)
+    long = np.flatnonzero(lengths > fits)
+    number[long] = -1 - long  # a path of its own
+    del offset, digit
+    _, first_journey, path_of_journey = np.unique(number, return_index=True, return_inverse=True)
+    spelled = np.zeros(journeys, dtype=bool)
+    spelled[first_journey] = True
+    rows = np.flatnonzero(spelled[chosen_journey])
     steps = pl.DataFrame(
-        {"journey": journey[chosen], "name": names.gather(pl.Series(codes[chosen]))}
+        {
+            "path": path_of_journey[chosen_journey[rows]],
+            "name": names.gather(pl.Series(chosen_code[rows])),
+        }
     )
     if max_length is None:
-        joined = steps.group_by("journey", maintain_order=True).agg(
-            pl.col("name").str.join(PATH_SEPARATOR).alias("path"),
+        joined = steps.group_by("path").agg(
+            pl.col("name").str.join(PATH_SEPARATOR).alias("path_text"),
             pl.col("name").last().alias("last_touchpoint"),
         )
     else:
@@ -534,44 +701,48 @@ def _paths(
             .otherwise(listed)
         )
         joined = (
-            steps.group_by("journey", maintain_order=True)
+            steps.group_by("path")
             .agg("name")
             .with_columns(
-                capped.list.join(PATH_SEPARATOR).alias("path"),
+                capped.list.join(PATH_SEPARATOR).alias("path_text"),
                 capped.list.last().alias("last_touchpoint"),
             )
         )
-    return joined.select("path", "last_touchpoint")
+    spelt = joined.sort("path")  # group_by keeps each group's rows in order
+    return spelt.select(
+        pl.col("path_text").gather(path_of_journey).alias("path"),
+        pl.col("last_touchpoint").gather(path_of_journey),
+    )
+
+
+def _digits_in_int64(base: int) -> int:
+    """How many digits of ``base`` an int64 holds: the largest k with base**k <= 2**63 - 1."""
+    k = 1
+    while base ** (k + 1) < 2**63:
+        k += 1
+    return k
 
 
 def _edge_frame(
+    journey: _Journeys,
     *,
-    main: _Ints,
-    journey_of_main: _Ints,
-    journey_ids: pl.Series,
-    customer_of_journey: pl.Series,
-    status: _Ints,
+    customer_of_journey: _Ints,
+    converted: _Ints,
+    closed: _Ints,
     micros: _Ints,
     touchpoints: _Codes,
     drop_touchpoints: tuple[str, ...],
     collapse_repeats: bool,
 ) -> pl.DataFrame:
-    """Every transition of every journey, as ``graphs.transition_edges``."""
+    """Every transition of every journey, as ``graphs.transition_edges`` with the journey and
+    customer as numbers."""
     nodes = pl.Enum([*touchpoints.names.to_list(), START, CONVERSION, DROP_OFF])
     start, conversion, drop_off = len(touchpoints.names) + np.arange(3)
-    dropped = np.flatnonzero(touchpoints.names.is_in(list(drop_touchpoints)).to_numpy())
+    main, journey_of_main = journey.main, journey.of_main
     codes = touchpoints.codes[main]
-    kept = np.flatnonzero(~np.isin(codes, dropped))
+    kept = np.flatnonzero(~touchpoints.names.is_in(list(drop_touchpoints)).to_numpy()[codes])
     if not len(kept):  # only noise: no transition
-        return pl.DataFrame(
-            schema={
-                "journey_id": pl.String,
-                "customer_key": pl.String,
-                "from_touchpoint": nodes,
-                "to_touchpoint": nodes,
-                "seconds": pl.Float64,
-            }
-        )
+        return _no_edges(nodes)
     kj, kc, kw = journey_of_main[kept], codes[kept], micros[main[kept]]
     new = np.ones(len(kept), dtype=bool)
     if collapse_repeats:
@@ -580,26 +751,39 @@ def _edge_frame(
     run_last = np.r_[run_first[1:], len(kept)] - 1
     run_journey, run_code = kj[run_first], kc[run_first]
     first_at, last_at = kw[run_first], kw[run_last]
+    del kj, kc, kw, new, kept, codes
     same = np.r_[False, run_journey[1:] == run_journey[:-1]]
     source = np.where(same, np.r_[start, run_code[:-1]], start)
     seconds = np.where(same, (first_at - np.r_[0, last_at[:-1]]) / _MICROS, np.nan)
     # an end edge after each journey's last run: to CONVERSION or DROP_OFF (open: none)
     last_run = np.flatnonzero(np.r_[run_journey[1:] != run_journey[:-1], True])
-    ending = status[run_journey[last_run]]
-    closed = ending != "open"
-    at = last_run[closed] + 1
-    ends = np.where(ending[closed] == "converted", conversion, drop_off)
-    journey = np.insert(run_journey, at, run_journey[last_run[closed]])
-    frame = pl.DataFrame(
+    ending = run_journey[last_run]
+    ends = last_run[closed[ending]]
+    at = ends + 1
+    end_node = np.where(converted[run_journey[ends]], conversion, drop_off)
+    of_edge = np.insert(run_journey, at, run_journey[ends])
+    ids = pl.UInt32 if len(customer_of_journey) < 2**32 else pl.UInt64
+    return pl.DataFrame(
         [
-            journey_ids.gather(pl.Series(journey)).alias("journey_id"),
-            customer_of_journey.gather(pl.Series(journey)).alias("customer_key"),
-            _enum(np.insert(source, at, run_code[last_run[closed]]), nodes, "from_touchpoint"),
-            _enum(np.insert(run_code, at, ends), nodes, "to_touchpoint"),
-            pl.Series("seconds", np.insert(seconds, at, np.nan)).fill_nan(None),
+            pl.Series("journey", of_edge, dtype=ids),
+            pl.Series("customer", customer_of_journey[of_edge], dtype=ids),
+            _enum(np.insert(source, at, run_code[ends]), nodes, "from_touchpoint"),
+            _enum(np.insert(run_code, at, end_node), nodes, "to_touchpoint"),
+            pl.Series("seconds", np.insert(seconds, at, np.nan), nan_to_null=True),
         ]
     )
-    return frame
+
+
+def _no_edges(nodes: pl.Enum) -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            "journey": pl.UInt32,
+            "customer": pl.UInt32,
+            "from_touchpoint": nodes,
+            "to_touchpoint": nodes,
+            "seconds": pl.Float64,
+        }
+    )
 
 
 def _enum(codes: _Ints, dtype: pl.Enum, name: str) -> pl.Series:
@@ -640,7 +824,5 @@ def _rebuild_by_stages(
         collapse_repeats=collapse_repeats,
         max_length=max_length,
     )
-    edges = graphs.transition_edges(
-        aliased, summary, drop_touchpoints=drop_touchpoints, collapse_repeats=collapse_repeats
-    )
+    edges = _no_edges(pl.Enum([START, CONVERSION, DROP_OFF]))  # no events, no transitions
     return Rebuilt(sessions.summarise_sessions(in_sessions), steps, summary, edges)
