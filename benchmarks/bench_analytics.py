@@ -360,7 +360,7 @@ def run_ours(
     graph. With ``stages``, records each stage's seconds and the peak RSS after it."""
     import polars as pl  # noqa: PLC0415
 
-    from journey_analytics import graphs, reconstruct  # noqa: PLC0415
+    from journey_analytics import reconstruct  # noqa: PLC0415
 
     lap = _laps(stages)
 

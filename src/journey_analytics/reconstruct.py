@@ -28,6 +28,8 @@ from datetime import datetime, timedelta
 import networkx as nx
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from journey_analytics import graphs, journeys, sessions
 from journey_analytics.graphs import CONVERSION, DROP_OFF, START
@@ -87,34 +89,34 @@ class _Codes:
 
     @classmethod
     def of(cls, column: pl.Series) -> _Codes:
-        """The codes of a column without nulls (categorical codes, renumbered by name)."""
-        categorical = column.cast(pl.Categorical)
+        """The codes of a text column without nulls."""
+        return cls.of_categorical(column.cast(pl.Categorical))
+
+    @classmethod
+    def of_categorical(cls, categorical: pl.Series) -> _Codes:
+        """The codes of a categorical column without nulls (renumbered by name)."""
         present = categorical.unique()
         physical = present.to_physical().to_numpy()
         text = present.cast(pl.String)
         small = np.uint16 if len(text) < 2**16 else np.uint32
         renumber = np.zeros(int(physical.max()) + 1 if len(physical) else 1, dtype=small)
         renumber[physical] = text.rank("ordinal").to_numpy() - 1
-        return cls(renumber[categorical.to_physical().to_numpy()], text.sort())
-
-    def sorted(self, order: _Ints) -> _Codes:
-        """The codes of the rows ``order``."""
-        return _Codes(self.codes[order], self.names)
+        return cls(np.take(renumber, categorical.to_physical().to_numpy()), text.sort())
 
     def renamed(self, names: pl.Series) -> _Codes:
         """The codes of the same rows after renaming each of ``names`` (same order) to the
         value at its position in ``names``."""
         renamed = _Codes.of(names)
-        return _Codes(renamed.codes[self.codes], renamed.names)
+        return _Codes(np.take(renamed.codes, self.codes), renamed.names)
 
     def among(self, wanted: tuple[str, ...]) -> _Ints:
         """Per row: its name is one of ``wanted``."""
         is_wanted: _Ints = self.names.is_in(list(wanted)).to_numpy()
-        return is_wanted[self.codes]
+        return np.take(is_wanted, self.codes)
 
     def at(self, rows: _Ints) -> pl.Series:
         """The names of ``rows``."""
-        return self.names.gather(pl.Series(self.codes[rows]))
+        return self.names.gather(pl.Series(_take(self.codes, rows)))
 
 
 def _index_type(n: int) -> type[np.signedinteger]:
@@ -122,7 +124,17 @@ def _index_type(n: int) -> type[np.signedinteger]:
     return np.int32 if n < 2**31 else np.int64
 
 
-def _customer_hash(customers: pl.Series, seed: int) -> pl.Series:
+def _take(values: _Ints, at: _Ints) -> _Ints:
+    """``values[at]`` (read-only): Polars gathers large arrays 2-3 times faster than NumPy's
+    fancy indexing."""
+    if values.dtype == np.bool_:
+        return _take(values.view(np.uint8), at).view(np.bool_)
+    index = at.view(np.uint32) if at.dtype == np.int32 else at
+    taken: _Ints = pl.Series(values).gather(pl.Series(index)).to_numpy()
+    return taken
+
+
+def _customer_hash(customers: pl.Expr, seed: int) -> pl.Expr:
     """A 63-bit hash of each customer key (it fits a signed integer)."""
     return customers.hash(seed) // 2
 
@@ -139,41 +151,76 @@ class _Sorted:
 
     def times(self, at: _Ints) -> pl.Series:
         """The occurred_at of sorted rows ``at``."""
-        return pl.Series(self.micros[at]).cast(pl.Datetime("us")).cast(self.time_type)
+        return pl.Series(_take(self.micros, at)).cast(pl.Datetime("us")).cast(self.time_type)
 
 
-def _sort_events(events: pl.DataFrame) -> _Sorted:
+def _sort_events(events: pl.DataFrame) -> tuple[_Sorted, _Codes, _Codes]:
     """The events sorted by customer, then time with conversions last, then event id;
-    customers in the order of their key's hash.
+    customers in the order of their key's hash. Also the codes of each sorted row's channel
+    and touchpoint.
 
     Two independent hashes of the customer key must both agree for two rows to be one
     customer; should two keys share the first hash, the second tells them apart and the
     customers fall back to exact codes.
     """
-    customers = events.get_column("customer_key")
-    occurred_at = events.get_column("occurred_at")
-    key = occurred_at.dt.epoch("us") * 2 + events.get_column("is_conversion").cast(pl.Int64)
-    first = _customer_hash(customers, 0)
-    order = _order_by(first, key)
-    same = _same_as_previous(first.gather(order))
-    check = _customer_hash(customers, 1).gather(order).to_numpy()
-    collides = np.any(same & (check[1:] != check[:-1]))  # two customers, one hash
-    del first, check
-    if collides:
-        exact = customers.cast(pl.Categorical).to_physical().cast(pl.Int64)
-        order = _order_by(exact, key)
-        same = _same_as_previous(exact.gather(order))
-    index = _index_type(len(key))
-    customer = np.zeros(len(key), dtype=index)
+    customers = pl.col("customer_key")
+    keys = events.select(  # in parallel, and in one chunk: gathers from many are slow
+        first=_customer_hash(customers, 0),
+        check=_customer_hash(customers, 1),
+        key=_time_key(),
+        channel=pl.col("channel").cast(pl.Categorical),
+        touchpoint=pl.col("touchpoint").cast(pl.Categorical),
+    ).rechunk()
+    channels = _Codes.of_categorical(keys.get_column("channel"))
+    touchpoints = _Codes.of_categorical(keys.get_column("touchpoint"))
+    order = _order_by(keys.get_column("first"), keys.get_column("key"))
+    ordered = keys.select(
+        "first",
+        "check",
+        "key",
+        pl.Series("channel", channels.codes),
+        pl.Series("touchpoint", touchpoints.codes),
+    ).gather(order)
+    del keys
+    same = _same_as_previous(ordered.get_column("first"))
+    check = ordered.get_column("check").to_numpy()
+    if np.any(same & (check[1:] != check[:-1])):  # two customers, one hash
+        exact = events.get_column("customer_key").cast(pl.Categorical).to_physical()
+        key = events.select(key=_time_key()).to_series().rechunk()
+        order = _order_by(exact.cast(pl.Int64).rechunk(), key)
+        ordered = pl.DataFrame(
+            [
+                exact.rechunk().alias("first"),
+                key,
+                pl.Series("channel", channels.codes),
+                pl.Series("touchpoint", touchpoints.codes),
+            ]
+        ).gather(order)
+        same = _same_as_previous(ordered.get_column("first"))
+    del check
+    index = _index_type(len(same) + 1)
+    customer = np.zeros(len(same) + 1, dtype=index)
     np.cumsum(~same, out=customer[1:])
     del same
-    key_sorted = key.gather(order).to_numpy()
-    del key
-    order_rows = _break_ties(
-        order.to_numpy().astype(index), customer, key_sorted, events.get_column("event_id")
+    key_sorted = ordered.get_column("key").to_numpy()
+    order_rows, (channel, touchpoint) = _break_ties(
+        order.to_numpy().astype(index),
+        customer,
+        key_sorted,
+        events.get_column("event_id"),
+        [ordered.get_column("channel").to_numpy(), ordered.get_column("touchpoint").to_numpy()],
     )
     micros, conversion = key_sorted >> 1, (key_sorted & 1).astype(bool)
-    return _Sorted(order_rows, customer, micros, conversion, occurred_at.dtype)
+    return (
+        _Sorted(order_rows, customer, micros, conversion, events.schema["occurred_at"]),
+        _Codes(channel, channels.names),
+        _Codes(touchpoint, touchpoints.names),
+    )
+
+
+def _time_key() -> pl.Expr:
+    """Microseconds times 2, plus 1 for a conversion: time order with conversions last."""
+    return pl.col("occurred_at").dt.epoch("us") * 2 + pl.col("is_conversion").cast(pl.Int64)
 
 
 def _same_as_previous(values: pl.Series) -> _Ints:
@@ -193,35 +240,45 @@ def _order_by(customer: pl.Series, key: pl.Series) -> pl.Series:
     ).to_series()
 
 
-def _break_ties(order: _Ints, customer: _Ints, key: _Ints, event_ids: pl.Series) -> _Ints:
-    """Rows equal in customer and key ordered by event id (a fixed order whatever the input's)."""
+def _break_ties(
+    order: _Ints, customer: _Ints, key: _Ints, event_ids: pl.Series, codes: list[_Ints]
+) -> tuple[_Ints, list[_Ints]]:
+    """Rows equal in customer and key ordered by event id (a fixed order whatever the input's),
+    and ``codes`` of the sorted rows moved with them."""
     same = np.zeros(len(order), dtype=bool)
     same[1:] = (customer[1:] == customer[:-1]) & (key[1:] == key[:-1])
     if not same.any():
-        return order
+        return order, codes
     tied = same.copy()
     tied[:-1] |= same[1:]
     at = np.flatnonzero(tied)
     groups = np.cumsum(~same)[at]
-    rows = order[at]
-    fixed = (
-        pl.DataFrame({"g": groups, "id": _gather(event_ids, rows), "row": rows})
-        .sort("g", "id")
-        .get_column("row")
+    by_id = (
+        pl.DataFrame({"g": groups, "id": _gather(event_ids, order[at])})
+        .select(pl.arg_sort_by("g", "id"))
+        .to_series()
         .to_numpy()
     )
-    order[at] = fixed
-    return order
+    moved = []
+    for values in [order, *codes]:
+        copy = values.copy()
+        copy[at] = values[at][by_id]
+        moved.append(copy)
+    return moved[0], moved[1:]
 
 
-def _gather(column: pl.Series, rows: _Ints) -> pl.Series:
-    """``column.gather(rows)``, fast also on a column of many chunks: the rows are read in
-    ascending order, then put in the order asked for."""
-    ascending = np.argsort(rows, kind="stable")
-    found = column.gather(pl.Series(rows[ascending])).rechunk()
-    back = np.empty(len(rows), dtype=_index_type(len(rows)))
-    back[ascending] = np.arange(len(rows), dtype=back.dtype)
-    return found.gather(pl.Series(back))
+def _gather(column: pl.Series, rows: _Ints, *, prefix: str | None = None) -> pl.Series:
+    """``column.gather(rows)`` for distinct ``rows``, with ``prefix`` before each value: the
+    prefix is added reading the values in ascending row order (text read in random order is
+    many times slower), then the values are put in the order asked for."""
+    if prefix is None:
+        return column.gather(pl.Series(rows))
+    wanted = np.zeros(len(column), dtype=bool)
+    wanted[rows] = True
+    rank = np.cumsum(wanted, dtype=_index_type(len(column))) - 1
+    found = column.filter(pl.Series(wanted))
+    prefixed = pl.select(pl.lit(prefix, dtype=pl.String) + pl.lit(found)).to_series()
+    return prefixed.gather(pl.Series(_take(rank, rows))).alias(column.name)
 
 
 @dataclass(frozen=True)
@@ -245,7 +302,10 @@ def _sessions(
     n = len(customer)
     index = _index_type(n)
     by_channel = np.argsort(channels.codes, kind="stable").astype(index)  # a radix sort
-    channel = channels.codes[by_channel]
+    channel = np.repeat(  # the codes in that order
+        np.arange(len(channels.names), dtype=channels.codes.dtype),
+        np.bincount(channels.codes, minlength=len(channels.names)),
+    )
     timeouts = np.array(
         [
             round(timeouts_minutes.get(name, default_timeout_minutes) * 60 * _MICROS)
@@ -256,11 +316,11 @@ def _sessions(
     limit = timeouts[channel]
     new = limit == 0  # a timeout of 0: every event is a session
     new[0] = True
-    when = micros[by_channel]
+    when = _take(micros, by_channel)
     gap = np.diff(when)
     new[1:] |= gap > limit[1:]
     del gap, limit
-    who = customer[by_channel]
+    who = _take(customer, by_channel)
     new[1:] |= (who[1:] != who[:-1]) | (channel[1:] != channel[:-1])
     del who, channel
     if max_session_minutes is not None:
@@ -275,7 +335,7 @@ def _sessions(
     starts_at[~new] = 0
     np.maximum.accumulate(starts_at, out=starts_at)
     number = np.empty(n, dtype=index)
-    number[by_channel] = number_of_first[by_channel[starts_at]]
+    number[by_channel] = _take(number_of_first, _take(by_channel, starts_at))
     del starts_at, number_of_first
     new[:-1] = new[1:]  # now: the last event of its session
     new[-1] = True
@@ -310,8 +370,8 @@ def _fulfilment(
         {
             "at": at,
             "order_id": order_ids.gather(pl.Series(rows)),
-            "conversion": ordered.conversion[at],
-            "when": ordered.micros[at],
+            "conversion": _take(ordered.conversion, at),
+            "when": _take(ordered.micros, at),
             "event_id": events.get_column("event_id").gather(pl.Series(rows)),
         }
     )
@@ -348,6 +408,7 @@ def _fulfilment(
 
 @dataclass(frozen=True)
 class _Journeys:
+    is_main: _Ints  # per sorted row: not a fulfilment step
     main: _Ints  # the sorted rows that are not fulfilment steps, ascending
     of_main: _Ints  # per main row: its journey's number (journeys in the order of their start)
     first: _Ints  # per journey: its first sorted row
@@ -372,13 +433,12 @@ def _journeys(
     is_main = np.ones(n, dtype=bool)
     is_main[fulfilment_at] = False
     main = np.flatnonzero(is_main).astype(index)
-    del is_main
     new = np.ones(len(main), dtype=bool)
-    when = ordered.micros[main]
+    when = ordered.micros[is_main]
     new[1:] = np.diff(when) > timeout // timedelta(microseconds=1)
     del when
-    new[1:] |= ordered.conversion[main[:-1]]
-    who = ordered.customer[main]
+    new[1:] |= ordered.conversion[is_main][:-1]
+    who = ordered.customer[is_main]
     new[1:] |= who[1:] != who[:-1]
     del who
     of_main = np.cumsum(new, dtype=index) - 1
@@ -386,7 +446,7 @@ def _journeys(
     del new
 
     journey_of = np.full(n, -1, dtype=index)
-    journey_of[main] = of_main
+    journey_of[is_main] = of_main
     extra = pl.DataFrame(
         {
             "at": fulfilment_at,
@@ -402,7 +462,7 @@ def _journeys(
     step_at = np.insert(main, insert, extra_at)
     step_journey = np.insert(of_main, insert, extra_journey)
     step_first = np.flatnonzero(np.r_[True, step_journey[1:] != step_journey[:-1]]).astype(index)
-    return _Journeys(main, of_main, first, step_at, step_journey, step_first)
+    return _Journeys(is_main, main, of_main, first, step_at, step_journey, step_first)
 
 
 def rebuild(
@@ -436,15 +496,11 @@ def rebuild(
             max_length=max_length,
             aliases=aliases or {},
         )
-    source = events
-    # the text read row by row in sorted order, in one chunk (gathers from many are slow)
-    events = events.select(_READ)
-    events = events.with_columns(
-        events.get_column("event_id").rechunk(), events.get_column("customer_key").rechunk()
-    )
+    source, events = events, events.select(_READ)
+    # the columns read by row number, in one chunk: gathers from many chunks are slow
+    events = events.with_columns(events.select("event_id", "customer_key").rechunk())
     n = events.height
-    ordered = _sort_events(events)
-    channels = _Codes.of(events.get_column("channel")).sorted(ordered.order)
+    ordered, channels, loaded = _sort_events(events)
     session = _sessions(
         ordered.customer,
         ordered.micros,
@@ -453,7 +509,6 @@ def rebuild(
         default_timeout_minutes=default_timeout_minutes,
         max_session_minutes=max_session_minutes,
     )
-    loaded = _Codes.of(events.get_column("touchpoint")).sorted(ordered.order)
     touchpoints = loaded.renamed(
         pl.select(alias_touchpoints(pl.lit(loaded.names), aliases or {})).to_series()
     )
@@ -471,12 +526,8 @@ def rebuild(
         events, ordered, fulfilment_at=fulfilment_at, sale_at=sale_at, timeout=timeout
     )
     event_ids = events.get_column("event_id")
-    session_ids = pl.select(
-        pl.lit("s:", dtype=pl.String) + event_ids.gather(pl.Series(ordered.order[session.first]))
-    ).to_series()
-    journey_ids = pl.select(
-        pl.lit("j:", dtype=pl.String) + event_ids.gather(pl.Series(ordered.order[journey.first]))
-    ).to_series()
+    session_ids = _gather(event_ids, _take(ordered.order, session.first), prefix="s:")
+    journey_ids = _gather(event_ids, _take(ordered.order, journey.first), prefix="j:")
     steps = source.with_columns(
         _steps_in_input_order(
             session, journey, position, session_ids=session_ids, journey_ids=journey_ids
@@ -501,7 +552,7 @@ def rebuild(
     )
     edges = _edge_frame(
         journey,
-        customer_of_journey=ordered.customer[journey.first],
+        customer_of_journey=_take(ordered.customer, journey.first),
         converted=journey_frame.get_column("converted").to_numpy(),
         closed=(journey_frame.get_column("status") != "open").to_numpy(),
         micros=ordered.micros,
@@ -521,20 +572,27 @@ def _steps_in_input_order(
     journey_ids: pl.Series,
 ) -> list[pl.Series]:
     """The columns ``journeys.assign_journeys`` adds, per input row."""
-    step = np.empty(len(position), dtype=position.dtype)  # per sorted row: its step
-    step[journey.step_at] = np.arange(len(step), dtype=step.dtype)
-    step_of_row = step[position]
-    del step
-    step_journey = journey.step_journey[step_of_row]
-    step_number = step_of_row - journey.step_first[step_journey] + 1
-    del step_of_row
-    is_fulfilment = np.ones(len(position), dtype=bool)
-    is_fulfilment[journey.main] = False
+    n = len(position)
+    journey_of = np.empty(n, dtype=position.dtype)  # per sorted row
+    journey_of[journey.step_at] = journey.step_journey
+    number = np.empty(n, dtype=position.dtype)
+    number[journey.step_at] = np.arange(1, n + 1, dtype=number.dtype)
+    number -= _take(journey.step_first, journey_of)
+    is_fulfilment = ~journey.is_main
+    per_row = pl.DataFrame(  # all gathered at once, in parallel
+        [
+            pl.Series("session", session.number),
+            pl.Series("is_fulfilment", is_fulfilment),
+            pl.Series("journey", journey_of),
+            pl.Series("position", number),
+        ]
+    ).gather(pl.Series(position.view(np.uint32) if position.dtype == np.int32 else position))
+    del journey_of, number, is_fulfilment
     return [
-        session_ids.gather(pl.Series(session.number[position])).alias("session_id"),
-        pl.Series("is_fulfilment", is_fulfilment[position]),
-        journey_ids.gather(pl.Series(step_journey)).alias("journey_id"),
-        pl.Series("position", step_number, dtype=pl.Int64),
+        session_ids.gather(per_row.get_column("session")).alias("session_id"),
+        per_row.get_column("is_fulfilment"),
+        journey_ids.gather(per_row.get_column("journey")).alias("journey_id"),
+        per_row.get_column("position").cast(pl.Int64),
     ]
 
 
@@ -553,7 +611,7 @@ def _session_frame(
     return pl.DataFrame(
         [
             session_ids.alias("session_id"),
-            events.get_column("customer_key").gather(pl.Series(ordered.order[first])),
+            _gather(events.get_column("customer_key"), _take(ordered.order, first)),
             channels.at(first).alias("channel"),
             ordered.times(first).alias("started_at"),
             ordered.times(last).alias("ended_at"),
@@ -584,28 +642,26 @@ def _journey_frame(
     step_last = np.r_[step_first[1:], len(step_at)] - 1
     of_main = journey.of_main
     sale = journey.main[np.flatnonzero(np.r_[of_main[1:] != of_main[:-1], True])]
-    converted = ordered.conversion[sale]
-    first = step_at[step_first]
+    converted = _take(ordered.conversion, sale)
+    first = _take(step_at, step_first)
     paths = _paths(
         journey.step_journey,
-        touchpoints.codes[step_at],
+        _take(touchpoints.codes, step_at),
         touchpoints.names,
         journeys=len(step_first),
         drop_touchpoints=drop_touchpoints,
         collapse_repeats=collapse_repeats,
         max_length=max_length,
     )
-    sale_rows = ordered.order[sale]
+    sale_rows = _take(ordered.order, sale)
     frame = pl.DataFrame(
         [
             journey_ids.alias("journey_id"),
-            events.get_column("customer_key").gather(pl.Series(ordered.order[first])),
+            _gather(events.get_column("customer_key"), _take(ordered.order, first)),
             ordered.times(first).alias("started_at"),
-            ordered.times(step_at[step_last]).alias("ended_at"),
+            ordered.times(_take(step_at, step_last)).alias("ended_at"),
             pl.Series("converted", converted),
-            events.get_column("event_id").gather(pl.Series(sale_rows)).alias(
-                "conversion_event_id"
-            ),
+            _gather(events.get_column("event_id"), sale_rows).alias("conversion_event_id"),
             ordered.times(sale).alias("converted_at"),
             _gather(events.get_column("revenue"), sale_rows),
             pl.Series("events", step_last - step_first + 1, dtype=pl.Int64),
@@ -646,81 +702,61 @@ def _paths(
     """Per journey, in number order, the cleaned path and its last touchpoint (all the steps'
     touchpoints, uncleaned, when cleaning leaves none), as ``journeys.clean_path``.
 
-    Each path is spelled once: journeys with the same sequence of touchpoint codes share it.
-    A sequence short enough is told by one exact integer (its codes + 1 as digits in base
-    ``len(names) + 1``); a longer one is a path of its own.
+    The steps come in journey order. The cleaning selects and caps by index; the text is
+    joined by Arrow's ``binary_join`` over the journeys' lists of names (several times faster
+    than a group-by with ``str.join``).
     """
     dropped: _Ints = names.is_in(list(drop_touchpoints)).to_numpy()
-    kept = np.flatnonzero(~dropped[codes])
-    if collapse_repeats and len(kept):
+    chosen = ~np.take(dropped, codes)
+    if collapse_repeats:
+        kept = np.flatnonzero(chosen)
         kj, kc = journey[kept], codes[kept]
-        change = np.ones(len(kept), dtype=bool)
-        change[1:] = (kj[1:] != kj[:-1]) | (kc[1:] != kc[:-1])
-        kept = kept[change]
+        repeat = np.zeros(len(kept), dtype=bool)
+        repeat[1:] = (kj[1:] == kj[:-1]) & (kc[1:] == kc[:-1])
+        chosen[kept[repeat]] = False
+        del kept, kj, kc, repeat
     has_kept = np.zeros(journeys, dtype=bool)
-    has_kept[journey[kept]] = True
-    fallback = np.flatnonzero(~has_kept[journey])
-    chosen = np.sort(np.concatenate([kept, fallback]))
-    chosen_journey, chosen_code = journey[chosen], codes[chosen]
-    del kept, fallback, chosen
-
-    base = len(names) + 1
-    fits = _digits_in_int64(base)
-    starts = np.flatnonzero(np.r_[True, chosen_journey[1:] != chosen_journey[:-1]])
-    lengths = np.diff(np.r_[starts, len(chosen_journey)])
-    offset = np.arange(len(chosen_journey)) - np.repeat(starts, lengths)
-    powers = np.array([base**i for i in range(fits)], dtype=np.int64)
-    digit = np.where(offset < fits, (chosen_code + 1) * powers[np.minimum(offset, fits - 1)], 0)
-    number = np.add.reduceat(digit, starts)
-    long = np.flatnonzero(lengths > fits)
-    number[long] = -1 - long  # a path of its own
-    del offset, digit
-    _, first_journey, path_of_journey = np.unique(number, return_index=True, return_inverse=True)
-    spelled = np.zeros(journeys, dtype=bool)
-    spelled[first_journey] = True
-    rows = np.flatnonzero(spelled[chosen_journey])
-    steps = pl.DataFrame(
-        {
-            "path": path_of_journey[chosen_journey[rows]],
-            "name": names.gather(pl.Series(chosen_code[rows])),
-        }
+    has_kept[journey[chosen]] = True
+    chosen |= ~np.take(has_kept, journey)  # nothing kept: all the steps
+    chosen_journey, chosen_code = journey[chosen], codes[chosen].astype(np.int32)
+    del chosen, has_kept
+    lengths = np.bincount(chosen_journey, minlength=journeys)
+    text = names.to_list()
+    if max_length is not None:
+        chosen_code, lengths = _capped(
+            chosen_code, lengths, max_length=max_length, ellipsis=len(text)
+        )
+        text.append(ELLIPSIS)
+    ends = np.cumsum(lengths)
+    offsets = np.r_[0, ends]
+    listed = (pa.ListArray if offsets[-1] < 2**31 else pa.LargeListArray).from_arrays(
+        pa.array(offsets.astype(np.int32 if offsets[-1] < 2**31 else np.int64)),
+        pa.DictionaryArray.from_arrays(pa.array(chosen_code), pa.array(text)).cast(pa.string()),
     )
-    if max_length is None:
-        joined = steps.group_by("path").agg(
-            pl.col("name").str.join(PATH_SEPARATOR).alias("path_text"),
-            pl.col("name").last().alias("last_touchpoint"),
-        )
-    else:
-        head, tail = max_length // 2, (max_length - 1) // 2
-        listed = pl.col("name")
-        capped = (
-            pl.when(listed.list.len() > max_length)
-            .then(
-                pl.concat_list(listed.list.head(head), pl.lit([ELLIPSIS]), listed.list.tail(tail))
-            )
-            .otherwise(listed)
-        )
-        joined = (
-            steps.group_by("path")
-            .agg("name")
-            .with_columns(
-                capped.list.join(PATH_SEPARATOR).alias("path_text"),
-                capped.list.last().alias("last_touchpoint"),
-            )
-        )
-    spelt = joined.sort("path")  # group_by keeps each group's rows in order
-    return spelt.select(
-        pl.col("path_text").gather(path_of_journey).alias("path"),
-        pl.col("last_touchpoint").gather(path_of_journey),
+    return pl.DataFrame(
+        [
+            pl.Series("path", pc.binary_join(listed, PATH_SEPARATOR)),
+            pl.Series(text).gather(pl.Series(chosen_code[ends - 1])).alias("last_touchpoint"),
+        ]
     )
 
 
-def _digits_in_int64(base: int) -> int:
-    """How many digits of ``base`` an int64 holds: the largest k with base**k <= 2**63 - 1."""
-    k = 1
-    while base ** (k + 1) < 2**63:
-        k += 1
-    return k
+def _capped(codes: _Ints, lengths: _Ints, *, max_length: int, ellipsis: int) -> tuple[_Ints, _Ints]:
+    """Journeys' codes (in journey order, ``lengths`` each) longer than ``max_length`` cut to
+    their start, the code ``ellipsis`` and their end, as ``journeys.clean_path``: the start one
+    longer when the two do not split evenly."""
+    head, tail = max_length // 2, (max_length - 1) // 2
+    long = lengths > max_length
+    if not long.any():
+        return codes, lengths
+    starts = np.cumsum(lengths) - lengths
+    offset = np.arange(len(codes)) - np.repeat(starts, lengths)
+    keep = (
+        ~np.repeat(long, lengths) | (offset < head) | (offset >= np.repeat(lengths - tail, lengths))
+    )
+    kept_before = np.r_[0, np.cumsum(keep)][starts]  # kept codes of the journeys before
+    at = kept_before[long] + head
+    return np.insert(codes[keep], at, ellipsis), np.where(long, head + 1 + tail, lengths)
 
 
 def _edge_frame(
@@ -738,29 +774,30 @@ def _edge_frame(
     customer as numbers."""
     nodes = pl.Enum([*touchpoints.names.to_list(), START, CONVERSION, DROP_OFF])
     start, conversion, drop_off = len(touchpoints.names) + np.arange(3)
-    main, journey_of_main = journey.main, journey.of_main
-    codes = touchpoints.codes[main]
-    kept = np.flatnonzero(~touchpoints.names.is_in(list(drop_touchpoints)).to_numpy()[codes])
-    if not len(kept):  # only noise: no transition
+    dropped: _Ints = touchpoints.names.is_in(list(drop_touchpoints)).to_numpy()
+    kept = journey.is_main & ~np.take(dropped, touchpoints.codes)  # per sorted row
+    if not kept.any():  # only noise: no transition
         return _no_edges(nodes)
-    kj, kc, kw = journey_of_main[kept], codes[kept], micros[main[kept]]
-    new = np.ones(len(kept), dtype=bool)
+    kj = journey.of_main[kept[journey.is_main]]
+    kc, kw = touchpoints.codes[kept].astype(np.uint32), micros[kept]
+    del kept
+    new = np.ones(len(kj), dtype=bool)
     if collapse_repeats:
         new[1:] = (kj[1:] != kj[:-1]) | (kc[1:] != kc[:-1])
-    run_first = np.flatnonzero(new)
-    run_last = np.r_[run_first[1:], len(kept)] - 1
-    run_journey, run_code = kj[run_first], kc[run_first]
-    first_at, last_at = kw[run_first], kw[run_last]
-    del kj, kc, kw, new, kept, codes
+    run_journey, run_code, first_at = kj[new], kc[new], kw[new]
+    new[:-1] = new[1:]  # now: the last step of a run
+    new[-1] = True
+    last_at = kw[new]
+    del kj, kc, kw, new
     same = np.r_[False, run_journey[1:] == run_journey[:-1]]
-    source = np.where(same, np.r_[start, run_code[:-1]], start)
+    source = np.where(same, np.r_[start, run_code[:-1]], start).astype(np.uint32)
     seconds = np.where(same, (first_at - np.r_[0, last_at[:-1]]) / _MICROS, np.nan)
     # an end edge after each journey's last run: to CONVERSION or DROP_OFF (open: none)
     last_run = np.flatnonzero(np.r_[run_journey[1:] != run_journey[:-1], True])
     ending = run_journey[last_run]
     ends = last_run[closed[ending]]
     at = ends + 1
-    end_node = np.where(converted[run_journey[ends]], conversion, drop_off)
+    end_node = np.where(converted[run_journey[ends]], conversion, drop_off).astype(np.uint32)
     of_edge = np.insert(run_journey, at, run_journey[ends])
     ids = pl.UInt32 if len(customer_of_journey) < 2**32 else pl.UInt64
     return pl.DataFrame(
