@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from journey_analytics import reconstruct
-from journey_analytics.graphs import transition_edges
+from journey_analytics.graphs import transition_edges, transition_graph
 from journey_analytics.jobs import end_of_data
 from journey_analytics.journeys import alias_touchpoints, assign_journeys, summarise_journeys
 from journey_analytics.reconstruct import Rebuilt, rebuild
@@ -128,6 +128,53 @@ def test_two_customers_whose_keys_share_a_hash_stay_apart(monkeypatch: pytest.Mo
         ("s:web:1", "a", 2),
         ("s:web:2", "b", 1),
     ]
+
+
+def _two_events_at_one_instant() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "event_id": ["phone:0", "app:1"],  # listed against the event-id order
+            "customer_key": ["c1", "c1"],
+            "occurred_at": pl.Series(["2026-03-01 08:00"] * 2).str.to_datetime(time_zone="UTC"),
+            "is_conversion": [False, False],
+            "channel": ["phone", "app"],
+            "touchpoint": ["call", "product_view"],
+            "order_id": pl.Series([None, None], dtype=pl.String),
+            "revenue": pl.Series([None, None], dtype=pl.Decimal(18, 2)),
+        }
+    ).with_columns(ingested_at=pl.col("occurred_at").max())
+
+
+def test_events_at_one_instant_keep_their_own_channel_and_touchpoint() -> None:
+    # Rows equal in customer and time are ordered by event id after the sort (app:1 before
+    # phone:0); their channel and touchpoint codes must move with them. Found by hypothesis:
+    # the session s:app:1 once came out with the channel phone.
+    built = _fast(_two_events_at_one_instant(), drop_touchpoints=NOISE, collapse_repeats=True)
+    assert sorted(built.sessions.select("session_id", "channel", "first_touchpoint").rows()) == [
+        ("s:app:1", "app", "product_view"),
+        ("s:phone:0", "phone", "call"),
+    ]
+    assert built.journeys.select("journey_id", "path", "first_channel").rows() == [
+        ("j:app:1", "product_view > call", "app")
+    ]
+
+
+def test_graph_by_numbers_equals_the_graph_by_ids() -> None:
+    # Rebuilt.graph counts journeys and customers by number; the same graph by their ids
+    frame = pl.concat(
+        [
+            _two_events_at_one_instant(),
+            _two_events_at_one_instant().with_columns(
+                pl.lit("c2").alias("customer_key"), ("x" + pl.col("event_id")).alias("event_id")
+            ),
+        ]
+    )
+    built = _fast(frame, drop_touchpoints=NOISE, collapse_repeats=True)
+    by_number, by_id = built.graph(), transition_graph(built.labelled_edges())
+    assert sorted(by_number.edges(data=True)) == sorted(by_id.edges(data=True))
+    assert sorted(by_number.nodes(data=True)) == sorted(by_id.nodes(data=True))
+    assert by_number.edges["product_view", "call"]["customers"] == 2
+    assert built.labelled_edges().filter(pl.col("customer_key") == "c2").height == 2
 
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
