@@ -12,8 +12,8 @@ computation, each timed from reading the Parquet file to the finished transition
 
 - ``journey-analytics``: the library as ``jobs.build_journeys`` runs it (default config):
   ``reconstruct.rebuild`` (sessions, steps, journeys and transition edges in one pass on
-  integer keys), then ``graphs.transition_graph`` (the ``all`` segment, node and edge
-  attributes);
+  integer keys), then ``Rebuilt.graph()`` (``graphs.transition_graph`` of its edges, which
+  name journeys and customers by number: the ``all`` segment, node and edge attributes);
 - ``stage-functions``: the library's readable reference stages one after another, as runs
   did before ``rebuild``: ``sessions.assign_sessions`` + ``summarise_sessions``,
   ``journeys.assign_journeys`` + ``summarise_journeys``, ``graphs.transition_edges`` +
