@@ -12,11 +12,12 @@ tests compare the two on generated data and on the sample, row for row. The diff
 how. The reference sorts by text at every stage. This sorts the events once, by one 128-bit
 integer (a 63-bit hash of the customer key, then the time with conversions last; event ids
 only order the few exact ties), and finds sessions, journeys and runs of touchpoints by
-scanning that order with NumPy. Text is touched only where a result holds it: channels and
-touchpoints become small integer codes, a path is spelled once per distinct path, and the
-edges name journeys and customers by number (:meth:`Rebuilt.labelled_edges` gives them their
-ids). Row order differs: ``steps`` keep the input's order; sessions, journeys and edges come
-in the order of the sorted events.
+scanning that order with NumPy; large gathers go through Polars, which does them 2-3 times
+faster. Text is touched only where a result holds it: channels and touchpoints become small
+integer codes, paths are joined by Arrow's ``binary_join`` over list offsets, and the edges
+name journeys and customers by number (:meth:`Rebuilt.labelled_edges` gives them their ids).
+Row order differs: ``steps`` keep the input's order; sessions, journeys and edges come in the
+order of the sorted events.
 """
 
 from __future__ import annotations
