@@ -375,6 +375,8 @@ def run_ours(
         as_of=events.get_column("occurred_at").max(),  # jobs.end_of_data without ingested_at
         drop_touchpoints=NOISE,
         collapse_repeats=True,
+        shards=reconstruct.shards_for(events.height),  # as jobs.build_journeys
+        workers=os.cpu_count() or 1,
     )
     lap("rebuild")
     graph = built.graph()

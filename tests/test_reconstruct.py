@@ -86,6 +86,9 @@ OPTIONS = st.fixed_dictionaries(
         "max_session_minutes": st.sampled_from([None, 90.0]),
         "max_length": st.sampled_from([None, 3]),
         "aliases": st.sampled_from([{}, {"product_view|add_to_cart": "shop"}]),
+        # in one piece, or in customer groups rebuilt apart by two threads
+        "shards": st.sampled_from([1, 1, 3]),
+        "workers": st.just(2),
     }
 )
 
@@ -128,6 +131,23 @@ def test_two_customers_whose_keys_share_a_hash_stay_apart(monkeypatch: pytest.Mo
         ("s:web:1", "a", 2),
         ("s:web:2", "b", 1),
     ]
+
+
+def test_customers_sharing_an_order_id_are_in_one_group() -> None:
+    # c2 collects c1's order O1 and c3 returns c2's O2: one component, one group, whatever
+    # their own hashes; c4 is on its own.
+    frame = pl.DataFrame(
+        {
+            "customer_key": ["c1", "c2", "c2", "c3", "c4"],
+            "order_id": ["O1", "O1", "O2", "O2", None],
+        }
+    )
+    for groups in (2, 3, 7):
+        found = reconstruct._customer_groups(frame, groups).tolist()
+        assert found[0] == found[1] == found[2] == found[3]
+        assert found[0] == reconstruct._customer_groups(frame.head(1), groups)[0]  # c1's own
+    assert reconstruct.shards_for(10_000_000) == 8
+    assert reconstruct.shards_for(1) == 1
 
 
 def _two_events_at_one_instant() -> pl.DataFrame:
@@ -202,5 +222,7 @@ def test_rebuild_equals_the_stage_functions_on_a_loaded_sample(tmp_path: Path) -
             "max_length": 4,
             "max_session_minutes": 10.0,
         },
+        # in three customer groups, two at a time
+        {"drop_touchpoints": NOISE, "collapse_repeats": True, "shards": 3, "workers": 2},
     ):
         _assert_same(_reference(events, **options), _fast(events, **options))

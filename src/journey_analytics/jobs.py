@@ -8,6 +8,7 @@ import ast
 import hashlib
 import hmac
 import json
+import os
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -937,6 +938,8 @@ def build_journeys(settings: Settings, *, as_of: datetime | None = None) -> Jour
             collapse_repeats=settings.paths.collapse_repeats,
             max_length=settings.paths.max_length,
             aliases=settings.paths.aliases,
+            shards=reconstruct.shards_for(events.height),
+            workers=os.cpu_count() or 1,
         )
         steps, summary = built.steps, built.journeys
         hits = pattern_rules.detect_patterns(steps, rules)
