@@ -491,7 +491,7 @@ def rebuild(
     — customers whose events share an order id always in one group, since a pickup belongs to
     the buyer's journey — and each group is rebuilt on its own, ``workers`` groups at a time
     (threads: NumPy and Polars release the interpreter lock). The rows are the same as in one
-    piece; the working memory is a group's, and two cores work at once. See
+    piece; each step works on one group's rows, and every core works at once. See
     :func:`shards_for` for a number of groups.
     """
     options = {
@@ -526,9 +526,10 @@ def rebuild(
 
 
 def shards_for(events: int, *, events_per_shard: int = 1_250_000) -> int:
-    """A number of customer groups for :func:`rebuild`: one per ``events_per_shard`` events
-    (measured at 10M events on 2 cores: 8 groups of 1.25M take 8.6 s against 13.4 s in one
-    piece, and 3.6 GB against 4.4 GB at the peak)."""
+    """A number of customer groups for :func:`rebuild`: one per ``events_per_shard`` events.
+    Measured at 10M events on 2 cores (benchmarks/README.md): 8 groups, two at a time, take
+    10 to 11 s against 11.6 to 14.5 s in one piece, at about the same peak memory (4.3 GB); 2 to 16
+    groups all take 10 to 11 s, with peaks from 5.2 GB (2) down to 4.1 GB (16)."""
     return max(1, -(-events // events_per_shard))
 
 
