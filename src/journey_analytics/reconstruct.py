@@ -494,22 +494,22 @@ def rebuild(
     piece; each step works on one group's rows, and every core works at once. See
     :func:`shards_for` for a number of groups.
     """
-    options = {
-        "timeouts_minutes": timeouts_minutes,
-        "default_timeout_minutes": default_timeout_minutes,
-        "max_session_minutes": max_session_minutes,
-        "timeout": timeout,
-        "noise_touchpoints": tuple(noise_touchpoints),
-        "as_of": as_of,
-        "drop_touchpoints": tuple(drop_touchpoints),
-        "collapse_repeats": collapse_repeats,
-        "max_length": max_length,
-        "aliases": aliases or {},
-    }
+    rules = _Rules(
+        timeouts_minutes=timeouts_minutes,
+        default_timeout_minutes=default_timeout_minutes,
+        max_session_minutes=max_session_minutes,
+        timeout=timeout,
+        noise_touchpoints=tuple(noise_touchpoints),
+        as_of=as_of,
+        drop_touchpoints=tuple(drop_touchpoints),
+        collapse_repeats=collapse_repeats,
+        max_length=max_length,
+        aliases=aliases or {},
+    )
     if events.is_empty():
-        return _rebuild_by_stages(events, **options)  # type: ignore[arg-type]
+        return _rebuild_by_stages(events, rules)
     if shards <= 1:
-        part = _rebuild_part(events.select(_READ), **options)  # type: ignore[arg-type]
+        part = _rebuild_part(events.select(_READ), rules)
         return Rebuilt(
             part.sessions, events.with_columns(part.step_columns), part.journeys, part.edges
         )
@@ -518,7 +518,7 @@ def rebuild(
 
     def rebuild_group(group: int) -> _Part:
         mask = pl.Series(groups == group)
-        return _rebuild_part(events.select(_READ).filter(mask), **options)  # type: ignore[arg-type]
+        return _rebuild_part(events.select(_READ).filter(mask), rules)
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         parts = list(pool.map(rebuild_group, present))
@@ -563,6 +563,22 @@ def _customer_groups(events: pl.DataFrame, groups: int) -> _Ints:
         hashes = hashes.replace(moved.get_column("name"), moved.get_column("first"))
     found: _Ints = (hashes % groups).to_numpy()
     return found
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """The options of :func:`rebuild`: the sessions', journeys' and paths' rules."""
+
+    timeouts_minutes: Mapping[str, float]
+    default_timeout_minutes: float
+    max_session_minutes: float | None
+    timeout: timedelta
+    noise_touchpoints: tuple[str, ...]
+    as_of: datetime
+    drop_touchpoints: tuple[str, ...]
+    collapse_repeats: bool
+    max_length: int | None
+    aliases: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -629,24 +645,10 @@ def _renumbered(column: pl.Series, nodes: pl.Enum) -> pl.Series:
     """An Enum column of one group as the Enum ``nodes`` of all (codes mapped, no text)."""
     position = {name: index for index, name in enumerate(nodes.categories)}
     mapping = np.array([position[name] for name in _names(column.dtype)], dtype=np.uint32)
-    codes = np.take(mapping, column.to_physical().to_numpy())
-    return pl.Series(column.name, codes, dtype=pl.UInt32).cat.to(nodes)
+    return _enum(np.take(mapping, column.to_physical().to_numpy()), nodes, column.name)
 
 
-def _rebuild_part(
-    events: pl.DataFrame,
-    *,
-    timeouts_minutes: Mapping[str, float],
-    default_timeout_minutes: float,
-    max_session_minutes: float | None,
-    timeout: timedelta,
-    noise_touchpoints: tuple[str, ...],
-    as_of: datetime,
-    drop_touchpoints: tuple[str, ...],
-    collapse_repeats: bool,
-    max_length: int | None,
-    aliases: Mapping[str, str],
-) -> _Part:
+def _rebuild_part(events: pl.DataFrame, rules: _Rules) -> _Part:
     """:func:`rebuild` of the columns ``_READ`` of some customers' events, in one piece."""
     # the columns read by row number, in one chunk: gathers from many chunks are slow
     events = events.with_columns(events.select("event_id", "customer_key").rechunk())
@@ -656,12 +658,12 @@ def _rebuild_part(
         ordered.customer,
         ordered.micros,
         channels,
-        timeouts_minutes=timeouts_minutes,
-        default_timeout_minutes=default_timeout_minutes,
-        max_session_minutes=max_session_minutes,
+        timeouts_minutes=rules.timeouts_minutes,
+        default_timeout_minutes=rules.default_timeout_minutes,
+        max_session_minutes=rules.max_session_minutes,
     )
     touchpoints = loaded.renamed(
-        pl.select(alias_touchpoints(pl.lit(loaded.names), aliases or {})).to_series()
+        pl.select(alias_touchpoints(pl.lit(loaded.names), rules.aliases)).to_series()
     )
 
     position = np.empty(n, dtype=_index_type(n))  # per input row: its sorted row
@@ -671,10 +673,10 @@ def _rebuild_part(
         ordered,
         position=position,
         session=session,
-        is_noise=~ordered.conversion & loaded.among(tuple(noise_touchpoints)),
+        is_noise=~ordered.conversion & loaded.among(rules.noise_touchpoints),
     )
     journey = _journeys(
-        events, ordered, fulfilment_at=fulfilment_at, sale_at=sale_at, timeout=timeout
+        events, ordered, fulfilment_at=fulfilment_at, sale_at=sale_at, timeout=rules.timeout
     )
     event_ids = events.get_column("event_id")
     session_ids = _gather(event_ids, _take(ordered.order, session.first), prefix="s:")
@@ -693,11 +695,11 @@ def _rebuild_part(
         journey_ids=journey_ids,
         channels=channels,
         touchpoints=touchpoints,
-        drop_touchpoints=drop_touchpoints,
-        collapse_repeats=collapse_repeats,
-        max_length=max_length,
-        timeout=timeout,
-        as_of=as_of,
+        drop_touchpoints=rules.drop_touchpoints,
+        collapse_repeats=rules.collapse_repeats,
+        max_length=rules.max_length,
+        timeout=rules.timeout,
+        as_of=rules.as_of,
     )
     edges = _edge_frame(
         journey,
@@ -706,8 +708,8 @@ def _rebuild_part(
         closed=(journey_frame.get_column("status") != "open").to_numpy(),
         micros=ordered.micros,
         touchpoints=touchpoints,
-        drop_touchpoints=drop_touchpoints,
-        collapse_repeats=collapse_repeats,
+        drop_touchpoints=rules.drop_touchpoints,
+        collapse_repeats=rules.collapse_repeats,
     )
     customers = int(ordered.customer[-1]) + 1
     return _Part(session_frame, step_columns, journey_frame, edges, customers)
@@ -978,38 +980,25 @@ def _enum(codes: _Ints, dtype: pl.Enum, name: str) -> pl.Series:
     return pl.Series(name, codes, dtype=pl.UInt32).cat.to(dtype)
 
 
-def _rebuild_by_stages(
-    events: pl.DataFrame,
-    *,
-    timeouts_minutes: Mapping[str, float],
-    default_timeout_minutes: float,
-    max_session_minutes: float | None,
-    timeout: timedelta,
-    noise_touchpoints: tuple[str, ...],
-    as_of: datetime,
-    drop_touchpoints: tuple[str, ...],
-    collapse_repeats: bool,
-    max_length: int | None,
-    aliases: Mapping[str, str],
-) -> Rebuilt:
+def _rebuild_by_stages(events: pl.DataFrame, rules: _Rules) -> Rebuilt:
     """The stage functions one after another (for no events: their empty frames)."""
     in_sessions = sessions.assign_sessions(
         events,
-        timeouts_minutes=dict(timeouts_minutes),
-        default_timeout_minutes=default_timeout_minutes,
-        max_session_minutes=max_session_minutes,
+        timeouts_minutes=dict(rules.timeouts_minutes),
+        default_timeout_minutes=rules.default_timeout_minutes,
+        max_session_minutes=rules.max_session_minutes,
     )
     steps = journeys.assign_journeys(
-        in_sessions, timeout=timeout, noise_touchpoints=noise_touchpoints
+        in_sessions, timeout=rules.timeout, noise_touchpoints=rules.noise_touchpoints
     )
-    aliased = steps.with_columns(journeys.alias_touchpoints(pl.col("touchpoint"), aliases))
+    aliased = steps.with_columns(journeys.alias_touchpoints(pl.col("touchpoint"), rules.aliases))
     summary = journeys.summarise_journeys(
         aliased,
-        timeout=timeout,
-        as_of=as_of,
-        drop_touchpoints=drop_touchpoints,
-        collapse_repeats=collapse_repeats,
-        max_length=max_length,
+        timeout=rules.timeout,
+        as_of=rules.as_of,
+        drop_touchpoints=rules.drop_touchpoints,
+        collapse_repeats=rules.collapse_repeats,
+        max_length=rules.max_length,
     )
     edges = _no_edges(pl.Enum([START, CONVERSION, DROP_OFF]))  # no events, no transitions
     return Rebuilt(sessions.summarise_sessions(in_sessions), steps, summary, edges)
