@@ -256,7 +256,7 @@ def _break_ties(
     at = np.flatnonzero(tied)
     groups = np.cumsum(~same)[at]
     by_id = (
-        pl.DataFrame({"g": groups, "id": _gather(event_ids, order[at])})
+        pl.DataFrame({"g": groups, "id": event_ids.gather(pl.Series(order[at]))})
         .select(pl.arg_sort_by("g", "id"))
         .to_series()
         .to_numpy()
@@ -269,12 +269,10 @@ def _break_ties(
     return moved[0], moved[1:]
 
 
-def _gather(column: pl.Series, rows: _Ints, *, prefix: str | None = None) -> pl.Series:
-    """``column.gather(rows)`` for distinct ``rows``, with ``prefix`` before each value: the
-    prefix is added reading the values in ascending row order (text read in random order is
-    many times slower), then the values are put in the order asked for."""
-    if prefix is None:
-        return column.gather(pl.Series(rows))
+def _prefixed(column: pl.Series, rows: _Ints, prefix: str) -> pl.Series:
+    """``prefix`` + ``column.gather(rows)`` for distinct ``rows``: the prefix is added reading
+    the values in ascending row order (text read in random order is many times slower), then
+    the values are put in the order asked for."""
     wanted = np.zeros(len(column), dtype=bool)
     wanted[rows] = True
     rank = np.cumsum(wanted, dtype=_index_type(len(column))) - 1
@@ -454,7 +452,7 @@ def _journeys(
             "at": fulfilment_at,
             "journey": journey_of[sale_at],
             "when": ordered.micros[fulfilment_at],
-            "id": _gather(events.get_column("event_id"), ordered.order[fulfilment_at]),
+            "id": events.get_column("event_id").gather(pl.Series(ordered.order[fulfilment_at])),
         }
     ).sort("journey", "when", "id")
     del journey_of
@@ -514,15 +512,16 @@ def rebuild(
             part.sessions, events.with_columns(part.step_columns), part.journeys, part.edges
         )
     groups = _customer_groups(events, shards)
-    present = [group for group in range(shards) if (groups == group).any()]
+    members = [rows for group in range(shards) if len(rows := np.flatnonzero(groups == group))]
 
-    def rebuild_group(group: int) -> _Part:
-        mask = pl.Series(groups == group)
-        return _rebuild_part(events.select(_READ).filter(mask), rules)
+    def rebuild_group(rows: _Ints) -> _Part:
+        mask = np.zeros(events.height, dtype=bool)
+        mask[rows] = True
+        return _rebuild_part(events.select(_READ).filter(pl.Series(mask)), rules)
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        parts = list(pool.map(rebuild_group, present))
-    return _joined(events, parts, [np.flatnonzero(groups == group) for group in present])
+        parts = list(pool.map(rebuild_group, members))
+    return _joined(events, parts, members)
 
 
 def shards_for(events: int, *, events_per_shard: int = 1_250_000) -> int:
@@ -679,8 +678,8 @@ def _rebuild_part(events: pl.DataFrame, rules: _Rules) -> _Part:
         events, ordered, fulfilment_at=fulfilment_at, sale_at=sale_at, timeout=rules.timeout
     )
     event_ids = events.get_column("event_id")
-    session_ids = _gather(event_ids, _take(ordered.order, session.first), prefix="s:")
-    journey_ids = _gather(event_ids, _take(ordered.order, journey.first), prefix="j:")
+    session_ids = _prefixed(event_ids, _take(ordered.order, session.first), "s:")
+    journey_ids = _prefixed(event_ids, _take(ordered.order, journey.first), "j:")
     step_columns = _steps_in_input_order(
         session, journey, position, session_ids=session_ids, journey_ids=journey_ids
     )
@@ -763,7 +762,7 @@ def _session_frame(
     return pl.DataFrame(
         [
             session_ids.alias("session_id"),
-            _gather(events.get_column("customer_key"), _take(ordered.order, first)),
+            events.get_column("customer_key").gather(pl.Series(_take(ordered.order, first))),
             channels.at(first).alias("channel"),
             ordered.times(first).alias("started_at"),
             ordered.times(last).alias("ended_at"),
@@ -809,13 +808,13 @@ def _journey_frame(
     frame = pl.DataFrame(
         [
             journey_ids.alias("journey_id"),
-            _gather(events.get_column("customer_key"), _take(ordered.order, first)),
+            events.get_column("customer_key").gather(pl.Series(_take(ordered.order, first))),
             ordered.times(first).alias("started_at"),
             ordered.times(_take(step_at, step_last)).alias("ended_at"),
             pl.Series("converted", converted),
-            _gather(events.get_column("event_id"), sale_rows).alias("conversion_event_id"),
+            events.get_column("event_id").gather(pl.Series(sale_rows)).alias("conversion_event_id"),
             ordered.times(sale).alias("converted_at"),
-            _gather(events.get_column("revenue"), sale_rows),
+            events.get_column("revenue").gather(pl.Series(sale_rows)),
             pl.Series("events", step_last - step_first + 1, dtype=pl.Int64),
             channels.at(first).alias("first_channel"),
             paths.get_column("last_touchpoint"),
