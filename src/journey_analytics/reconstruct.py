@@ -22,9 +22,9 @@ order of the sorted events.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime, timedelta
 
 import networkx as nx
@@ -507,10 +507,7 @@ def rebuild(
     if events.is_empty():
         return _rebuild_by_stages(events, rules)
     if shards <= 1:
-        part = _rebuild_part(events.select(_READ), rules)
-        return Rebuilt(
-            part.sessions, events.with_columns(part.step_columns), part.journeys, part.edges
-        )
+        return _joined(events, [_rebuild_part(events.select(_READ), rules)], [None])
     groups = _customer_groups(events, shards)
     members = [rows for group in range(shards) if len(rows := np.flatnonzero(groups == group))]
 
@@ -558,8 +555,12 @@ def _customer_groups(events: pl.DataFrame, groups: int) -> _Ints:
         moved = pl.DataFrame({"name": names, "first": smallest}).select(
             pl.col("name").hash(0), pl.col("first").hash(0)
         )
-        # every customer of a component goes where its smallest key goes
-        hashes = hashes.replace(moved.get_column("name"), moved.get_column("first"))
+        # every customer of a component goes where its smallest key goes (the few rows
+        # found first: a lookup of every row in the mapping is several times slower)
+        rows = hashes.is_in(moved.get_column("name").implode()).arg_true()
+        hashes = hashes.scatter(
+            rows, hashes.gather(rows).replace(moved.get_column("name"), moved.get_column("first"))
+        )
     found: _Ints = (hashes % groups).to_numpy()
     return found
 
@@ -581,16 +582,28 @@ class _Rules:
 
 
 @dataclass(frozen=True)
+class _Steps:
+    """Per input row of a part: the columns ``journeys.assign_journeys`` adds, with the
+    session and journey as their row numbers in the part's frames (``position`` 32-bit)."""
+
+    session: _Ints
+    is_fulfilment: _Ints
+    journey: _Ints
+    position: _Ints
+
+
+@dataclass(frozen=True)
 class _Part:
     sessions: pl.DataFrame
-    step_columns: list[pl.Series]  # per input row of the part
+    steps: _Steps
     journeys: pl.DataFrame
     edges: pl.DataFrame
     customers: int
 
 
-def _joined(events: pl.DataFrame, parts: list[_Part], rows: list[_Ints]) -> Rebuilt:
-    """The rebuilt groups as one: journeys and customers numbered on, steps in input order."""
+def _joined(events: pl.DataFrame, parts: list[_Part], rows: Sequence[_Ints | None]) -> Rebuilt:
+    """The rebuilt groups as one: sessions, journeys and customers numbered on, steps in input
+    order (``rows``: each part's rows in ``events``, None for all of them)."""
     nodes = pl.Enum(
         [
             *sorted(
@@ -602,6 +615,7 @@ def _joined(events: pl.DataFrame, parts: list[_Part], rows: list[_Ints]) -> Rebu
             DROP_OFF,
         ]
     )
+    sessions_before = np.cumsum([0, *(part.sessions.height for part in parts)])
     journeys_before = np.cumsum([0, *(part.journeys.height for part in parts)])
     customers_before = np.cumsum([0, *(part.customers for part in parts)])
     edges = pl.concat(
@@ -620,18 +634,33 @@ def _joined(events: pl.DataFrame, parts: list[_Part], rows: list[_Ints]) -> Rebu
             for index, part in enumerate(parts)
         ]
     )
-    in_parts = np.concatenate(rows)
-    back = np.empty(events.height, dtype=_index_type(events.height))
-    back[in_parts] = np.arange(events.height, dtype=back.dtype)
-    steps = pl.concat([pl.DataFrame(part.step_columns) for part in parts], rechunk=True).gather(
-        pl.Series(back.view(np.uint32) if back.dtype == np.int32 else back)
+    if len(parts) == 1 and rows[0] is None:
+        session, is_fulfilment, journey, position = astuple(parts[0].steps)
+    else:
+        n = events.height
+        session, journey = np.empty(n, dtype=_index_type(n)), np.empty(n, dtype=_index_type(n))
+        is_fulfilment, position = np.empty(n, dtype=bool), np.empty(n, dtype=_index_type(n))
+        for part, at, sessions_in, journeys_in in zip(
+            parts, rows, sessions_before[:-1], journeys_before[:-1], strict=True
+        ):  # each part's numbers at its rows (ascending: a fast scatter), numbered on
+            session[at] = part.steps.session + sessions_in
+            is_fulfilment[at] = part.steps.is_fulfilment
+            journey[at] = part.steps.journey + journeys_in
+            position[at] = part.steps.position
+    sessions = pl.concat([part.sessions for part in parts])
+    journeys = pl.concat([part.journeys for part in parts])
+    ids = pl.select(  # the two gathers in parallel, from one chunk each
+        pl.lit(sessions.get_column("session_id").rechunk()).gather(_row_numbers(session)),
+        pl.lit(pl.Series("is_fulfilment", is_fulfilment)),
+        pl.lit(journeys.get_column("journey_id").rechunk()).gather(_row_numbers(journey)),
+        pl.lit(pl.Series("position", position)).cast(pl.Int64),
     )
-    return Rebuilt(
-        pl.concat([part.sessions for part in parts]),
-        events.with_columns(steps),
-        pl.concat([part.journeys for part in parts]),
-        edges,
-    )
+    return Rebuilt(sessions, events.with_columns(ids), journeys, edges)
+
+
+def _row_numbers(rows: _Ints) -> pl.Series:
+    """Row numbers as Polars' index type (32-bit numbers read as unsigned, without a copy)."""
+    return pl.Series(rows.view(np.uint32) if rows.dtype == np.int32 else rows)
 
 
 def _names(dtype: pl.DataType) -> list[str]:
@@ -642,6 +671,8 @@ def _names(dtype: pl.DataType) -> list[str]:
 
 def _renumbered(column: pl.Series, nodes: pl.Enum) -> pl.Series:
     """An Enum column of one group as the Enum ``nodes`` of all (codes mapped, no text)."""
+    if column.dtype == nodes:  # the group has every node
+        return column
     position = {name: index for index, name in enumerate(nodes.categories)}
     mapping = np.array([position[name] for name in _names(column.dtype)], dtype=np.uint32)
     return _enum(np.take(mapping, column.to_physical().to_numpy()), nodes, column.name)
@@ -680,9 +711,7 @@ def _rebuild_part(events: pl.DataFrame, rules: _Rules) -> _Part:
     event_ids = events.get_column("event_id")
     session_ids = _prefixed(event_ids, _take(ordered.order, session.first), "s:")
     journey_ids = _prefixed(event_ids, _take(ordered.order, journey.first), "j:")
-    step_columns = _steps_in_input_order(
-        session, journey, position, session_ids=session_ids, journey_ids=journey_ids
-    )
+    steps = _steps_in_input_order(session, journey, position)
     del position
     session_frame = _session_frame(
         events, ordered, session, session_ids=session_ids, channels=channels, touchpoints=loaded
@@ -711,40 +740,28 @@ def _rebuild_part(events: pl.DataFrame, rules: _Rules) -> _Part:
         collapse_repeats=rules.collapse_repeats,
     )
     customers = int(ordered.customer[-1]) + 1
-    return _Part(session_frame, step_columns, journey_frame, edges, customers)
+    return _Part(session_frame, steps, journey_frame, edges, customers)
 
 
-def _steps_in_input_order(
-    session: _Sessions,
-    journey: _Journeys,
-    position: _Ints,
-    *,
-    session_ids: pl.Series,
-    journey_ids: pl.Series,
-) -> list[pl.Series]:
-    """The columns ``journeys.assign_journeys`` adds, per input row."""
+def _steps_in_input_order(session: _Sessions, journey: _Journeys, position: _Ints) -> _Steps:
+    """The columns ``journeys.assign_journeys`` adds, per input row (``position``: its sorted
+    row), the session and journey by number."""
     n = len(position)
     journey_of = np.empty(n, dtype=position.dtype)  # per sorted row
     journey_of[journey.step_at] = journey.step_journey
     number = np.empty(n, dtype=position.dtype)
     number[journey.step_at] = np.arange(1, n + 1, dtype=number.dtype)
     number -= _take(journey.step_first, journey_of)
-    is_fulfilment = ~journey.is_main
     per_row = pl.DataFrame(  # all gathered at once, in parallel
         [
             pl.Series("session", session.number),
-            pl.Series("is_fulfilment", is_fulfilment),
+            pl.Series("is_fulfilment", ~journey.is_main),
             pl.Series("journey", journey_of),
             pl.Series("position", number),
         ]
-    ).gather(pl.Series(position.view(np.uint32) if position.dtype == np.int32 else position))
-    del journey_of, number, is_fulfilment
-    return [
-        session_ids.gather(per_row.get_column("session")).alias("session_id"),
-        per_row.get_column("is_fulfilment"),
-        journey_ids.gather(per_row.get_column("journey")).alias("journey_id"),
-        per_row.get_column("position").cast(pl.Int64),
-    ]
+    ).gather(_row_numbers(position))
+    del journey_of, number
+    return _Steps(*(per_row.get_column(name).to_numpy() for name in per_row.columns))
 
 
 def _session_frame(
