@@ -45,6 +45,7 @@ import math
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -64,7 +65,13 @@ JOURNEY_TIMEOUT = timedelta(days=30)
 NOISE = ("sign_in",)  # journeys.noise_touchpoints and paths.drop_touchpoints
 SEPARATOR = " > "
 START, CONVERSION, DROP_OFF = "START", "CONVERSION", "DROP_OFF"
-IMPLEMENTATIONS = ("journey-analytics", "stage-functions", "duckdb-sql", "pandas")
+IMPLEMENTATIONS = (
+    "journey-analytics",
+    "journey-parquet",
+    "stage-functions",
+    "duckdb-sql",
+    "pandas",
+)
 # What all three read from the file: the columns the rules use and those of ``journeys.steps``
 # (the file also has fulfilment, product_id, category, store_id, which none of them reads).
 COLUMNS = (
@@ -388,6 +395,39 @@ def run_ours(
         "steps": built.steps.height,
         "steps_frame": built.steps,
     }
+
+
+def run_parquet(path: Path, folder: Path, stages: dict[str, float] | None = None) -> dict:
+    """The library in bounded memory: ``reconstruct.rebuild_groups`` with each group's
+    sessions, steps and journeys written to Parquet under ``folder`` as it finishes
+    (``jobs.write_journey_shards``), then the graph of all the groups' edges."""
+    import polars as pl  # noqa: PLC0415
+
+    from journey_analytics import jobs, reconstruct  # noqa: PLC0415
+
+    lap = _laps(stages)
+    events = pl.read_parquet(path, columns=list(COLUMNS))
+    lap("read_parquet")
+    rules = reconstruct.Rules(
+        timeouts_minutes=TIMEOUTS_MINUTES,
+        default_timeout_minutes=DEFAULT_TIMEOUT_MINUTES,
+        max_session_minutes=None,
+        timeout=JOURNEY_TIMEOUT,
+        noise_touchpoints=NOISE,
+        as_of=events.get_column("occurred_at").max(),  # type: ignore[arg-type]
+        drop_touchpoints=NOISE,
+        collapse_repeats=True,
+        max_length=None,
+        aliases={},
+    )
+    groups = reconstruct.rebuild_groups(
+        events, rules, shards=reconstruct.shards_for(events.height), workers=os.cpu_count() or 1
+    )
+    written = jobs.write_journey_shards(groups, folder)
+    lap("rebuild_and_write")
+    graph = written.graph()
+    lap("transition_graph")
+    return {"graph": graph, "steps": written.rows["steps"], "folder": folder}
 
 
 def run_stages(
@@ -1015,17 +1055,20 @@ def child(implementation: str, path: Path, out: Path | None, profile: bool) -> d
     elif implementation == "pandas":
         import pandas  # noqa: F401, PLC0415
     else:
-        import polars  # noqa: F401, PLC0415
+        import polars  # noqa: PLC0415
 
-        from journey_analytics import graphs, journeys, reconstruct, sessions  # noqa: F401, PLC0415
+        from journey_analytics import graphs, jobs, journeys, reconstruct, sessions  # noqa: F401, PLC0415
     import networkx  # noqa: F401, PLC0415
 
     stages: dict[str, float] | None = {} if profile else None
+    shards = Path(tempfile.mkdtemp(dir=path.parent))  # journey-parquet's files
     load = os.getloadavg()[0]
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     if implementation == "journey-analytics":
         result = run_ours(path, stages)
+    elif implementation == "journey-parquet":
+        result = run_parquet(path, shards, stages)
     elif implementation == "stage-functions":
         result = run_stages(path, stages)
     elif implementation == "duckdb-sql":
@@ -1050,6 +1093,10 @@ def child(implementation: str, path: Path, out: Path | None, profile: bool) -> d
                     f"to '{out / table}.parquet' (format parquet)"
                 )
     else:
+        if implementation == "journey-parquet":  # the files, read back
+            for table, _ in TABLES:
+                key = "steps_frame" if table == "steps" else table
+                result[key] = polars.read_parquet(shards / table)
         frames = {
             "sessions": result["sessions"],
             "journeys": result["journeys"],
@@ -1066,6 +1113,7 @@ def child(implementation: str, path: Path, out: Path | None, profile: bool) -> d
             if out is not None:
                 for table, columns in TABLES:
                     frames[table].select(columns).write_parquet(out / f"{table}.parquet")
+    shutil.rmtree(shards)
     return {
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,

@@ -53,18 +53,36 @@ def _reference(frame: pl.DataFrame, **options: object) -> Rebuilt:
         drop_touchpoints=options["drop_touchpoints"],  # type: ignore[arg-type]
         collapse_repeats=options["collapse_repeats"],  # type: ignore[arg-type]
     )
-    return Rebuilt(summarise_sessions(in_sessions), steps, journeys, edges)
+    customers = steps.get_column("customer_key").n_unique()
+    return Rebuilt(summarise_sessions(in_sessions), steps, journeys, edges, customers)
 
 
-def _fast(frame: pl.DataFrame, **options: object) -> Rebuilt:
-    return rebuild(
-        frame,
-        timeouts_minutes=SESSION_TIMEOUTS,
-        default_timeout_minutes=30,
-        timeout=TIMEOUT,
-        noise_touchpoints=NOISE,
-        as_of=end_of_data(frame),
-        **options,  # type: ignore[arg-type]
+def _fast(frame: pl.DataFrame, *, by_group: bool = False, **options: object) -> Rebuilt:
+    """``rebuild``; with ``by_group``, ``rebuild_groups``' groups put together."""
+    shared: dict[str, object] = {
+        "timeouts_minutes": SESSION_TIMEOUTS,
+        "default_timeout_minutes": 30,
+        "timeout": TIMEOUT,
+        "noise_touchpoints": NOISE,
+        "as_of": end_of_data(frame),
+    }
+    if not by_group:
+        return rebuild(frame, **shared, **options)  # type: ignore[arg-type]
+    pieces = {"shards": options.pop("shards", 1), "workers": options.pop("workers", 1)}
+    rules = reconstruct.Rules(
+        **{"max_session_minutes": None, "max_length": None, "aliases": {}, **shared, **options}  # type: ignore[arg-type]
+    )
+    groups = list(reconstruct.rebuild_groups(frame, rules, **pieces))  # type: ignore[arg-type]
+    return Rebuilt(
+        pl.concat([group.sessions for group in groups]),
+        pl.concat([group.steps for group in groups]),
+        pl.concat([group.journeys for group in groups]),
+        reconstruct.join_edges(
+            [group.edges for group in groups],
+            journeys=[group.journeys.height for group in groups],
+            customers=[group.customers for group in groups],
+        ),
+        sum(group.customers for group in groups),
     )
 
 
@@ -86,9 +104,11 @@ OPTIONS = st.fixed_dictionaries(
         "max_session_minutes": st.sampled_from([None, 90.0]),
         "max_length": st.sampled_from([None, 3]),
         "aliases": st.sampled_from([{}, {"product_view|add_to_cart": "shop"}]),
-        # in one piece, or in customer groups rebuilt apart by two threads
+        # in one piece, or in customer groups rebuilt apart by two threads, put together by
+        # rebuild or handed back one by one
         "shards": st.sampled_from([1, 1, 3]),
         "workers": st.just(2),
+        "by_group": st.booleans(),
     }
 )
 
@@ -190,6 +210,7 @@ def test_graph_by_numbers_equals_the_graph_by_ids() -> None:
         ]
     )
     built = _fast(frame, drop_touchpoints=NOISE, collapse_repeats=True)
+    assert built.customers == 2
     by_number, by_id = built.graph(), transition_graph(built.labelled_edges())
     assert sorted(by_number.edges(data=True)) == sorted(by_id.edges(data=True))
     assert sorted(by_number.nodes(data=True)) == sorted(by_id.nodes(data=True))
@@ -222,7 +243,14 @@ def test_rebuild_equals_the_stage_functions_on_a_loaded_sample(tmp_path: Path) -
             "max_length": 4,
             "max_session_minutes": 10.0,
         },
-        # in three customer groups, two at a time
+        # in three customer groups, two at a time; and those groups handed back one by one
         {"drop_touchpoints": NOISE, "collapse_repeats": True, "shards": 3, "workers": 2},
+        {
+            "drop_touchpoints": NOISE,
+            "collapse_repeats": True,
+            "shards": 3,
+            "workers": 2,
+            "by_group": True,
+        },
     ):
         _assert_same(_reference(events, **options), _fast(events, **options))

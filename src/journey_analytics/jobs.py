@@ -10,6 +10,7 @@ import hmac
 import json
 import os
 import re
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeGuard
 from zoneinfo import available_timezones
 
+import networkx as nx
 import polars as pl
 
 from journey_analytics import (
@@ -958,6 +960,58 @@ def build_journeys(settings: Settings, *, as_of: datetime | None = None) -> Jour
         dropped=count.get("dropped", 0),
         open=count.get("open", 0),
         patterns=dict(hits.get_column("pattern").value_counts().sort("pattern").iter_rows()),
+    )
+
+
+JOURNEY_SHARD_TABLES = ("sessions", "steps", "journeys")
+
+
+@dataclass(frozen=True)
+class JourneyShards:
+    """What :func:`write_journey_shards` wrote: ``folder/<table>/part-NNNNN.parquet``, one
+    file per customer group and table (read them with ``pl.scan_parquet(folder / "steps")`` or
+    DuckDB's ``read_parquet('folder/steps/*.parquet')``), the rows of each table, and the
+    transition edges of all the groups (``reconstruct.join_edges``: journeys numbered as the
+    rows of the journeys files read in order)."""
+
+    folder: Path
+    rows: dict[str, int]
+    edges: pl.DataFrame
+
+    def graph(self) -> nx.DiGraph:
+        """The transition graph of all the groups' journeys."""
+        return reconstruct.edge_graph(self.edges)
+
+
+def write_journey_shards(groups: Iterable[reconstruct.Rebuilt], folder: Path) -> JourneyShards:
+    """Writes each group of ``reconstruct.rebuild_groups`` to Parquet as it comes and lets it
+    go, so that only the groups being rebuilt and the edges are in memory: data of any number
+    of customers in bounded memory. Files of an earlier run in ``folder`` are replaced.
+
+    Example:
+        >>> shards = write_journey_shards(reconstruct.rebuild_groups(events, rules, shards=8,
+        ...     workers=2), Path("out"))  # doctest: +SKIP
+        >>> shards.rows["journeys"], shards.graph().number_of_edges()  # doctest: +SKIP
+    """
+    for table in JOURNEY_SHARD_TABLES:
+        (folder / table).mkdir(parents=True, exist_ok=True)
+        for stale in (folder / table).glob("part-*.parquet"):
+            stale.unlink()
+    rows = dict.fromkeys(JOURNEY_SHARD_TABLES, 0)
+    edges: list[pl.DataFrame] = []
+    journeys: list[int] = []
+    customers: list[int] = []
+    for number, group in enumerate(groups):
+        for table in JOURNEY_SHARD_TABLES:
+            frame: pl.DataFrame = getattr(group, table)
+            frame.write_parquet(folder / table / f"part-{number:05d}.parquet", compression="lz4")
+            rows[table] += frame.height
+        edges.append(group.edges)
+        journeys.append(group.journeys.height)
+        customers.append(group.customers)
+        del group
+    return JourneyShards(
+        folder, rows, reconstruct.join_edges(edges, journeys=journeys, customers=customers)
     )
 
 

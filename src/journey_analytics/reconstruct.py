@@ -22,8 +22,9 @@ order of the sorted events.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import astuple, dataclass
 from datetime import datetime, timedelta
 
@@ -62,6 +63,7 @@ class Rebuilt:
     steps: pl.DataFrame  # as journeys.assign_journeys (input order)
     journeys: pl.DataFrame  # as journeys.summarise_journeys
     edges: pl.DataFrame  # as graphs.transition_edges, ids as numbers
+    customers: int  # the customers numbered in ``edges`` (0, 1, …)
 
     def labelled_edges(self) -> pl.DataFrame:
         """The edges with ``journey_id`` and ``customer_key``, as ``graphs.transition_edges``."""
@@ -75,11 +77,17 @@ class Rebuilt:
         )
 
     def graph(self) -> nx.DiGraph:
-        """``graphs.transition_graph`` of the edges (journeys and customers counted by number,
-        which is faster than by id and gives the same counts)."""
-        return graphs.transition_graph(
-            self.edges.rename({"journey": "journey_id", "customer": "customer_key"})
-        )
+        """The transition graph of the edges (:func:`edge_graph`)."""
+        return edge_graph(self.edges)
+
+
+def edge_graph(edges: pl.DataFrame) -> nx.DiGraph:
+    """``graphs.transition_graph`` of edges that name journeys and customers by number
+    (:attr:`Rebuilt.edges`): counted by number, which is faster than by id and gives the
+    same counts."""
+    return graphs.transition_graph(
+        edges.rename({"journey": "journey_id", "customer": "customer_key"})
+    )
 
 
 @dataclass(frozen=True)
@@ -492,7 +500,7 @@ def rebuild(
     piece; each step works on one group's rows, and every core works at once. See
     :func:`shards_for` for a number of groups.
     """
-    rules = _Rules(
+    rules = Rules(
         timeouts_minutes=timeouts_minutes,
         default_timeout_minutes=default_timeout_minutes,
         max_session_minutes=max_session_minutes,
@@ -508,17 +516,74 @@ def rebuild(
         return _rebuild_by_stages(events, rules)
     if shards <= 1:
         return _joined(events, [_rebuild_part(events.select(_READ), rules)], [None])
-    groups = _customer_groups(events, shards)
-    members = [rows for group in range(shards) if len(rows := np.flatnonzero(groups == group))]
+    members = _members(events, shards)
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        parts = list(pool.map(lambda rows: _rebuild_part(_of(events, rows, _READ), rules), members))
+    return _joined(events, parts, members)
 
-    def rebuild_group(rows: _Ints) -> _Part:
-        mask = np.zeros(events.height, dtype=bool)
-        mask[rows] = True
-        return _rebuild_part(events.select(_READ).filter(pl.Series(mask)), rules)
+
+def rebuild_groups(
+    events: pl.DataFrame, rules: Rules, *, shards: int, workers: int = 1
+) -> Iterator[Rebuilt]:
+    """:func:`rebuild` one customer group at a time: each group's sessions, steps (its events,
+    in input order), journeys and edges, in group order, as the groups finish — for writing
+    each one out (``jobs.write_journey_shards``) while the next are rebuilt, with no more than
+    ``workers`` + 1 groups in memory. Each group's frames are those of :func:`rebuild` for its
+    customers alone; :func:`join_edges` numbers their journeys and customers on.
+
+    Example:
+        >>> import polars as pl
+        >>> from datetime import UTC, datetime, timedelta
+        >>> events = pl.DataFrame(
+        ...     {
+        ...         "event_id": ["web:1", "pos:2"],
+        ...         "customer_key": ["c1", "c2"],
+        ...         "channel": ["web", "store"],
+        ...         "touchpoint": ["product_view", "store_purchase"],
+        ...         "occurred_at": [datetime(2026, 3, 1, 9, tzinfo=UTC)] * 2,
+        ...         "is_conversion": [False, True],
+        ...         "order_id": [None, "R1"],
+        ...         "revenue": [None, 49.9],
+        ...     }
+        ... )
+        >>> rules = Rules(
+        ...     timeouts_minutes={}, default_timeout_minutes=30, max_session_minutes=None,
+        ...     timeout=timedelta(days=30), noise_touchpoints=(),
+        ...     as_of=datetime(2026, 4, 1, tzinfo=UTC), drop_touchpoints=(),
+        ...     collapse_repeats=True, max_length=None, aliases={},
+        ... )
+        >>> sum(group.journeys.height for group in rebuild_groups(events, rules, shards=2))
+        2
+    """
+    if events.is_empty():
+        yield _rebuild_by_stages(events, rules)
+        return
+
+    def rebuild_group(rows: _Ints) -> Rebuilt:
+        group = _of(events, rows, tuple(events.columns))
+        return _joined(group, [_rebuild_part(group.select(_READ), rules)], [None])
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        parts = list(pool.map(rebuild_group, members))
-    return _joined(events, parts, members)
+        running: deque[Future[Rebuilt]] = deque()
+        for rows in _members(events, max(1, shards)):
+            running.append(pool.submit(rebuild_group, rows))
+            if len(running) > workers:
+                yield running.popleft().result()
+        while running:
+            yield running.popleft().result()
+
+
+def _members(events: pl.DataFrame, shards: int) -> list[_Ints]:
+    """The rows of each customer group that has any (see :func:`rebuild`)."""
+    groups = _customer_groups(events, shards)
+    return [rows for group in range(shards) if len(rows := np.flatnonzero(groups == group))]
+
+
+def _of(events: pl.DataFrame, rows: _Ints, columns: tuple[str, ...]) -> pl.DataFrame:
+    """``columns`` of ascending ``rows`` of ``events``, in one chunk each."""
+    mask = np.zeros(events.height, dtype=bool)
+    mask[rows] = True
+    return events.select(columns).filter(pl.Series(mask))
 
 
 def shards_for(events: int, *, events_per_shard: int = 1_250_000) -> int:
@@ -566,8 +631,9 @@ def _customer_groups(events: pl.DataFrame, groups: int) -> _Ints:
 
 
 @dataclass(frozen=True)
-class _Rules:
-    """The options of :func:`rebuild`: the sessions', journeys' and paths' rules."""
+class Rules:
+    """The options of :func:`rebuild` (its keywords but ``shards`` and ``workers``): the
+    sessions', journeys' and paths' rules."""
 
     timeouts_minutes: Mapping[str, float]
     default_timeout_minutes: float
@@ -604,35 +670,12 @@ class _Part:
 def _joined(events: pl.DataFrame, parts: list[_Part], rows: Sequence[_Ints | None]) -> Rebuilt:
     """The rebuilt groups as one: sessions, journeys and customers numbered on, steps in input
     order (``rows``: each part's rows in ``events``, None for all of them)."""
-    nodes = pl.Enum(
-        [
-            *sorted(
-                {name for part in parts for name in _names(part.edges.schema["to_touchpoint"])}
-                - {START, CONVERSION, DROP_OFF}
-            ),
-            START,
-            CONVERSION,
-            DROP_OFF,
-        ]
-    )
     sessions_before = np.cumsum([0, *(part.sessions.height for part in parts)])
     journeys_before = np.cumsum([0, *(part.journeys.height for part in parts)])
-    customers_before = np.cumsum([0, *(part.customers for part in parts)])
-    edges = pl.concat(
-        [
-            part.edges.select(
-                (pl.col("journey") + int(journeys_before[index])).cast(
-                    part.edges.schema["journey"]
-                ),
-                (pl.col("customer") + int(customers_before[index])).cast(
-                    part.edges.schema["customer"]
-                ),
-                _renumbered(part.edges.get_column("from_touchpoint"), nodes),
-                _renumbered(part.edges.get_column("to_touchpoint"), nodes),
-                "seconds",
-            )
-            for index, part in enumerate(parts)
-        ]
+    edges = join_edges(
+        [part.edges for part in parts],
+        journeys=[part.journeys.height for part in parts],
+        customers=[part.customers for part in parts],
     )
     if len(parts) == 1 and rows[0] is None:
         session, is_fulfilment, journey, position = astuple(parts[0].steps)
@@ -655,7 +698,42 @@ def _joined(events: pl.DataFrame, parts: list[_Part], rows: Sequence[_Ints | Non
         pl.lit(journeys.get_column("journey_id").rechunk()).gather(_row_numbers(journey)),
         pl.lit(pl.Series("position", position)).cast(pl.Int64),
     )
-    return Rebuilt(sessions, events.with_columns(ids), journeys, edges)
+    customers = sum(part.customers for part in parts)
+    return Rebuilt(sessions, events.with_columns(ids), journeys, edges, customers)
+
+
+def join_edges(
+    edges: Sequence[pl.DataFrame], *, journeys: Sequence[int], customers: Sequence[int]
+) -> pl.DataFrame:
+    """The edges of several groups (:func:`rebuild_groups`) as one frame: each group's
+    journeys and customers numbered after those of the groups before it (``journeys`` and
+    ``customers``: how many each group has), its nodes as one Enum of all the groups' nodes.
+    The journeys' numbers are their rows in the groups' journeys concatenated in order."""
+    nodes = pl.Enum(
+        [
+            *sorted(
+                {name for frame in edges for name in _names(frame.schema["to_touchpoint"])}
+                - {START, CONVERSION, DROP_OFF}
+            ),
+            START,
+            CONVERSION,
+            DROP_OFF,
+        ]
+    )
+    journeys_before = np.cumsum([0, *journeys])
+    customers_before = np.cumsum([0, *customers])
+    return pl.concat(
+        [
+            frame.select(
+                (pl.col("journey") + int(journeys_before[index])).cast(frame.schema["journey"]),
+                (pl.col("customer") + int(customers_before[index])).cast(frame.schema["customer"]),
+                _renumbered(frame.get_column("from_touchpoint"), nodes),
+                _renumbered(frame.get_column("to_touchpoint"), nodes),
+                "seconds",
+            )
+            for index, frame in enumerate(edges)
+        ]
+    )
 
 
 def _row_numbers(rows: _Ints) -> pl.Series:
@@ -678,7 +756,7 @@ def _renumbered(column: pl.Series, nodes: pl.Enum) -> pl.Series:
     return _enum(np.take(mapping, column.to_physical().to_numpy()), nodes, column.name)
 
 
-def _rebuild_part(events: pl.DataFrame, rules: _Rules) -> _Part:
+def _rebuild_part(events: pl.DataFrame, rules: Rules) -> _Part:
     """:func:`rebuild` of the columns ``_READ`` of some customers' events, in one piece."""
     # the columns read by row number, in one chunk: gathers from many chunks are slow
     events = events.with_columns(events.select("event_id", "customer_key").rechunk())
@@ -996,7 +1074,7 @@ def _enum(codes: _Ints, dtype: pl.Enum, name: str) -> pl.Series:
     return pl.Series(name, codes, dtype=pl.UInt32).cat.to(dtype)
 
 
-def _rebuild_by_stages(events: pl.DataFrame, rules: _Rules) -> Rebuilt:
+def _rebuild_by_stages(events: pl.DataFrame, rules: Rules) -> Rebuilt:
     """The stage functions one after another (for no events: their empty frames)."""
     in_sessions = sessions.assign_sessions(
         events,
@@ -1017,4 +1095,5 @@ def _rebuild_by_stages(events: pl.DataFrame, rules: _Rules) -> Rebuilt:
         max_length=rules.max_length,
     )
     edges = _no_edges(pl.Enum([START, CONVERSION, DROP_OFF]))  # no events, no transitions
-    return Rebuilt(sessions.summarise_sessions(in_sessions), steps, summary, edges)
+    customers = steps.get_column("customer_key").n_unique()  # none: no edges to number them
+    return Rebuilt(sessions.summarise_sessions(in_sessions), steps, summary, edges, customers)
