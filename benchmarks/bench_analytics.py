@@ -1055,9 +1055,10 @@ def child(implementation: str, path: Path, out: Path | None, profile: bool) -> d
     elif implementation == "pandas":
         import pandas  # noqa: F401, PLC0415
     else:
+        # the library first, as the CLI imports it: it sets Polars' allocator (see its
+        # __init__) before Polars is loaded
+        from journey_analytics import graphs, jobs, journeys, reconstruct, sessions  # noqa: F401, I001, PLC0415
         import polars  # noqa: PLC0415
-
-        from journey_analytics import graphs, jobs, journeys, reconstruct, sessions  # noqa: F401, PLC0415
     import networkx  # noqa: F401, PLC0415
 
     stages: dict[str, float] | None = {} if profile else None

@@ -12,7 +12,7 @@ from polars.testing import assert_frame_equal
 
 from journey_analytics import reconstruct
 from journey_analytics.graphs import transition_edges, transition_graph
-from journey_analytics.jobs import end_of_data
+from journey_analytics.jobs import end_of_data, write_journey_shards
 from journey_analytics.journeys import alias_touchpoints, assign_journeys, summarise_journeys
 from journey_analytics.reconstruct import Rebuilt, rebuild
 from journey_analytics.sessions import assign_sessions, summarise_sessions
@@ -254,3 +254,68 @@ def test_rebuild_equals_the_stage_functions_on_a_loaded_sample(tmp_path: Path) -
         },
     ):
         _assert_same(_reference(events, **options), _fast(events, **options))
+
+
+def test_journey_shards_are_the_rebuild_written_per_group(tmp_path: Path) -> None:
+    frame = pl.concat(
+        [
+            _two_events_at_one_instant().with_columns(
+                pl.lit(f"c{number}").alias("customer_key"),
+                (f"{number}" + pl.col("event_id")).alias("event_id"),
+            )
+            for number in range(6)
+        ]
+    )
+    options = {"drop_touchpoints": NOISE, "collapse_repeats": True}
+    whole = _fast(frame, **options)
+    rules = reconstruct.Rules(
+        timeouts_minutes=SESSION_TIMEOUTS,
+        default_timeout_minutes=30,
+        max_session_minutes=None,
+        timeout=TIMEOUT,
+        noise_touchpoints=NOISE,
+        as_of=end_of_data(frame),
+        drop_touchpoints=NOISE,
+        collapse_repeats=True,
+        max_length=None,
+        aliases={},
+    )
+    folder = tmp_path / "shards"
+    for shards in (4, 2):  # a second run with fewer groups leaves no file of the first
+        groups = reconstruct.rebuild_groups(frame, rules, shards=shards, workers=2)
+        written = write_journey_shards(groups, folder)
+    files = {table: sorted(p.name for p in (folder / table).iterdir()) for table in written.rows}
+    # six customers in two groups: one file per table and group, numbered in group order
+    assert files == {
+        key: ["part-00000.parquet", "part-00001.parquet"]
+        for key in ("sessions", "steps", "journeys")
+    }
+    assert written.rows == {"sessions": 12, "steps": 12, "journeys": 6}
+    read = Rebuilt(
+        *(pl.read_parquet(folder / table) for table in ("sessions", "steps", "journeys")),
+        written.edges,
+        6,
+    )
+    # the journeys the edges number are the files' rows, in order
+    _assert_same(_reference(frame, **options), read)
+    assert sorted(written.graph().edges(data=True)) == sorted(whole.graph().edges(data=True))
+
+
+def test_importing_the_package_sets_polars_allocator_unless_the_user_did() -> None:
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    code = "import journey_analytics, os; print(os.environ['_RJEM_MALLOC_CONF'])"
+    clean = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    # Polars puts its own defaults first and the setting found after them (the last wins)
+    for preset, expected in (
+        (None, f",narenas:{os.cpu_count()},dirty_decay_ms:5000"),
+        ("background_thread:false", ",background_thread:false"),
+    ):
+        env = clean if preset is None else {**clean, "_RJEM_MALLOC_CONF": preset}
+        found = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert found.endswith(expected)
+        assert found.count("narenas") == (preset is None)

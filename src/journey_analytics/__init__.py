@@ -8,6 +8,16 @@ The notebook API (:mod:`journey_analytics.explore`) is importable from here::
 
 from __future__ import annotations
 
+import os
+
+# Polars' allocator (jemalloc) reads its settings once, when Polars is first imported. Its
+# defaults give freed memory back to the system after 0.5 s and spread threads over four
+# arenas per core, so a run keeps paying for fresh memory (page faults: ~0.75 s per GB on the
+# machines measured). One arena per core, freed memory kept 5 s: 10M events rebuild in
+# ~9.5 s instead of ~11 s at the same peak (benchmarks/README.md). Polars appends this to its
+# own defaults when it is imported after this package; a setting of the user's is kept.
+os.environ.setdefault("_RJEM_MALLOC_CONF", f"narenas:{os.cpu_count() or 1},dirty_decay_ms:5000")
+
 from journey_analytics.explore import (
     attribution_credit,
     channel_leakage,

@@ -988,10 +988,11 @@ def write_journey_shards(groups: Iterable[reconstruct.Rebuilt], folder: Path) ->
     go, so that only the groups being rebuilt and the edges are in memory: data of any number
     of customers in bounded memory. Files of an earlier run in ``folder`` are replaced.
 
-    Example:
-        >>> shards = write_journey_shards(reconstruct.rebuild_groups(events, rules, shards=8,
-        ...     workers=2), Path("out"))  # doctest: +SKIP
-        >>> shards.rows["journeys"], shards.graph().number_of_edges()  # doctest: +SKIP
+    Example (``events`` and ``rules`` as for ``reconstruct.rebuild_groups``)::
+
+        groups = reconstruct.rebuild_groups(events, rules, shards=8, workers=2)
+        shards = write_journey_shards(groups, Path("out"))
+        shards.rows["journeys"], shards.graph().number_of_edges()
     """
     for table in JOURNEY_SHARD_TABLES:
         (folder / table).mkdir(parents=True, exist_ok=True)

@@ -83,10 +83,69 @@ class Rebuilt:
 
 def edge_graph(edges: pl.DataFrame) -> nx.DiGraph:
     """``graphs.transition_graph`` of edges that name journeys and customers by number
-    (:attr:`Rebuilt.edges`): counted by number, which is faster than by id and gives the
-    same counts."""
-    return graphs.transition_graph(
-        edges.rename({"journey": "journey_id", "customer": "customer_key"})
+    (:attr:`Rebuilt.edges`), with the same attributes: grouped by one integer per edge or
+    node (the Enum codes) rather than by two Enum columns, and journeys and customers counted
+    by number, which is several times faster than by id."""
+    names = pl.Series(_names(edges.schema["to_touchpoint"]))
+    size = len(names)
+    start, conversion, drop_off = (names.index_of(node) for node in (START, CONVERSION, DROP_OFF))
+    coded = edges.select(
+        pl.col("from_touchpoint").to_physical().cast(pl.UInt32).alias("source"),
+        pl.col("to_touchpoint").to_physical().cast(pl.UInt32).alias("target"),
+        "journey",
+        "customer",
+        "seconds",
+    )
+    transitions = (
+        coded.group_by(edge=pl.col("source") * size + pl.col("target"))
+        .agg(
+            pl.len().alias("transitions"),
+            pl.col("customer").n_unique().alias("customers"),
+            pl.col("seconds").median().alias("median_seconds"),
+            pl.col("seconds").quantile(0.9, interpolation="linear").alias("p90_seconds"),
+        )
+        .with_columns(source=pl.col("edge") // size, target=pl.col("edge") % size)
+        .with_columns(
+            probability=pl.col("transitions") / pl.col("transitions").sum().over("source")
+        )
+    )
+    who = [
+        pl.len().alias("visits"),
+        *(pl.col(c).n_unique().alias(f"{c}s") for c in ("journey", "customer")),
+    ]
+    visits = pl.concat(  # START's visits are the journeys that leave it
+        [
+            coded.filter(pl.col("source") == start).select(
+                pl.lit(start, pl.UInt32).alias("node"), *who
+            ),
+            coded.group_by(node="target").agg(*who),
+        ]
+    )
+    ends = coded.group_by(node="source").agg(
+        (pl.col("target") == conversion).sum().alias("conversions"),
+        (pl.col("target") == drop_off).sum().alias("exits"),
+    )
+    nodes = (
+        visits.filter(pl.col("visits") > 0)
+        .join(ends, on="node", how="left")
+        .with_columns(pl.col("conversions", "exits").fill_null(0))
+        .with_columns(exit_rate=pl.col("exits") / pl.col("visits"))
+    )
+    named = pl.lit(names)
+    return graphs.graph_from_frames(
+        transitions.select(
+            named.gather("source").alias("from_touchpoint"),
+            named.gather("target").alias("to_touchpoint"),
+            pl.col("transitions", "customers").cast(pl.Int64),
+            "probability",
+            "median_seconds",
+            "p90_seconds",
+        ).sort("from_touchpoint", "to_touchpoint"),
+        nodes.select(
+            named.gather("node").alias("touchpoint"),
+            pl.col("visits", "journeys", "customers", "conversions", "exits").cast(pl.Int64),
+            "exit_rate",
+        ).sort("touchpoint"),
     )
 
 
