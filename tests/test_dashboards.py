@@ -21,6 +21,19 @@ from journey_analytics.dashboards import (
     write_dashboard,
 )
 
+SECTION_IDS = (
+    "kpis",
+    "summary",
+    "sankey",
+    "funnel",
+    "dropoffs",
+    "patterns",
+    "pattern_trend",
+    "time_to_convert",
+    "attribution",
+    "stores",
+    "paths",
+)
 # Identifiers that live in marts.patterns and must never reach the page.
 JOURNEY_IDS = [f"jrn-7c1e{n:04d}" for n in range(1, 7)]
 CUSTOMER_KEYS = [f"cust-9a7b{n:04d}" for n in range(1, 7)]
@@ -40,9 +53,11 @@ def _transitions() -> pl.DataFrame:
         # Exactly min_group_size: drawn (the filter is "fewer than").
         ("all", "START", "email_click", 5, 0.33),
         ("all", "email_click", "DROP_OFF", 5, 1.0),
-        # Other segments never reach the Sankey.
+        # Other segments are hidden traces that the Sankey's menu shows instead of "all".
         ("converted", "START", "product_view", 6, 1.0),
         ("dropped", "START", "call", 50, 1.0),
+        # A segment with no link large enough is not offered.
+        ("store=S09", "START", "call", 2, 1.0),
     ]
     return pl.DataFrame(
         rows,
@@ -166,6 +181,94 @@ def _attribution() -> pl.DataFrame:
     )
 
 
+def _period_kpis() -> pl.DataFrame:
+    rows = [
+        # (start, period, settled, journeys, conversions, rate, revenue, omni share, median s)
+        (datetime(2026, 1, 1), "2026-01", True, 40, 10, 0.25, 1000.0, 0.4, 86_400.0),
+        (datetime(2026, 2, 1), "2026-02", True, 50, 15, 0.30, 1500.0, 0.4, 43_200.0),
+        # The latest period is not settled: the KPIs show February against January.
+        (datetime(2026, 3, 1), "2026-03", False, 10, 9, 0.90, 900.0, 0.5, 3_600.0),
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "period_start": pl.Datetime,
+            "period": pl.String,
+            "is_settled": pl.Boolean,
+            "journeys": pl.Int64,
+            "conversions": pl.Int64,
+            "conversion_rate": pl.Float64,
+            "revenue": pl.Decimal(18, 2),
+            "omnichannel_share": pl.Float64,
+            "median_seconds_to_convert": pl.Float64,
+        },
+        orient="row",
+    ).with_columns(pl.col("period_start").cast(pl.Date))
+
+
+def _pattern_periods() -> pl.DataFrame:
+    rows = [
+        (datetime(2026, 1, 1), "2026-01", "ropo", None, 4, 400.0),
+        (datetime(2026, 2, 1), "2026-02", "ropo", None, 2, 150.0),
+        # click-and-collect's variants add up to one line: 2 + 1 in January, 6 in February
+        (datetime(2026, 1, 1), "2026-01", "click_and_collect", "collected", 2, 100.0),
+        (datetime(2026, 1, 1), "2026-01", "click_and_collect", "no_show", 1, 50.0),
+        (datetime(2026, 2, 1), "2026-02", "click_and_collect", "collected", 6, 300.0),
+        # not an omnichannel pattern: in no line and no sentence
+        (datetime(2026, 2, 1), "2026-02", "online_only", None, 9, 900.0),
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "period_start": pl.Datetime,
+            "period": pl.String,
+            "pattern": pl.String,
+            "variant": pl.String,
+            "journeys": pl.Int64,
+            "revenue": pl.Float64,
+        },
+        orient="row",
+    ).with_columns(pl.col("period_start").cast(pl.Date))
+
+
+def _pattern_kpis() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "pattern": ["try_and_buy", "ropo", "click_and_collect"],
+            "variant": [None, None, "collected"],
+            "journeys": [3, 6, 8],
+            "revenue": [300.0, 550.0, 400.0],
+            "median_seconds_to_convert": [86_400.0, 2.5 * 86_400, 43_200.0],
+            "p90_seconds_to_convert": [2 * 86_400.0, 5 * 86_400.0, 86_400.0],
+        }
+    )
+
+
+def _segment_kpis() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "dimension": ["store", "store", "store", "region", "first_channel"],
+            "segment": ["store=S01", "store=S02", "store=S03", "region=Italy", "first_channel=web"],
+            # S03 has fewer journeys than min_group_size 5: not shown (a small store can point
+            # at a person); first_channel is not a place
+            "journeys": [12, 20, 4, 32, 30],
+            "conversions": [6, 5, 1, 11, 9],
+            "conversion_rate": [0.5, 0.25, 0.25, 11 / 32, 0.3],
+            "revenue": [600.0, 500.0, 100.0, 1100.0, 900.0],
+            "omnichannel_share": [0.5, 0.2, 0.0, 4 / 11, 0.1],
+        }
+    )
+
+
+def _leakage() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "from_stage": ["consideration", "consideration", "interest"],
+            "journeys": [3, 1, 2],
+        }
+    )
+
+
 @pytest.fixture
 def data() -> DashboardData:
     return DashboardData(
@@ -175,6 +278,11 @@ def data() -> DashboardData:
         patterns=_patterns(),
         paths=_paths(),
         attribution=_attribution(),
+        period_kpis=_period_kpis(),
+        pattern_periods=_pattern_periods(),
+        pattern_kpis=_pattern_kpis(),
+        segment_kpis=_segment_kpis(),
+        leakage=_leakage(),
     )
 
 
@@ -186,8 +294,9 @@ def page(data: DashboardData) -> str:
 
 
 def _sankey(figures: dict[str, go.Figure]) -> go.Sankey:
-    (trace,) = figures["sankey"].data
+    trace = figures["sankey"].data[0]  # segment "all", shown first
     assert trace.uid == "sankey"
+    assert trace.visible is True
     return trace
 
 
@@ -210,7 +319,16 @@ def _section(page: str, section_id: str) -> str:
 
 def test_figures_are_keyed_by_section_in_page_order(data: DashboardData) -> None:
     figures = build_figures(data)
-    assert list(figures) == ["sankey", "funnel", "dropoffs", "patterns", "attribution"]
+    assert list(figures) == [
+        "sankey",
+        "funnel",
+        "dropoffs",
+        "patterns",
+        "pattern_trend",
+        "time_to_convert",
+        "attribution",
+        "stores",
+    ]
 
 
 def test_sankey_draws_segment_all_without_small_links_and_self_loops(
@@ -275,6 +393,53 @@ def test_sankey_with_nothing_to_draw_is_empty(data: DashboardData) -> None:
     assert trace.link.value == ()
 
 
+def test_sankey_menu_shows_one_segment_at_a_time(data: DashboardData) -> None:
+    figure = build_figures(data, min_group_size=5)["sankey"]
+    # all first; converted and dropped next; store=S09 has no link of 5 or more: not offered
+    assert [trace.name for trace in figure.data] == ["all", "converted", "dropped"]
+    assert [trace.visible for trace in figure.data] == [True, False, False]
+    (menu,) = figure.layout.updatemenus
+    assert [button.label for button in menu.buttons] == ["All journeys", "Converted", "Dropped"]
+    assert [button.args[0]["visible"] for button in menu.buttons] == [
+        [True, False, False],
+        [False, True, False],
+        [False, False, True],
+    ]
+    assert _links(figure.data[2]) == [("START", "call", 50)]
+
+
+def test_pattern_trend_has_a_line_per_omnichannel_pattern(data: DashboardData) -> None:
+    figure = build_figures(data)["pattern_trend"]
+    lines = [(trace.name, trace.x, trace.y) for trace in figure.data]
+    assert lines == [
+        ("ROPO", ("2026-01", "2026-02"), (4, 2)),  # journeys
+        ("ROPO", ("2026-01", "2026-02"), (400.0, 150.0)),  # revenue
+        ("Click &amp; collect", ("2026-01", "2026-02"), (3, 6)),
+        ("Click &amp; collect", ("2026-01", "2026-02"), (150.0, 300.0)),
+    ]
+    assert [trace.showlegend for trace in figure.data] == [True, False, True, False]
+
+
+def test_time_to_convert_shows_median_days_per_pattern(data: DashboardData) -> None:
+    (bar,) = build_figures(data)["time_to_convert"].data
+    assert bar.y == ("ROPO", "Click &amp; collect: collected", "Try &amp; buy")
+    assert bar.x == (2.5, 0.5, 1.0)
+    assert bar.text == ("2.5 d", "0.5 d", "1.0 d")
+    assert [row[0] for row in bar.customdata] == [5.0, 1.0, 2.0]  # p90 in days
+
+
+def test_stores_show_regions_then_stores_above_the_minimum_group(data: DashboardData) -> None:
+    journeys, rates = build_figures(data, min_group_size=5)["stores"].data
+    assert journeys.y == ("Region: Italy", "Store: S02", "Store: S01")
+    assert journeys.x == (32, 20, 12)
+    assert rates.x == (11 / 32, 0.25, 0.5)
+
+
+def test_stores_caption_counts_what_is_hidden(page: str) -> None:
+    assert "Not shown: 1 store or region with fewer than 5 journeys." in _section(page, "stores")
+    assert "S03" not in page
+
+
 def test_funnel_shows_journeys_and_dropoffs_per_stage(data: DashboardData) -> None:
     (trace,) = build_figures(data)["funnel"].data
     assert trace.type == "funnel"
@@ -286,8 +451,23 @@ def test_funnel_shows_journeys_and_dropoffs_per_stage(data: DashboardData) -> No
     ticktext = build_figures(data)["funnel"].layout.yaxis.ticktext
     assert [re.sub(r"<[^>]+>", " ", tick).split() for tick in ticktext] == [
         ["Awareness", "2", "dropped", "here", "(6.2%)"],
-        ["Interest", "10", "dropped", "here", "(33.3%)"],
-        ["Consideration", "12", "dropped", "here", "(60.0%)"],
+        # leakage: 2 journeys last online at interest, 3 + 1 at consideration, bought offline
+        [
+            "Interest",
+            "10",
+            "dropped",
+            "here",
+            "(33.3%)",
+            *["2", "left", "online,", "bought", "offline"],
+        ],
+        [
+            "Consideration",
+            "12",
+            "dropped",
+            "here",
+            "(60.0%)",
+            *["4", "left", "online,", "bought", "offline"],
+        ],
         ["Purchase", "no", "drop-off"],
         ["Usage", "no", "drop-off"],
         ["Loyalty", "no", "drop-off"],
@@ -370,20 +550,55 @@ def test_limits_below_one_are_refused(
 
 
 def test_page_has_every_section_with_a_heading(page: str) -> None:
-    for section_id in ("kpis", "sankey", "funnel", "dropoffs", "patterns", "attribution", "paths"):
+    for section_id in SECTION_IDS:
         assert re.search(rf'<section id="{section_id}">\s*<h2>[^<]+</h2>', page), section_id
 
 
-def test_page_shows_the_kpis(page: str) -> None:
+def test_page_shows_the_kpis_of_the_latest_settled_period_against_the_one_before(
+    page: str,
+) -> None:
     kpis = _section(page, "kpis")
-    values = re.findall(r'<div class="name">([^<]+)</div><div class="value">([^<]+)</div>', kpis)
-    assert values == [
-        ("Journeys", "32"),  # 12 + 9 + 5 + 5 + 1 over marts.paths
-        ("Conversions", "8"),
-        ("Conversion rate", "25.0%"),
-        ("Revenue", "3,346"),  # last_touch channel 1000.50 + 2345.25; not the touchpoint row
-        ("Omnichannel share", "62.5%"),  # 5 distinct journeys (jrn 3 twice) of 8 conversions
+    cards = re.findall(
+        r'<div class="name">([^<]+)</div><div class="value">([^<]+)</div>'
+        r'<div class="change ?(\w*)">([^<]+)</div>',
+        kpis,
+    )
+    assert cards == [
+        ("Journeys", "50", "up", "▲ +25.0% vs 2026-01"),  # 2026-03 is not settled
+        ("Conversion rate", "30.0%", "up", "▲ +5.0 pts vs 2026-01"),
+        ("Revenue", "1,500", "up", "▲ +50.0% vs 2026-01"),
+        ("Omnichannel share", "40.0%", "flat", "= +0.0 pts vs 2026-01"),
+        # shorter is neither good nor bad: no colour
+        ("Median time to convert", "12 h 0 min", "flat", "▼ \N{MINUS SIGN}50.0% vs 2026-01"),
     ]
+    assert "2026-02, the latest period whose drop-offs are all known" in kpis
+
+
+def test_summary_writes_the_largest_changes_first(page: str) -> None:
+    summary = re.findall(r"<li>(.*?)</li>", _section(page, "summary"))
+    assert summary == [
+        # click & collect 3 -> 6 (+100%) and ROPO 4 -> 2 (-50%) rank with the KPIs
+        "2026-02 against 2026-01: Click &amp; collect purchases rose from 3 to 6 (+100%).",
+        "Revenue rose from 1,000 to 1,500 (+50.0%).",
+        "Median time to convert fell from 1 d 0 h to 12 h 0 min (\N{MINUS SIGN}50.0%).",
+        "ROPO purchases fell from 4 to 2 (\N{MINUS SIGN}50%).",
+    ]
+
+
+def test_kpis_of_the_only_period_say_it_is_recent(data: DashboardData) -> None:
+    recent = data.period_kpis.filter(pl.col("period") == "2026-03")
+    page = render_dashboard(
+        DashboardData(**{**data.__dict__, "period_kpis": recent}),
+        title="t",
+        generated_at="g",
+    )
+    assert "2026-03, the latest period; its journeys that will drop off" in page
+    assert re.findall(r"<li>(.*?)</li>", _section(page, "summary")) == [
+        "2026-03 is still recent: journeys that will drop off are not all known yet, so its "
+        "conversion rate reads high.",
+        "2026-03 is the first period in the data.",
+    ]
+    assert _section(page, "kpis").count("no earlier period") == 5
 
 
 def test_page_lists_top_paths_of_large_enough_groups(page: str) -> None:
@@ -455,6 +670,7 @@ def test_empty_marts_render_a_page_without_rates(data: DashboardData) -> None:
     empty = DashboardData(**{name: frame.clear() for name, frame in data.__dict__.items()})
     page = render_dashboard(empty, title="Empty", generated_at="2026-04-01")
     values = re.findall(r'<div class="value">([^<]+)</div>', _section(page, "kpis"))
-    assert values == ["0", "0", "n/a", "0", "n/a"]
+    assert values == ["n/a"] * 5
+    assert "No journey has ended yet" in _section(page, "summary")
     assert "No path is followed by enough journeys to be shown." in page
     assert _sankey(build_figures(empty)).node.customdata == ()

@@ -16,9 +16,12 @@ import os
 # machines measured). One arena per core, freed memory kept 5 s: 10M events rebuild in
 # ~9.5 s instead of ~11 s at the same peak (benchmarks/README.md). Polars appends this to its
 # own defaults when it is imported after this package; a setting of the user's is kept.
-os.environ.setdefault("_RJEM_MALLOC_CONF", f"narenas:{os.cpu_count() or 1},dirty_decay_ms:5000")
+_POLARS_DEFAULT = "dirty_decay_ms:500,muzzy_decay_ms:1000"  # what Polars 2.1 sets when imported
+if os.environ.get("_RJEM_MALLOC_CONF", _POLARS_DEFAULT) == _POLARS_DEFAULT:
+    # unset, or inherited from a parent process that imported Polars: not the user's own
+    os.environ["_RJEM_MALLOC_CONF"] = f"narenas:{os.cpu_count() or 1},dirty_decay_ms:5000"
 
-from journey_analytics.explore import (
+from journey_analytics.explore import (  # noqa: E402 - after the allocator's settings
     attribution_credit,
     channel_leakage,
     compare_segments,

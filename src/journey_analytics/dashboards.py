@@ -1,21 +1,23 @@
 """The leadership dashboard: plotly figures and one self-contained HTML page from the marts.
 
 Input: the marts tables (``marts.transitions``, ``marts.dropoffs``, ``marts.funnel``,
-``marts.patterns``, ``marts.paths``, ``marts.attribution``) as Polars frames in a
-:class:`DashboardData`.
+``marts.patterns``, ``marts.paths``, ``marts.attribution``, ``marts.period_kpis``,
+``marts.pattern_periods``, ``marts.pattern_kpis``, ``marts.segment_kpis``, ``marts.leakage``)
+as Polars frames in a :class:`DashboardData`.
 Output: one figure per chart (:func:`build_figures`) and one HTML document
 (:func:`render_dashboard`) with plotly.js inlined once, so the page opens with no network.
 
-Privacy: the page shows aggregates only. Sankey links and paths followed by fewer than
-``min_group_size`` journeys are not shown individually, and no journey, customer or event
+Privacy: the page shows aggregates only. Sankey links, paths, stores and regions with fewer
+than ``min_group_size`` journeys are not shown individually, and no journey, customer or event
 identifier from ``marts.patterns`` reaches a figure or the page.
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import plotly.graph_objects as go
 import polars as pl
@@ -55,6 +57,28 @@ _RED = "#d1495b"
 _GREY = "#7f8c8d"
 _FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 
+# The marts the dashboard reads that older callers may not pass: empty by default.
+_PERIOD_KPIS = {
+    "period_start": pl.Date, "period": pl.String, "is_settled": pl.Boolean,
+    "journeys": pl.Int64, "conversions": pl.Int64, "conversion_rate": pl.Float64,
+    "revenue": pl.Float64, "omnichannel_share": pl.Float64,
+    "median_seconds_to_convert": pl.Float64,
+}  # fmt: skip
+_PATTERN_PERIODS = {
+    "period_start": pl.Date, "period": pl.String, "pattern": pl.String, "variant": pl.String,
+    "journeys": pl.Int64, "revenue": pl.Float64,
+}  # fmt: skip
+_PATTERN_KPIS = {
+    "pattern": pl.String, "variant": pl.String, "journeys": pl.Int64, "revenue": pl.Float64,
+    "median_seconds_to_convert": pl.Float64, "p90_seconds_to_convert": pl.Float64,
+}  # fmt: skip
+_SEGMENT_KPIS = {
+    "dimension": pl.String, "segment": pl.String, "journeys": pl.Int64,
+    "conversions": pl.Int64, "conversion_rate": pl.Float64, "revenue": pl.Float64,
+    "omnichannel_share": pl.Float64,
+}  # fmt: skip
+_LEAKAGE = {"from_stage": pl.String, "journeys": pl.Int64}
+
 _REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "transitions": ("segment", "from_touchpoint", "to_touchpoint", "transitions", "probability"),
     "dropoffs": ("touchpoint", "journeys_through", "exits", "dropoff_rate"),
@@ -63,6 +87,11 @@ _REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "paths": ("path", "steps", "journeys", "conversions", "conversion_rate",
               "median_duration_seconds"),
     "attribution": ("model", "dimension", "value", "conversions", "revenue"),
+    "period_kpis": tuple(_PERIOD_KPIS),
+    "pattern_periods": tuple(_PATTERN_PERIODS),
+    "pattern_kpis": tuple(_PATTERN_KPIS),
+    "segment_kpis": tuple(_SEGMENT_KPIS),
+    "leakage": ("from_stage", "journeys"),
 }  # fmt: skip
 
 
@@ -80,6 +109,13 @@ class DashboardData:
     patterns: pl.DataFrame
     paths: pl.DataFrame
     attribution: pl.DataFrame
+    period_kpis: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_PERIOD_KPIS))
+    pattern_periods: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=_PATTERN_PERIODS)
+    )
+    pattern_kpis: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_PATTERN_KPIS))
+    segment_kpis: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_SEGMENT_KPIS))
+    leakage: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_LEAKAGE))
 
 
 @dataclass(frozen=True)
@@ -97,12 +133,41 @@ class _SankeySelection:
 
 @dataclass(frozen=True)
 class _Kpis:
-    journeys: int
-    conversions: int
-    conversion_rate: float | None
-    revenue: float
-    omnichannel_conversions: int
-    omnichannel_share: float | None
+    """The KPI header: one period of ``marts.period_kpis`` and the one before it."""
+
+    current: dict[str, Any] | None  # a row of marts.period_kpis
+    previous: dict[str, Any] | None
+    settled: bool  # the current period's drop-offs are all known
+
+
+@dataclass(frozen=True)
+class _Metric:
+    column: str
+    name: str
+    note: str
+    in_points: bool  # a share: its change in percentage points, not in per cent
+    higher_is_better: bool | None
+
+
+_METRICS = (
+    _Metric("journeys", "Journeys", "closed journeys that ended in the period", False, True),
+    _Metric("conversion_rate", "Conversion rate", "conversions / journeys", True, True),
+    _Metric("revenue", "Revenue", "of the converted journeys", False, True),
+    _Metric(
+        "omnichannel_share",
+        "Omnichannel share",
+        "of conversions: ROPO, click &amp; collect or try &amp; buy",
+        True,
+        True,
+    ),
+    _Metric(
+        "median_seconds_to_convert",
+        "Median time to convert",
+        "first touch to purchase",
+        False,
+        None,
+    ),
+)
 
 
 # ── validation ──────────────────────────────────────────────────────────────────────────────
@@ -185,15 +250,15 @@ def _style(fig: go.Figure, *, height: int) -> go.Figure:
 
 
 def _select_sankey_links(
-    transitions: pl.DataFrame, *, min_group_size: int, max_sankey_links: int
+    transitions: pl.DataFrame, *, min_group_size: int, max_sankey_links: int, segment: str = "all"
 ) -> _SankeySelection:
-    """Picks the links of segment ``all`` that the Sankey draws.
+    """Picks the links of ``segment`` that the Sankey draws.
 
     Self-loops go first (a plotly Sankey cannot draw them), then links with fewer than
     ``min_group_size`` transitions, then all but the ``max_sankey_links`` largest links
     (ties broken by name so the choice is stable).
     """
-    edges = transitions.filter(pl.col("segment") == "all").select(
+    edges = transitions.filter(pl.col("segment") == segment).select(
         "from_touchpoint",
         "to_touchpoint",
         pl.col("transitions").cast(pl.Int64),
@@ -265,42 +330,118 @@ def _top_paths(paths: pl.DataFrame, *, min_group_size: int, limit: int = 10) -> 
     )
 
 
-def _compute_kpis(data: DashboardData) -> _Kpis:
-    journeys = int(data.paths["journeys"].cast(pl.Int64).sum())
-    conversions = int(data.paths["conversions"].cast(pl.Int64).sum())
-    revenue = float(
-        data.attribution.filter(
-            (pl.col("model") == "last_touch") & (pl.col("dimension") == "channel")
-        )["revenue"]
-        .cast(pl.Float64)
-        .sum()
+def _compute_kpis(period_kpis: pl.DataFrame) -> _Kpis:
+    """The latest settled period (all its drop-offs known; else the latest one) and the
+    period before it."""
+    rows = period_kpis.sort("period_start")
+    settled = rows.filter(pl.col("is_settled"))
+    candidates = settled if settled.height else rows
+    if candidates.is_empty():
+        return _Kpis(None, None, settled=False)
+    current = candidates.row(-1, named=True)
+    before = rows.filter(pl.col("period_start") < current["period_start"])
+    previous = before.row(-1, named=True) if before.height else None
+    return _Kpis(current, previous, settled=bool(settled.height))
+
+
+def _metric_value(metric: _Metric, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if metric.in_points:
+        return _fmt_pct(value)
+    if metric.column == "median_seconds_to_convert":
+        return _fmt_duration(value)
+    return _fmt_int(value)
+
+
+def _change(metric: _Metric, now: float | None, before: float | None) -> tuple[str, float] | None:
+    """The change from ``before`` to ``now`` as text (``+12.5%``, ``-1.2 pts``) and its size
+    relative to ``before`` (to rank changes); None when either is missing or ``before`` is 0."""
+    if now is None or before is None or before == 0:
+        return None
+    relative = now / before - 1
+    text = f"{(now - before) * 100:+.1f} pts" if metric.in_points else f"{relative:+.1%}"
+    return text.replace("-", "\N{MINUS SIGN}"), relative
+
+
+def _pattern_change_sentences(
+    pattern_periods: pl.DataFrame, current: str, previous: str
+) -> list[tuple[float, str]]:
+    """Per omnichannel pattern: its converted journeys in ``previous`` and ``current``."""
+    counts = (
+        pattern_periods.filter(pl.col("pattern").is_in(OMNICHANNEL_PATTERNS))
+        .group_by("pattern", "period")
+        .agg(pl.col("journeys").cast(pl.Int64).sum())
     )
-    omnichannel = data.patterns.filter(pl.col("pattern").is_in(OMNICHANNEL_PATTERNS))[
-        "journey_id"
-    ].n_unique()
-    return _Kpis(
-        journeys=journeys,
-        conversions=conversions,
-        conversion_rate=conversions / journeys if journeys else None,
-        revenue=revenue,
-        omnichannel_conversions=omnichannel,
-        omnichannel_share=omnichannel / conversions if conversions else None,
+    found = {(pattern, period): journeys for pattern, period, journeys in counts.iter_rows()}
+    sentences = []
+    for pattern in OMNICHANNEL_PATTERNS:
+        now, before = found.get((pattern, current), 0), found.get((pattern, previous), 0)
+        if now == before or not before:
+            continue
+        relative = now / before - 1
+        verb = "rose" if now > before else "fell"
+        sentences.append(
+            (
+                abs(relative),
+                f"{_pattern_label(pattern, None)} purchases {verb} from {_fmt_int(before)} to "
+                f"{_fmt_int(now)} ({relative:+.0%}).".replace("-", "\N{MINUS SIGN}"),
+            )
+        )
+    return sentences
+
+
+def _summary(kpis: _Kpis, pattern_periods: pl.DataFrame, *, limit: int = 4) -> list[str]:
+    """The biggest changes from the previous period to the KPI period, as sentences, largest
+    relative change first; a note when the period's drop-offs are not all known yet."""
+    if kpis.current is None:
+        return ["No journey has ended yet: there is nothing to compare."]
+    current, previous = kpis.current, kpis.previous
+    notes = []
+    if not kpis.settled:
+        notes.append(
+            f"{html.escape(current['period'])} is still recent: journeys that will drop off "
+            "are not all known yet, so its conversion rate reads high."
+        )
+    if previous is None:
+        return [*notes, f"{html.escape(current['period'])} is the first period in the data."]
+    ranked = []
+    for metric in _METRICS:
+        change = _change(metric, current[metric.column], previous[metric.column])
+        if change is None or change[1] == 0:
+            continue
+        text, relative = change
+        verb = "rose" if relative > 0 else "fell"
+        before = _metric_value(metric, previous[metric.column])
+        now = _metric_value(metric, current[metric.column])
+        ranked.append((abs(relative), f"{metric.name} {verb} from {before} to {now} ({text})."))
+    ranked += _pattern_change_sentences(pattern_periods, current["period"], previous["period"])
+    ranked.sort(key=lambda item: -item[0])
+    head = (
+        f"{html.escape(current['period'])} against {html.escape(previous['period'])}: "
+        if ranked
+        else ""
     )
+    changes = [sentence for _, sentence in ranked[:limit]]
+    if not changes:
+        changes = ["No key figure changed."]
+    return [*notes, head + changes[0], *changes[1:]]
 
 
 # ── figures ─────────────────────────────────────────────────────────────────────────────────
 
 
-def _sankey_figure(selection: _SankeySelection) -> go.Figure:
+def _sankey_trace(selection: _SankeySelection, *, segment: str, visible: bool) -> go.Sankey:
     links = selection.links
     nodes = _sankey_nodes(links)
     index = {name: position for position, name in enumerate(nodes)}
     node_colours = {START: _GREY, CONVERSION: _GREEN, DROP_OFF: _RED}
     link_colours = {CONVERSION: "rgba(46,157,91,0.35)", DROP_OFF: "rgba(209,73,91,0.30)"}
     targets = links["to_touchpoint"].to_list()
-    trace = go.Sankey(
-        uid="sankey",
-        name="paths",
+    return go.Sankey(
+        uid="sankey" if segment == "all" else f"sankey-{segment}",
+        name=segment,
+        visible=visible,
         arrangement="snap",
         valueformat=",d",
         node={
@@ -324,14 +465,85 @@ def _sankey_figure(selection: _SankeySelection) -> go.Figure:
             ),
         },
     )
-    fig = _style(go.Figure(trace), height=max(460, 34 * len(nodes)))
-    if not nodes:
+
+
+def _segment_label(segment: str) -> str:
+    """``all`` → ``All journeys``; ``first_channel=web`` → ``First channel: web``."""
+    if segment == "all":
+        return "All journeys"
+    dimension, found, value = segment.partition("=")
+    if not found:
+        return html.escape(segment.capitalize())
+    return html.escape(f"{dimension.replace('_', ' ').capitalize()}: {value}")
+
+
+def _sankey_segments(transitions: pl.DataFrame, *, limit: int) -> list[str]:
+    """The segments the Sankey's menu offers: ``all``, ``converted`` and ``dropped`` first,
+    then the others by name, at most ``limit``."""
+    present = transitions.get_column("segment").unique().to_list()
+    head = [segment for segment in ("all", "converted", "dropped") if segment in present]
+    return (head + sorted(set(present) - set(head)))[:limit]
+
+
+def _sankey_figure(
+    transitions: pl.DataFrame, *, min_group_size: int, max_sankey_links: int, max_segments: int
+) -> go.Figure:
+    """The Sankey of segment ``all`` (the first trace), and a menu that shows another segment
+    instead; each segment's links are chosen as for ``all``."""
+    selections = {
+        segment: _select_sankey_links(
+            transitions,
+            min_group_size=min_group_size,
+            max_sankey_links=max_sankey_links,
+            segment=segment,
+        )
+        for segment in ["all", *_sankey_segments(transitions, limit=max_segments)]
+    }
+    drawn = [
+        segment
+        for segment, selection in selections.items()
+        if segment == "all" or selection.links.height
+    ]
+    fig = go.Figure(
+        [
+            _sankey_trace(selections[segment], segment=segment, visible=segment == "all")
+            for segment in drawn
+        ]
+    )
+    nodes = max(len(_sankey_nodes(selections[segment].links)) for segment in drawn)
+    fig = _style(fig, height=max(460, 34 * nodes))
+    if len(drawn) > 1:
+        fig.update_layout(
+            updatemenus=[
+                {
+                    "type": "dropdown",
+                    "x": 0,
+                    "xanchor": "left",
+                    "y": 1.02,
+                    "yanchor": "bottom",
+                    "showactive": True,
+                    "buttons": [
+                        {
+                            "label": _segment_label(segment),
+                            "method": "restyle",
+                            "args": [{"visible": [other == segment for other in drawn]}],
+                        }
+                        for segment in drawn
+                    ],
+                }
+            ],
+            margin={"t": 60},
+        )
+    if not selections["all"].links.height:
         fig.add_annotation(text="No link is large enough to draw.", showarrow=False)
     return fig
 
 
-def _funnel_figure(funnel: pl.DataFrame) -> go.Figure:
+def _funnel_figure(funnel: pl.DataFrame, leakage: pl.DataFrame) -> go.Figure:
     rows = funnel.sort("stage_order")
+    leaked = dict(
+        leakage.group_by("from_stage").agg(pl.col("journeys").cast(pl.Int64).sum()).iter_rows()
+    )
     stages = [_label(stage).capitalize() for stage in rows["stage"].to_list()]
     dropped = rows["dropoffs"].cast(pl.Int64).to_list()
     dropped_rate = rows["dropoff_rate"].cast(pl.Float64).to_list()
@@ -353,7 +565,7 @@ def _funnel_figure(funnel: pl.DataFrame) -> go.Figure:
         marker={"color": [_STAGE_COLOURS[i % len(_STAGE_COLOURS)] for i in range(len(stages))]},
         connector={"fillcolor": "#e8eef5"},
     )
-    fig = _style(go.Figure(trace), height=max(320, 64 * len(stages)))
+    fig = _style(go.Figure(trace), height=max(320, (80 if leaked else 64) * len(stages)))
     # The drop-offs of each stage sit under its name, so no text is cut by the plot's edge.
     ticks = [
         f"<b>{stage}</b><br><span style='font-size:11.5px;color:{_RED}'>"
@@ -361,6 +573,14 @@ def _funnel_figure(funnel: pl.DataFrame) -> go.Figure:
         if count
         else f"<b>{stage}</b><br><span style='font-size:11.5px;color:{_GREY}'>no drop-off</span>"
         for stage, count, rate in zip(stages, dropped, dropped_rate, strict=True)
+    ]
+    # leakage: journeys whose last online step was at this stage and that bought offline
+    ticks = [
+        f"{tick}<br><span style='font-size:11.5px;color:{_GREEN}'>"
+        f"{_fmt_int(leaked[name])} left online, bought offline</span>"
+        if leaked.get(name)
+        else tick
+        for tick, name in zip(ticks, rows["stage"].to_list(), strict=True)
     ]
     fig.update_yaxes(tickvals=stages, ticktext=ticks, automargin=True)
     fig.update_layout(margin={"l": 20, "r": 20, "t": 30, "b": 10})
@@ -447,6 +667,132 @@ def _patterns_figure(counts: pl.DataFrame) -> go.Figure:
     return _paired_bars(labels, left, right, titles=("Converted journeys", "Revenue"))
 
 
+def _pattern_trend_figure(pattern_periods: pl.DataFrame) -> go.Figure:
+    """Per omnichannel pattern and period: converted journeys (top) and revenue (bottom)."""
+    rows = (
+        pattern_periods.filter(pl.col("pattern").is_in(OMNICHANNEL_PATTERNS))
+        .group_by("period_start", "period", "pattern")
+        .agg(pl.col("journeys").cast(pl.Int64).sum(), pl.col("revenue").cast(pl.Float64).sum())
+        .sort("period_start")
+    )
+    periods = rows.select("period_start", "period").unique().sort("period_start")
+    labels = periods["period"].to_list()
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.1,
+        subplot_titles=("Converted journeys", "Revenue"),
+    )
+    colours = dict(zip(OMNICHANNEL_PATTERNS, (_BLUE, _GREEN, "#b279a2"), strict=True))
+    for pattern in OMNICHANNEL_PATTERNS:
+        of = dict(
+            (period, (journeys, revenue))
+            for period, journeys, revenue in rows.filter(pl.col("pattern") == pattern)
+            .select("period", "journeys", "revenue")
+            .iter_rows()
+        )
+        if not of:
+            continue
+        for row, position, unit in ((1, 0, "journeys"), (2, 1, "revenue")):
+            fig.add_trace(
+                go.Scatter(
+                    name=_pattern_label(pattern, None),
+                    legendgroup=pattern,
+                    showlegend=row == 1,
+                    mode="lines+markers",
+                    x=labels,
+                    y=[of.get(period, (0, 0.0))[position] for period in labels],
+                    line={"color": colours[pattern], "width": 2.5},
+                    hovertemplate=f"%{{x}}: %{{y:,.0f}} {unit} (%{{fullData.name}})<extra></extra>",
+                ),
+                row=row,
+                col=1,
+            )
+    fig = _style(fig, height=520)
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(rangemode="tozero")
+    if not labels:
+        fig.add_annotation(text="No omnichannel purchase yet.", showarrow=False)
+    return fig
+
+
+def _time_to_convert_figure(pattern_kpis: pl.DataFrame) -> go.Figure:
+    """Per pattern (and variant): the median days from the first touch to the purchase."""
+    order = {pattern: index for index, pattern in enumerate(_PATTERN_ORDER)}
+    rows = (
+        pattern_kpis.filter(pl.col("median_seconds_to_convert").is_not_null())
+        .with_columns(
+            pl.col("pattern")
+            .replace_strict(order, default=len(order), return_dtype=pl.Int64)
+            .alias("pattern_order")
+        )
+        .sort(["pattern_order", "pattern", "variant"], nulls_last=True)
+    )
+    days = (rows["median_seconds_to_convert"].cast(pl.Float64) / 86_400).to_list()
+    p90 = (rows["p90_seconds_to_convert"].cast(pl.Float64) / 86_400).to_list()
+    labels = [_pattern_label(p, v) for p, v in rows.select("pattern", "variant").iter_rows()]
+    bar = go.Bar(
+        name="median_days",
+        orientation="h",
+        y=labels,
+        x=days,
+        customdata=list(zip(p90, rows["journeys"].cast(pl.Int64).to_list(), strict=True)),
+        text=[f"{value:.1f} d" for value in days],
+        textposition="outside",
+        cliponaxis=False,
+        marker={"color": _BLUE},
+        hovertemplate=(
+            "%{y}: median %{x:.1f} days, 90% within %{customdata[0]:.1f} days"
+            "<br>%{customdata[1]:,} journeys<extra></extra>"
+        ),
+    )
+    fig = _style(go.Figure(bar), height=max(240, 46 * len(labels) + 60))
+    fig.update_layout(showlegend=False, margin={"l": 20, "r": 70, "t": 20, "b": 30})
+    fig.update_xaxes(title_text="days from the first touch to the purchase", rangemode="tozero")
+    fig.update_yaxes(autorange="reversed", automargin=True, ticksuffix="  ")
+    return fig
+
+
+def _stores_figure(segment_kpis: pl.DataFrame, *, min_group_size: int) -> go.Figure:
+    """Per region, then per store, with at least ``min_group_size`` closed journeys: journeys
+    and conversion rate."""
+    rows = (
+        segment_kpis.filter(
+            pl.col("dimension").is_in(["region", "store"]) & (pl.col("journeys") >= min_group_size)
+        )
+        .with_columns((pl.col("dimension") == "store").alias("is_store"))
+        .sort(["is_store", "journeys", "segment"], descending=[False, True, False])
+    )
+    labels = [_segment_label(segment) for segment in rows["segment"].to_list()]
+    journeys = rows["journeys"].cast(pl.Int64).to_list()
+    rates = rows["conversion_rate"].cast(pl.Float64).to_list()
+    details = rows.select(
+        pl.col("revenue").cast(pl.Float64), pl.col("omnichannel_share").cast(pl.Float64)
+    ).rows()
+    left = go.Bar(
+        name="journeys",
+        x=journeys,
+        text=[_fmt_int(value) for value in journeys],
+        customdata=details,
+        marker={"color": _BLUE},
+        hovertemplate="%{y}: %{x:,} journeys, revenue %{customdata[0]:,.0f}<extra></extra>",
+    )
+    right = go.Bar(
+        name="conversion_rate",
+        x=rates,
+        text=[_fmt_pct(value) for value in rates],
+        customdata=details,
+        marker={"color": _GREEN},
+        hovertemplate=(
+            "%{y}: %{x:.1%} converted; omnichannel %{customdata[1]:.0%} of purchases<extra></extra>"
+        ),
+    )
+    fig = _paired_bars(labels, left, right, titles=("Closed journeys", "Conversion rate"))
+    fig.update_xaxes(range=[0, 1.0], row=1, col=2)
+    return fig
+
+
 def _attribution_figure(attribution: pl.DataFrame) -> go.Figure:
     rows = attribution.filter(pl.col("dimension") == "channel").with_columns(
         pl.col("conversions").cast(pl.Float64), pl.col("revenue").cast(pl.Float64)
@@ -497,19 +843,28 @@ def _attribution_figure(attribution: pl.DataFrame) -> go.Figure:
 
 
 def build_figures(
-    data: DashboardData, *, min_group_size: int = 5, max_sankey_links: int = 40
+    data: DashboardData,
+    *,
+    min_group_size: int = 5,
+    max_sankey_links: int = 40,
+    max_sankey_segments: int = 24,
 ) -> dict[str, go.Figure]:
     """Builds one plotly figure per chart of the dashboard.
 
     Args:
         data: The marts.
-        min_group_size: Sankey links with fewer transitions than this are not drawn.
-        max_sankey_links: The Sankey draws at most this many links, the largest ones.
+        min_group_size: Sankey links with fewer transitions than this, and stores and regions
+            with fewer closed journeys, are not drawn.
+        max_sankey_links: The Sankey draws at most this many links per segment, the largest.
+        max_sankey_segments: The Sankey's menu offers at most this many segments of
+            ``marts.transitions`` (``all``, ``converted``, ``dropped`` first).
 
     Returns:
         Figures keyed by section id: ``sankey``, ``funnel``, ``dropoffs``, ``patterns``,
-        ``attribution``, in page order. The Sankey's trace has ``uid="sankey"``, node labels
-        for people and the mart's node names in ``node.customdata``.
+        ``pattern_trend``, ``time_to_convert``, ``attribution``, ``stores``, in page order.
+        The Sankey's first trace (``uid="sankey"``, visible) is segment ``all``, one hidden
+        trace per other segment follows, shown by the figure's menu; node labels are for
+        people and the mart's node names are in ``node.customdata``.
 
     Raises:
         DashboardDataError: A mart lacks a column the dashboard reads (all are listed).
@@ -527,15 +882,20 @@ def build_figures(
         )
         raise ValueError(msg)
     _check_columns(data)
-    selection = _select_sankey_links(
-        data.transitions, min_group_size=min_group_size, max_sankey_links=max_sankey_links
-    )
     return {
-        "sankey": _sankey_figure(selection),
-        "funnel": _funnel_figure(data.funnel),
+        "sankey": _sankey_figure(
+            data.transitions,
+            min_group_size=min_group_size,
+            max_sankey_links=max_sankey_links,
+            max_segments=max_sankey_segments,
+        ),
+        "funnel": _funnel_figure(data.funnel, data.leakage),
         "dropoffs": _dropoffs_figure(data.dropoffs),
         "patterns": _patterns_figure(_pattern_counts(data.patterns)),
+        "pattern_trend": _pattern_trend_figure(data.pattern_periods),
+        "time_to_convert": _time_to_convert_figure(data.pattern_kpis),
         "attribution": _attribution_figure(data.attribution),
+        "stores": _stores_figure(data.segment_kpis, min_group_size=min_group_size),
     }
 
 
@@ -562,6 +922,9 @@ p.caption { margin: 0 0 10px; color: var(--muted); font-size: 13.5px; max-width:
 .kpi .name { color: var(--muted); font-size: 13px; }
 .kpi .value { font-size: 28px; font-weight: 650; font-variant-numeric: tabular-nums; }
 .kpi .note { color: var(--muted); font-size: 12.5px; }
+.kpi .change { font-size: 13px; font-weight: 600; color: var(--muted); }
+.kpi .change.up { color: #2e9d5b; } .kpi .change.down { color: #d1495b; }
+#summary ul { margin: 6px 0 4px; padding-left: 20px; } #summary li { margin: 3px 0; }
 table { width: 100%; border-collapse: collapse; font-size: 14px;
         font-variant-numeric: tabular-nums; }
 th, td { padding: 7px 10px; border-bottom: 1px solid var(--line); text-align: left;
@@ -582,11 +945,15 @@ _CSP = (
 
 _SECTION_TITLES = {
     "kpis": "Key figures",
+    "summary": "What changed",
     "sankey": "Main paths between touchpoints",
     "funnel": "Funnel by stage",
     "dropoffs": "Where journeys drop off",
     "patterns": "Omnichannel patterns",
+    "pattern_trend": "Omnichannel patterns over time",
+    "time_to_convert": "Time to convert by pattern",
     "attribution": "Attribution by channel",
+    "stores": "By region and store",
     "paths": "Top 10 paths",
 }
 
@@ -598,28 +965,76 @@ def _section(section_id: str, caption: str, body: str) -> str:
     )
 
 
-def _kpis_html(kpis: _Kpis) -> str:
-    cards = (
-        ("Journeys", _fmt_int(kpis.journeys), "closed journeys (converted or dropped)"),
-        ("Conversions", _fmt_int(kpis.conversions), "journeys that ended in a purchase"),
-        ("Conversion rate", _fmt_pct(kpis.conversion_rate), "conversions / journeys"),
-        ("Revenue", _fmt_int(kpis.revenue), "last-touch attribution over channels"),
-        (
-            "Omnichannel share",
-            _fmt_pct(kpis.omnichannel_share),
-            f"{_fmt_int(kpis.omnichannel_conversions)} of {_fmt_int(kpis.conversions)} "
-            "conversions with ROPO, click &amp; collect or try &amp; buy",
-        ),
+def _kpi_change_html(metric: _Metric, kpis: _Kpis) -> str:
+    if kpis.current is None or kpis.previous is None:
+        return '<div class="change">no earlier period</div>'
+    change = _change(metric, kpis.current[metric.column], kpis.previous[metric.column])
+    if change is None:
+        return '<div class="change">n/a</div>'
+    text, relative = change
+    tone = (
+        "flat"
+        if relative == 0 or metric.higher_is_better is None
+        else ("up" if (relative > 0) == metric.higher_is_better else "down")
     )
+    arrow = "▲" if relative > 0 else ("▼" if relative < 0 else "=")
+    previous = html.escape(kpis.previous["period"])
+    return f'<div class="change {tone}">{arrow} {text} vs {previous}</div>'
+
+
+def _kpis_html(kpis: _Kpis) -> str:
+    current = kpis.current or {}
+    cards = [
+        (metric.name, _metric_value(metric, current.get(metric.column)), metric.note, metric)
+        for metric in _METRICS
+    ]
     return (
         '<div class="kpis">\n'
         + "\n".join(
-            f'<div class="kpi"><div class="name">{name}</div>'
-            f'<div class="value">{value}</div><div class="note">{note}</div></div>'
-            for name, value, note in cards
+            f'<div class="kpi" id="kpi-{metric.column}"><div class="name">{name}</div>'
+            f'<div class="value">{value}</div>{_kpi_change_html(metric, kpis)}'
+            f'<div class="note">{note}</div></div>'
+            for name, value, note, metric in cards
         )
         + "\n</div>"
     )
+
+
+def _kpis_caption(kpis: _Kpis) -> str:
+    if kpis.current is None:
+        return "No journey has ended yet."
+    period = html.escape(kpis.current["period"])
+    if kpis.settled:
+        return (
+            f"{period}, the latest period whose drop-offs are all known (a journey counts as "
+            "dropped only after the journey timeout without events), against the period "
+            "before it."
+        )
+    return (
+        f"{period}, the latest period; its journeys that will drop off are not all known yet "
+        "(no period in the data is older than the journey timeout)."
+    )
+
+
+def _summary_html(sentences: list[str]) -> str:
+    return "<ul>\n" + "\n".join(f"<li>{sentence}</li>" for sentence in sentences) + "\n</ul>"
+
+
+def _stores_caption(segment_kpis: pl.DataFrame, *, min_group_size: int) -> str:
+    places = segment_kpis.filter(pl.col("dimension").is_in(["region", "store"]))
+    hidden = places.filter(pl.col("journeys") < min_group_size).height
+    text = (
+        "Closed journeys with a store (the store of their purchase or their last store "
+        "visit), by region and by store, and their conversion rate."
+    )
+    if places.is_empty():
+        return text + " No journey has a store yet."
+    if hidden:
+        text += (
+            f" Not shown: {_count(hidden, 'store or region')} with fewer than "
+            f"{min_group_size} journeys."
+        )
+    return text
 
 
 def _count(value: int, noun: str) -> str:
@@ -714,21 +1129,23 @@ def render_dashboard(
         for position, (name, fig) in enumerate(figures.items())
     }
     top_paths = _top_paths(data.paths, min_group_size=min_group_size)
+    kpis = _compute_kpis(data.period_kpis)
+    sankey_caption = _sankey_caption(selection, min_group_size=min_group_size)
+    if len(figures["sankey"].data) > 1:
+        sankey_caption += " The menu shows one segment instead of all journeys."
     sections = [
+        _section("kpis", _kpis_caption(kpis), _kpis_html(kpis)),
         _section(
-            "kpis",
-            "Headline numbers over all closed journeys in the marts.",
-            _kpis_html(_compute_kpis(data)),
+            "summary",
+            "The largest changes against the period before, written from the numbers.",
+            _summary_html(_summary(kpis, data.pattern_periods)),
         ),
-        _section(
-            "sankey",
-            _sankey_caption(selection, min_group_size=min_group_size),
-            charts["sankey"],
-        ),
+        _section("sankey", sankey_caption, charts["sankey"]),
         _section(
             "funnel",
             "Journeys reaching each stage (or a later one), and the dropped journeys whose "
-            "furthest stage it was.",
+            "furthest stage it was; in green, converted journeys whose last online step was "
+            "at that stage and that bought in a store or by phone (channel leakage, not loss).",
             charts["funnel"],
         ),
         _section(
@@ -745,6 +1162,18 @@ def render_dashboard(
             charts["patterns"],
         ),
         _section(
+            "pattern_trend",
+            "ROPO (research online, purchase offline), click &amp; collect and try &amp; buy "
+            "purchases per period of the purchase, and their revenue.",
+            charts["pattern_trend"],
+        ),
+        _section(
+            "time_to_convert",
+            "Median days from a journey's first touch to its purchase, per pattern (hover: "
+            "the 90th percentile and the journeys).",
+            charts["time_to_convert"],
+        ),
+        _section(
             "attribution",
             "Credit for conversions and revenue given to each channel by five models: the "
             "first touch, the last touch, shared equally along the journey (linear), 40% to "
@@ -752,6 +1181,11 @@ def render_dashboard(
             "proportion to how many conversions would be lost without the channel, on the "
             "Markov chain of all finished journeys (Markov removal effect).",
             charts["attribution"],
+        ),
+        _section(
+            "stores",
+            _stores_caption(data.segment_kpis, min_group_size=min_group_size),
+            charts["stores"],
         ),
         _section(
             "paths",

@@ -65,6 +65,10 @@ MARTS = (
     "marts.patterns",
     "marts.paths",
     "marts.attribution",
+    "marts.period_kpis",
+    "marts.pattern_periods",
+    "marts.pattern_kpis",
+    "marts.segment_kpis",
 )
 STEP_COLUMNS = (
     "journey_id",
@@ -1068,6 +1072,13 @@ def build_marts(settings: Settings) -> dict[str, int]:
             wh.build_mart("marts.funnel")
             wh.build_mart("marts.dropoffs", noise)
             wh.build_mart("marts.paths")
+            periods = {"period": settings.graphs.period}
+            wh.build_mart(
+                "marts.period_kpis", {**periods, "timeout_days": settings.journeys.timeout_days}
+            )
+            wh.build_mart("marts.pattern_periods", periods)
+            wh.build_mart("marts.pattern_kpis")
+            wh.build_mart("marts.segment_kpis")
         return {
             table: int(wh.query(f"select count(*) as n from {table}").item()) for table in MARTS
         }
@@ -1238,6 +1249,11 @@ def read_dashboard_data(settings: Settings) -> dashboards.DashboardData:
             patterns=wh.read("marts.patterns"),
             paths=wh.read("marts.paths"),
             attribution=wh.read("marts.attribution"),
+            period_kpis=wh.read("marts.period_kpis"),
+            pattern_periods=wh.read("marts.pattern_periods"),
+            pattern_kpis=wh.read("marts.pattern_kpis"),
+            segment_kpis=wh.read("marts.segment_kpis"),
+            leakage=wh.read("marts.leakage"),
         )
 
 
