@@ -6,12 +6,14 @@ logic does not.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
+from prefect import Task, flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
 
 from journey_analytics import jobs
 from journey_analytics.config import Settings, load_settings
@@ -31,6 +33,39 @@ class RunSummary:
     dashboard: Path
 
 
+# The flow's steps in order, by task name, with what each does in words.
+STEPS = {
+    "ingest-sources": "loading source files",
+    "stitch-identities": "stitching identities",
+    "build-journeys": "building sessions and journeys",
+    "build-marts": "building marts and graphs",
+    "export-dashboard": "writing the dashboard",
+}
+StepListener = Callable[[str, str], None]  # (task name, "running" | "completed" | "failed")
+_listeners: list[StepListener] = []
+
+
+def listen(listener: StepListener) -> Callable[[], None]:
+    """Calls ``listener`` as each step of a run in this process starts and ends (for a
+    progress display); returns the function that stops it."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener)
+
+
+_Hook = Callable[[Task[..., Any], TaskRun, State[Any]], Awaitable[None] | None]
+
+
+def _hook(event: str) -> list[_Hook]:
+    def tell(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> None:
+        for listener in list(_listeners):
+            listener(task.name, event)
+
+    return [tell]
+
+
+_RUNNING, _COMPLETED, _FAILED = _hook("running"), _hook("completed"), _hook("failed")
+
+
 def retry_io_only(task: Any, task_run: Any, state: Any) -> bool:
     """Retry what may pass (I/O), not a bad config or file: a retry cannot fix those."""
     try:
@@ -48,27 +83,56 @@ def retry_io_only(task: Any, task_run: Any, state: Any) -> bool:
     retry_delay_seconds=5,
     retry_condition_fn=retry_io_only,
     cache_policy=NO_CACHE,
+    on_running=_RUNNING,
+    on_completion=_COMPLETED,
+    on_failure=_FAILED,
 )
 def ingest_sources(settings: Settings) -> list[jobs.BatchReport]:
     return jobs.ingest_sources(settings)
 
 
-@task(name="stitch-identities", cache_policy=NO_CACHE)
+@task(
+    name="stitch-identities",
+    cache_policy=NO_CACHE,
+    on_running=_RUNNING,
+    on_completion=_COMPLETED,
+    on_failure=_FAILED,
+)
 def build_core(settings: Settings) -> jobs.CoreReport:
     return jobs.build_core(settings)
 
 
-@task(name="build-journeys", cache_policy=NO_CACHE)
+@task(
+    name="build-journeys",
+    cache_policy=NO_CACHE,
+    on_running=_RUNNING,
+    on_completion=_COMPLETED,
+    on_failure=_FAILED,
+)
 def build_journeys(settings: Settings) -> jobs.JourneyReport:
     return jobs.build_journeys(settings)
 
 
-@task(name="build-marts", cache_policy=NO_CACHE)
+@task(
+    name="build-marts",
+    cache_policy=NO_CACHE,
+    on_running=_RUNNING,
+    on_completion=_COMPLETED,
+    on_failure=_FAILED,
+)
 def build_marts(settings: Settings) -> dict[str, int]:
     return jobs.build_marts(settings)
 
 
-@task(name="export-dashboard", retries=1, retry_condition_fn=retry_io_only, cache_policy=NO_CACHE)
+@task(
+    name="export-dashboard",
+    retries=1,
+    retry_condition_fn=retry_io_only,
+    cache_policy=NO_CACHE,
+    on_running=_RUNNING,
+    on_completion=_COMPLETED,
+    on_failure=_FAILED,
+)
 def export_dashboard(settings: Settings) -> Path:
     return jobs.export_dashboard(settings)
 

@@ -647,9 +647,9 @@ def _of(events: pl.DataFrame, rows: _Ints, columns: tuple[str, ...]) -> pl.DataF
 
 def shards_for(events: int, *, events_per_shard: int = 1_250_000) -> int:
     """A number of customer groups for :func:`rebuild`: one per ``events_per_shard`` events.
-    Measured at 10M events on 2 cores (benchmarks/README.md): 8 groups, two at a time, take
-    10 to 11 s against 11.6 to 14.5 s in one piece, at about the same peak memory (4.3 GB); 2 to 16
-    groups all take 10 to 11 s, with peaks from 5.2 GB (2) down to 4.1 GB (16)."""
+    Measured at 10M events on 2 cores (benchmarks/README.md, 2026-12-01): 8 groups, two at a
+    time, took 10 to 11 s against 11.6 to 14.5 s in one piece, at about the same peak memory;
+    2 to 16 groups all took 10 to 11 s, with peaks from 5.2 GB (2) down to 4.1 GB (16)."""
     return max(1, -(-events // events_per_shard))
 
 

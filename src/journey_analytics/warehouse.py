@@ -47,7 +47,7 @@ def compute(
     connection = duckdb.connect(":memory:", config=_CONFIG)
     try:
         connection.execute("set TimeZone = 'UTC'")
-        connection.execute("set enable_progress_bar = false")  # not over the log of a run
+        _quiet(connection)
         for macro in macros:
             connection.execute((sql_dir() / macro).read_text(encoding="utf-8"))
         result: pl.DataFrame = connection.sql(query, params=params).pl()
@@ -59,6 +59,14 @@ def compute(
     finally:
         connection.close()
     return result
+
+
+def _quiet(connection: duckdb.DuckDBPyConnection) -> None:
+    """No progress bar over the log of a run. In a Jupyter kernel DuckDB refuses the setting
+    unless ipywidgets is installed (it draws its bar there with widgets, and draws none
+    without them), so a notebook keeps DuckDB's own choice."""
+    with suppress(duckdb.InvalidInputException):
+        connection.execute("set enable_progress_bar = false")
 
 
 def _checked_table(name: str) -> str:
@@ -89,7 +97,7 @@ class Warehouse:
         target = str(path)
         # Offline: DuckDB never downloads an extension (json, parquet and icu are built in).
         connection = duckdb.connect(":memory:", config=_CONFIG)
-        connection.execute("set enable_progress_bar = false")  # not over the log of a run
+        _quiet(connection)
         if target != ":memory:":
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             # Attached under a fixed name: a file called journeys.duckdb would otherwise be a
