@@ -66,3 +66,17 @@ accuracy: $(VENV)/.installed-run
 
 clean:
 	rm -rf $(VENV) journeys.duckdb journeys.duckdb.wal reports/dashboard.html .pytest_cache
+
+# The analysts' notebooks (notebooks/README.md): build the database from the sample (as `make
+# run`), then execute every notebook in place, its outputs saved in the file as GitHub shows it.
+.PHONY: notebooks
+notebooks: $(VENV)/.installed-test
+	$(BIN)/journey run --config journey.toml
+	$(BIN)/python notebooks/execute.py notebooks/*.ipynb
+
+# The README's picture of the dashboard: the pipeline on the committed sample (`make run`,
+# which also rebuilds reports/dashboard.html), then a full-page screenshot of it in headless
+# Chromium with the network closed (Debian: apt-get install chromium).
+.PHONY: screenshot
+screenshot: run
+	$(BIN)/python scripts/screenshot.py reports/dashboard.html docs/dashboard.png

@@ -1,10 +1,17 @@
-"""The dashboard renders in headless Chromium with no network: every section, every Sankey node."""
+"""The dashboard in headless Chromium with every network route closed: plotly draws every
+figure with no console error, every section is there, the Sankey shows exactly the links of
+marts.transitions it should, and a screenshot is kept as a test artefact.
+
+The artefacts go to ``$JOURNEY_TEST_ARTEFACTS`` (``.ci/run`` sets it) or the test's tmp_path.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
+import plotly.offline
 import polars as pl
 import pytest
 
@@ -15,11 +22,12 @@ from journey_analytics.dashboards import (
     write_dashboard,
 )
 
+from ._browser import PNG_SIGNATURE, png_size, read_probe, write_probed_copy
 from ._browser import run_chromium as _run_chromium
 
 pytestmark = pytest.mark.browser
 
-SECTION_IDS = ("kpis", "sankey", "funnel", "dropoffs", "patterns", "attribution", "paths")
+MIN_GROUP_SIZE = 5
 
 
 def _data() -> DashboardData:
@@ -95,27 +103,110 @@ def _data() -> DashboardData:
 
 @pytest.fixture
 def dashboard(tmp_path: Path) -> Path:
-    page = render_dashboard(_data(), title="Journeys", generated_at="2026-04-01", min_group_size=5)
+    page = render_dashboard(
+        _data(), title="Journeys", generated_at="2026-04-01", min_group_size=MIN_GROUP_SIZE
+    )
     return write_dashboard(page, tmp_path / "dashboard.html")
 
 
-def test_sankey_nodes_and_sections_are_in_the_rendered_dom(
+@pytest.fixture
+def artefacts(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("JOURNEY_TEST_ARTEFACTS") or tmp_path / "artefacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _expected_sankey_links(transitions: pl.DataFrame) -> set[tuple[str, str, int]]:
+    """What the Sankey must draw, from the mart alone: segment ``all``, no self-loop (a Sankey
+    cannot draw one), no link of fewer than MIN_GROUP_SIZE moves (privacy). Fewer than the
+    40-link cap here, so the cap removes nothing."""
+    kept = transitions.filter(
+        (pl.col("segment") == "all")
+        & (pl.col("from_touchpoint") != pl.col("to_touchpoint"))
+        & (pl.col("transitions") >= MIN_GROUP_SIZE)
+    )
+    return set(kept.select("from_touchpoint", "to_touchpoint", "transitions").iter_rows())
+
+
+def test_dashboard_renders_every_section_and_the_sankey_of_the_mart_without_errors(
     chromium: str, dashboard: Path, tmp_path: Path
 ) -> None:
-    (sankey,) = build_figures(_data(), min_group_size=5)["sankey"].data
-    # The self-loop and the 3-move link are not drawn; START, email_click, product_view,
-    # store_purchase, store_visit, CONVERSION, DROP_OFF remain.
-    assert len(sankey.node.label) == 7
-    dom = _run_chromium(chromium, tmp_path / "profile", "--dump-dom", dashboard.as_uri()).stdout
-    assert len(re.findall(r'<g class="sankey-node"', dom)) == len(sankey.node.label)
-    for section_id in SECTION_IDS:
-        assert f'<section id="{section_id}">' in dom
-    # Every figure was drawn (plotly adds main-svg to each plot it renders).
-    assert dom.count('class="main-svg"') >= 5
+    probed = write_probed_copy(dashboard, tmp_path / "probed.html")
+    dom = _run_chromium(chromium, tmp_path / "profile", "--dump-dom", probed.as_uri()).stdout
+    probe = read_probe(dom)
+
+    # plotly (the copy inlined in the page) drew every figure, and nothing went wrong: no
+    # uncaught error, rejected promise, console.error or fetch blocked by the page's CSP.
+    assert probe["ready"] is True
+    assert probe["plotly"] == plotly.offline.get_plotlyjs_version()
+    assert probe["problems"] == []
+    # Every section of the navigation is on the page, in the same order; each figure of
+    # build_figures is drawn in its own section.
+    figures = build_figures(_data(), min_group_size=MIN_GROUP_SIZE)
+    assert probe["nav"] == [f"#{section}" for section in probe["sections"]]
+    assert {"kpis", "paths", *figures} <= set(probe["sections"])
+    assert probe["drawn"] == [f"figure-{name}" for name in figures]
+
+    # The visible Sankey trace is segment "all" of marts.transitions, link for link:
+    # product_view -> product_view (a self-loop), product_view -> DROP_OFF (3 moves, under
+    # MIN_GROUP_SIZE) and the "converted" segment's START -> product_view are not in it.
+    sankey = probe["sankey"]
+    names = sankey["names"]
+    drawn_links = list(
+        zip(
+            [names[i] for i in sankey["source"]],
+            [names[i] for i in sankey["target"]],
+            sankey["value"],
+            strict=True,
+        )
+    )
+    expected = _expected_sankey_links(_data().transitions)
+    assert len(expected) == 6
+    assert sankey["visible"] is True
+    assert len(drawn_links) == len(set(drawn_links))
+    assert set(drawn_links) == expected
+    assert sorted(names) == sorted({name for link in expected for name in link[:2]})
+    # ... and the browser drew exactly those nodes (with their labels) and links.
+    assert sankey["drawn_links"] == len(expected)
+    assert sorted(sankey["drawn_nodes"]) == sorted(sankey["labels"])
+    assert len(sankey["labels"]) == len(names) == 7
 
 
-def test_screenshot_is_not_blank(chromium: str, dashboard: Path, tmp_path: Path) -> None:
-    screenshot = tmp_path / "dashboard.png"
+def test_the_probe_reports_errors_console_errors_and_blocked_fetches(
+    chromium: str, tmp_path: Path
+) -> None:
+    """The check above is not vacuous: the same probe on a broken page lists each problem."""
+    page = tmp_path / "broken.html"
+    page.write_text(
+        "<!doctype html>\n<html><head>\n"
+        '<meta http-equiv="Content-Security-Policy" '
+        "content=\"default-src 'none'; script-src 'unsafe-inline'\">\n"
+        "</head><body><main></main>\n<script>\n"
+        'console.error("boom", 42);\n'
+        'Promise.reject("nope");\n'
+        'fetch("https://cdn.example.com/plotly.js").catch(() => {});\n'
+        "notAFunction();\n"
+        "</script></body></html>\n"
+    )
+    probed = write_probed_copy(page, tmp_path / "probed.html")
+    dom = _run_chromium(chromium, tmp_path / "profile", "--dump-dom", probed.as_uri()).stdout
+    probe = read_probe(dom)
+    assert probe["ready"] is False  # no plot on the page: the probe gave up waiting
+    # the location of the uncaught error is the probed copy's line: not asserted
+    problems = sorted(re.sub(r" \(file:.*\)$", "", problem) for problem in probe["problems"])
+    assert problems == [
+        "blocked by CSP: connect-src https://cdn.example.com/plotly.js",
+        "console.error: boom 42",
+        "uncaught: Uncaught ReferenceError: notAFunction is not defined",
+        "unhandled rejection: nope",
+    ]
+
+
+def test_screenshot_is_kept_as_an_artefact_and_is_not_blank(
+    chromium: str, dashboard: Path, artefacts: Path, tmp_path: Path
+) -> None:
+    screenshot = artefacts / "dashboard.png"
+    screenshot.unlink(missing_ok=True)
     _run_chromium(
         chromium,
         tmp_path / "profile",
@@ -124,6 +215,7 @@ def test_screenshot_is_not_blank(chromium: str, dashboard: Path, tmp_path: Path)
         "--hide-scrollbars",
         dashboard.as_uri(),
     )
-    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert screenshot.read_bytes()[:8] == PNG_SIGNATURE
+    assert png_size(screenshot) == (1400, 3000)
     # A blank 1400x3000 page compresses to a few kB; the charts take far more.
     assert screenshot.stat().st_size > 100_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import traceback
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +12,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from journey_analytics.errors import (
@@ -49,6 +58,48 @@ def _fail(error: JourneyError) -> typer.Exit:
     return typer.Exit(code=codes.get(type(error), 2))
 
 
+class _StepProgress:
+    """The run's steps as they go: a progress bar on a terminal, one line per finished step
+    (with its seconds) in a log or a scheduler's output."""
+
+    def __init__(self, steps: dict[str, str]) -> None:
+        self._steps = steps
+        self._live = console.is_terminal
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not self._live,
+        )
+        self._bar = self._progress.add_task("starting", total=len(steps))
+        self._started: dict[str, float] = {}
+
+    def __enter__(self) -> _StepProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def step(self, name: str, event: str) -> None:
+        """A listener of ``pipelines.journey_flow.listen``."""
+        words = self._steps.get(name, name)
+        now = time.perf_counter()
+        if event == "running":
+            self._started[name] = now
+            self._progress.update(self._bar, description=words)
+            return
+        seconds = now - self._started.get(name, now)
+        if event == "completed":
+            self._progress.advance(self._bar)
+        mark = "done" if event == "completed" else event
+        console.print(f"{name:<18} {mark:<7} {seconds:6.1f} s  {words}", highlight=False)
+
+
 @app.command()
 def run(
     config: ConfigOption = Path("journey.toml"),
@@ -68,12 +119,16 @@ def run(
         raise _fail(error) from None
     for name, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    from pipelines.journey_flow import journey_run  # noqa: PLC0415 (after the env is set)
+    from pipelines.journey_flow import STEPS, journey_run, listen  # noqa: PLC0415 (after env)
 
-    try:
-        summary = journey_run(str(config), wait_seconds=wait)
-    except JourneyError as error:
-        raise _fail(error) from None
+    with _StepProgress(STEPS) as progress:
+        stop = listen(progress.step)
+        try:
+            summary = journey_run(str(config), wait_seconds=wait)
+        except JourneyError as error:
+            raise _fail(error) from None
+        finally:
+            stop()
     table = Table(title="Sources")
     for column in ("source", "file", "status", "read", "loaded", "duplicates", "rejected"):
         table.add_column(
@@ -145,19 +200,40 @@ def sample(
 
 
 @app.command()
-def dashboard(config: ConfigOption = Path("journey.toml")) -> None:
-    """Rebuild the dashboard HTML from the marts of the last run.
+def dashboard(
+    config: ConfigOption = Path("journey.toml"),
+    images: Annotated[
+        bool,
+        typer.Option(
+            "--images/--no-images",
+            help="Also write each chart as PNG and PDF to <reports_dir>/figures/ (needs "
+            "Chrome or Chromium).",
+        ),
+    ] = False,
+) -> None:
+    """Rebuild the dashboard HTML from the marts of the last run, and with --images its
+    charts as PNG and PDF files for slides.
 
-    Example: journey dashboard --config journey.toml
+    Example: journey dashboard --config journey.toml --images
     """
     from journey_analytics import jobs  # noqa: PLC0415
     from journey_analytics.config import load_settings  # noqa: PLC0415
 
     try:
-        path = jobs.export_dashboard(load_settings(config))
+        settings = load_settings(config)
+        path = jobs.export_dashboard(settings)
+        console.print(f"dashboard: {path}")
+        if images:
+            from journey_analytics import dashboards, figure_export  # noqa: PLC0415
+
+            # the figures of the page just written (export_dashboard keeps the default
+            # min_group_size of render_dashboard, so build_figures keeps its default too)
+            figures = dashboards.build_figures(jobs.read_dashboard_data(settings))
+            folder = settings.reports_path / "figures"
+            written = figure_export.export_figures(figures, folder)
+            console.print(f"figures:   {folder} ({len(written)} files)", soft_wrap=True)
     except JourneyError as error:
         raise _fail(error) from None
-    console.print(f"dashboard: {path}")
 
 
 @app.command()

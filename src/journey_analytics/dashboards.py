@@ -431,7 +431,9 @@ def _summary(kpis: _Kpis, pattern_periods: pl.DataFrame, *, limit: int = 4) -> l
 # ── figures ─────────────────────────────────────────────────────────────────────────────────
 
 
-def _sankey_trace(selection: _SankeySelection, *, segment: str, visible: bool) -> go.Sankey:
+def _sankey_trace(
+    selection: _SankeySelection, *, segment: str, position: int, visible: bool
+) -> go.Sankey:
     links = selection.links
     nodes = _sankey_nodes(links)
     index = {name: position for position, name in enumerate(nodes)}
@@ -439,7 +441,8 @@ def _sankey_trace(selection: _SankeySelection, *, segment: str, visible: bool) -
     link_colours = {CONVERSION: "rgba(46,157,91,0.35)", DROP_OFF: "rgba(209,73,91,0.30)"}
     targets = links["to_touchpoint"].to_list()
     return go.Sankey(
-        uid="sankey" if segment == "all" else f"sankey-{segment}",
+        # a uid names a CSS class in plotly.js's image export: no "=" of a segment's name
+        uid="sankey" if position == 0 else f"sankey-{position}",
         name=segment,
         visible=visible,
         arrangement="snap",
@@ -499,18 +502,20 @@ def _sankey_figure(
         )
         for segment in ["all", *_sankey_segments(transitions, limit=max_segments)]
     }
-    drawn = [
-        segment
-        for segment, selection in selections.items()
-        if segment == "all" or selection.links.height
-    ]
+    # a segment with no link to draw is not offered; without links in "all", no Sankey at all
+    # (plotly.js fails on a Sankey without nodes)
+    drawn = [segment for segment, selection in selections.items() if selection.links.height]
+    if "all" not in drawn:
+        drawn = []
     fig = go.Figure(
         [
-            _sankey_trace(selections[segment], segment=segment, visible=segment == "all")
-            for segment in drawn
+            _sankey_trace(
+                selections[segment], segment=segment, position=position, visible=position == 0
+            )
+            for position, segment in enumerate(drawn)
         ]
     )
-    nodes = max(len(_sankey_nodes(selections[segment].links)) for segment in drawn)
+    nodes = max((len(_sankey_nodes(selections[segment].links)) for segment in drawn), default=0)
     fig = _style(fig, height=max(460, 34 * nodes))
     if len(drawn) > 1:
         fig.update_layout(
@@ -863,8 +868,9 @@ def build_figures(
         Figures keyed by section id: ``sankey``, ``funnel``, ``dropoffs``, ``patterns``,
         ``pattern_trend``, ``time_to_convert``, ``attribution``, ``stores``, in page order.
         The Sankey's first trace (``uid="sankey"``, visible) is segment ``all``, one hidden
-        trace per other segment follows, shown by the figure's menu; node labels are for
-        people and the mart's node names are in ``node.customdata``.
+        trace per other segment with links follows, shown by the figure's menu; node labels
+        are for people and the mart's node names are in ``node.customdata``. With no link to
+        draw in ``all`` the Sankey figure has no trace, only a note.
 
     Raises:
         DashboardDataError: A mart lacks a column the dashboard reads (all are listed).

@@ -42,3 +42,11 @@ def format_problems(title: str, problems: list[str]) -> str:
 
 class ComputeError(JourneyError):
     """DuckDB refused a query over a source file (the caller has a slower way that does not)."""
+
+
+class BrowserNotFoundError(JourneyError):
+    """No Chrome or Chromium to render static images with (``apt-get install chromium``)."""
+
+
+class FigureExportError(JourneyError):
+    """The browser could not start, or could not render some figures (each one is named)."""
