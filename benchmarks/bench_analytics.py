@@ -7,13 +7,16 @@
 
 For each size, writes N synthetic canonical events (``core.events`` columns that the analytics
 read; seeded, so the same N gives the same file) to one Parquet file under ``--build``, then
-runs in child processes, so each has its own peak memory, three implementations of the same
+runs in child processes, so each has its own peak memory, five implementations of the same
 computation, each timed from reading the Parquet file to the finished transition graph:
 
 - ``journey-analytics``: the library as ``jobs.build_journeys`` runs it (default config):
   ``reconstruct.rebuild`` (sessions, steps, journeys and transition edges in one pass on
   integer keys), then ``Rebuilt.graph()`` (``graphs.transition_graph`` of its edges, which
   name journeys and customers by number: the ``all`` segment, node and edge attributes);
+- ``journey-parquet``: the library in bounded memory: ``reconstruct.rebuild_groups`` with each
+  group's tables written to Parquet as it finishes (``jobs.write_journey_shards``), then the
+  graph of all groups' edges;
 - ``stage-functions``: the library's readable reference stages one after another, as runs
   did before ``rebuild``: ``sessions.assign_sessions`` + ``summarise_sessions``,
   ``journeys.assign_journeys`` + ``summarise_journeys``, ``graphs.transition_edges`` +

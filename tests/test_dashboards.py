@@ -395,6 +395,32 @@ def test_sankey_with_nothing_to_draw_has_no_trace(data: DashboardData) -> None:
     assert [note.text for note in figure.layout.annotations] == ["No link is large enough to draw."]
 
 
+def test_sankey_groups_the_touchpoints_with_fewest_moves_as_other(data: DashboardData) -> None:
+    # moves through each: product view 32, store visit 13, store purchase 12, email click 10;
+    # with 2 touchpoints drawn one by one, store purchase and email click become Other
+    trace = _sankey(build_figures(data, min_group_size=5, max_sankey_nodes=2))
+    assert trace.node.customdata == (
+        "START",
+        "product_view",
+        "store_visit",
+        "OTHER",
+        "CONVERSION",
+        "DROP_OFF",
+    )
+    assert trace.node.label[3] == "Other"
+    assert _links(trace) == [
+        ("START", "product_view", 10),
+        ("product_view", "store_visit", 7),
+        ("OTHER", "CONVERSION", 6),  # store purchase's 6
+        ("store_visit", "OTHER", 6),
+        ("OTHER", "DROP_OFF", 5),  # email click's 5
+        ("START", "OTHER", 5),
+    ]
+    # a link's probability: its share of its origin's moves, after grouping
+    assert trace.link.customdata[2] == 6 / 11
+    assert trace.link.customdata[5] == 5 / 15
+
+
 def test_sankey_menu_shows_one_segment_at_a_time(data: DashboardData) -> None:
     figure = build_figures(data, min_group_size=5)["sankey"]
     # all first; converted and dropped next; store=S09 has no link of 5 or more: not offered

@@ -31,7 +31,8 @@ DROP_OFF = "DROP_OFF"
 
 OMNICHANNEL_PATTERNS = ("ropo", "click_and_collect", "try_and_buy")
 
-_SPECIAL_LABELS = {START: "Start", CONVERSION: "Conversion", DROP_OFF: "Drop-off"}
+OTHER = "OTHER"  # the Sankey's node for the touchpoints it does not draw one by one
+_SPECIAL_LABELS = {START: "Start", CONVERSION: "Conversion", DROP_OFF: "Drop-off", OTHER: "Other"}
 _PATTERN_ORDER = ("ropo", "click_and_collect", "try_and_buy", "online_only", "offline_only")
 _PATTERN_LABELS = {
     "ropo": "ROPO",
@@ -123,6 +124,7 @@ class _SankeySelection:
     """The Sankey links to draw, and what was left out and why."""
 
     links: pl.DataFrame  # from_touchpoint, to_touchpoint, transitions, probability
+    grouped_touchpoints: int  # drawn as one node, OTHER
     self_loops: int
     self_loop_transitions: int
     small_links: int
@@ -250,19 +252,47 @@ def _style(fig: go.Figure, *, height: int) -> go.Figure:
 
 
 def _select_sankey_links(
-    transitions: pl.DataFrame, *, min_group_size: int, max_sankey_links: int, segment: str = "all"
+    transitions: pl.DataFrame,
+    *,
+    min_group_size: int,
+    max_sankey_links: int,
+    max_sankey_nodes: int = 12,
+    segment: str = "all",
 ) -> _SankeySelection:
     """Picks the links of ``segment`` that the Sankey draws.
 
-    Self-loops go first (a plotly Sankey cannot draw them), then links with fewer than
-    ``min_group_size`` transitions, then all but the ``max_sankey_links`` largest links
-    (ties broken by name so the choice is stable).
+    Touchpoints beyond the ``max_sankey_nodes`` with the most moves through them become one
+    node, ``OTHER``, and their links are added up (a link's probability is then its share of
+    its origin's moves). Then self-loops go (a plotly Sankey cannot draw them), then links
+    with fewer than ``min_group_size`` transitions, then all but the ``max_sankey_links``
+    largest links (ties broken by name so the choice is stable).
     """
     edges = transitions.filter(pl.col("segment") == segment).select(
-        "from_touchpoint",
-        "to_touchpoint",
-        pl.col("transitions").cast(pl.Int64),
-        pl.col("probability").cast(pl.Float64),
+        "from_touchpoint", "to_touchpoint", pl.col("transitions").cast(pl.Int64)
+    )
+    through = (
+        pl.concat(
+            [
+                edges.select(pl.col("from_touchpoint").alias("node"), "transitions"),
+                edges.select(pl.col("to_touchpoint").alias("node"), "transitions"),
+            ]
+        )
+        .filter(~pl.col("node").is_in(list(_SPECIAL_LABELS)))
+        .group_by("node")
+        .agg(pl.col("transitions").sum())
+        .sort(["transitions", "node"], descending=[True, False])
+    )
+    kept = [*through.head(max_sankey_nodes)["node"].to_list(), *_SPECIAL_LABELS]
+    edges = (
+        edges.with_columns(
+            pl.when(pl.col(end).is_in(kept)).then(pl.col(end)).otherwise(pl.lit(OTHER)).alias(end)
+            for end in ("from_touchpoint", "to_touchpoint")
+        )
+        .group_by("from_touchpoint", "to_touchpoint")
+        .agg(pl.col("transitions").sum())
+        .with_columns(
+            probability=pl.col("transitions") / pl.col("transitions").sum().over("from_touchpoint")
+        )
     )
     is_loop = pl.col("from_touchpoint") == pl.col("to_touchpoint")
     loops = edges.filter(is_loop)
@@ -275,6 +305,7 @@ def _select_sankey_links(
     over_limit = ranked.slice(max_sankey_links)
     return _SankeySelection(
         links=ranked.head(max_sankey_links),
+        grouped_touchpoints=max(0, through.height - max_sankey_nodes),
         self_loops=loops.height,
         self_loop_transitions=int(loops["transitions"].sum()),
         small_links=small.height,
@@ -285,11 +316,11 @@ def _select_sankey_links(
 
 
 def _sankey_nodes(links: pl.DataFrame) -> list[str]:
-    """Start first, touchpoints by name, then Conversion and Drop-off last."""
+    """Start first, touchpoints by name, then Other, Conversion and Drop-off last."""
     names = set(links["from_touchpoint"].to_list()) | set(links["to_touchpoint"].to_list())
     touchpoints = sorted(names - set(_SPECIAL_LABELS))
     head = [START] if START in names else []
-    tail = [name for name in (CONVERSION, DROP_OFF) if name in names]
+    tail = [name for name in (OTHER, CONVERSION, DROP_OFF) if name in names]
     return head + touchpoints + tail
 
 
@@ -437,7 +468,7 @@ def _sankey_trace(
     links = selection.links
     nodes = _sankey_nodes(links)
     index = {name: position for position, name in enumerate(nodes)}
-    node_colours = {START: _GREY, CONVERSION: _GREEN, DROP_OFF: _RED}
+    node_colours = {START: _GREY, OTHER: "#b6bec8", CONVERSION: _GREEN, DROP_OFF: _RED}
     link_colours = {CONVERSION: "rgba(46,157,91,0.35)", DROP_OFF: "rgba(209,73,91,0.30)"}
     targets = links["to_touchpoint"].to_list()
     return go.Sankey(
@@ -489,7 +520,12 @@ def _sankey_segments(transitions: pl.DataFrame, *, limit: int) -> list[str]:
 
 
 def _sankey_figure(
-    transitions: pl.DataFrame, *, min_group_size: int, max_sankey_links: int, max_segments: int
+    transitions: pl.DataFrame,
+    *,
+    min_group_size: int,
+    max_sankey_links: int,
+    max_sankey_nodes: int,
+    max_segments: int,
 ) -> go.Figure:
     """The Sankey of segment ``all`` (the first trace), and a menu that shows another segment
     instead; each segment's links are chosen as for ``all``."""
@@ -498,6 +534,7 @@ def _sankey_figure(
             transitions,
             min_group_size=min_group_size,
             max_sankey_links=max_sankey_links,
+            max_sankey_nodes=max_sankey_nodes,
             segment=segment,
         )
         for segment in ["all", *_sankey_segments(transitions, limit=max_segments)]
@@ -852,6 +889,7 @@ def build_figures(
     *,
     min_group_size: int = 5,
     max_sankey_links: int = 40,
+    max_sankey_nodes: int = 12,
     max_sankey_segments: int = 24,
 ) -> dict[str, go.Figure]:
     """Builds one plotly figure per chart of the dashboard.
@@ -861,6 +899,8 @@ def build_figures(
         min_group_size: Sankey links with fewer transitions than this, and stores and regions
             with fewer closed journeys, are not drawn.
         max_sankey_links: The Sankey draws at most this many links per segment, the largest.
+        max_sankey_nodes: The Sankey draws this many touchpoints with the most moves one by
+            one; the others become one node, ``OTHER`` (labelled "Other").
         max_sankey_segments: The Sankey's menu offers at most this many segments of
             ``marts.transitions`` (``all``, ``converted``, ``dropped`` first).
 
@@ -893,6 +933,7 @@ def build_figures(
             data.transitions,
             min_group_size=min_group_size,
             max_sankey_links=max_sankey_links,
+            max_sankey_nodes=max_sankey_nodes,
             max_segments=max_sankey_segments,
         ),
         "funnel": _funnel_figure(data.funnel, data.leakage),
@@ -1053,6 +1094,11 @@ def _sankey_caption(selection: _SankeySelection, *, min_group_size: int) -> str:
         "Moves from one touchpoint to the next over all closed journeys; "
         "the width of a link is the number of moves."
     ]
+    if selection.grouped_touchpoints:
+        notes.append(
+            f"The {_count(selection.grouped_touchpoints, 'touchpoint')} with the fewest moves "
+            "are drawn as one node, Other."
+        )
     if selection.small_links:
         notes.append(
             f"Not drawn: {_count(selection.small_links, 'link')} with fewer than "
