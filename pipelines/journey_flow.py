@@ -56,14 +56,16 @@ _Hook = Callable[[Task[..., Any], TaskRun, State[Any]], Awaitable[None] | None]
 
 
 def _hook(event: str) -> list[_Hook]:
+    """A new list per task (Prefect keeps the list it is given and may add to it)."""
+
     def tell(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> None:
         for listener in list(_listeners):
-            listener(task.name, event)
+            try:
+                listener(task.name, event)
+            except Exception:  # a progress display never fails a run
+                continue
 
     return [tell]
-
-
-_RUNNING, _COMPLETED, _FAILED = _hook("running"), _hook("completed"), _hook("failed")
 
 
 def retry_io_only(task: Any, task_run: Any, state: Any) -> bool:
@@ -83,9 +85,9 @@ def retry_io_only(task: Any, task_run: Any, state: Any) -> bool:
     retry_delay_seconds=5,
     retry_condition_fn=retry_io_only,
     cache_policy=NO_CACHE,
-    on_running=_RUNNING,
-    on_completion=_COMPLETED,
-    on_failure=_FAILED,
+    on_running=_hook("running"),
+    on_completion=_hook("completed"),
+    on_failure=_hook("failed"),
 )
 def ingest_sources(settings: Settings) -> list[jobs.BatchReport]:
     return jobs.ingest_sources(settings)
@@ -94,9 +96,9 @@ def ingest_sources(settings: Settings) -> list[jobs.BatchReport]:
 @task(
     name="stitch-identities",
     cache_policy=NO_CACHE,
-    on_running=_RUNNING,
-    on_completion=_COMPLETED,
-    on_failure=_FAILED,
+    on_running=_hook("running"),
+    on_completion=_hook("completed"),
+    on_failure=_hook("failed"),
 )
 def build_core(settings: Settings) -> jobs.CoreReport:
     return jobs.build_core(settings)
@@ -105,9 +107,9 @@ def build_core(settings: Settings) -> jobs.CoreReport:
 @task(
     name="build-journeys",
     cache_policy=NO_CACHE,
-    on_running=_RUNNING,
-    on_completion=_COMPLETED,
-    on_failure=_FAILED,
+    on_running=_hook("running"),
+    on_completion=_hook("completed"),
+    on_failure=_hook("failed"),
 )
 def build_journeys(settings: Settings) -> jobs.JourneyReport:
     return jobs.build_journeys(settings)
@@ -116,9 +118,9 @@ def build_journeys(settings: Settings) -> jobs.JourneyReport:
 @task(
     name="build-marts",
     cache_policy=NO_CACHE,
-    on_running=_RUNNING,
-    on_completion=_COMPLETED,
-    on_failure=_FAILED,
+    on_running=_hook("running"),
+    on_completion=_hook("completed"),
+    on_failure=_hook("failed"),
 )
 def build_marts(settings: Settings) -> dict[str, int]:
     return jobs.build_marts(settings)
@@ -129,9 +131,9 @@ def build_marts(settings: Settings) -> dict[str, int]:
     retries=1,
     retry_condition_fn=retry_io_only,
     cache_policy=NO_CACHE,
-    on_running=_RUNNING,
-    on_completion=_COMPLETED,
-    on_failure=_FAILED,
+    on_running=_hook("running"),
+    on_completion=_hook("completed"),
+    on_failure=_hook("failed"),
 )
 def export_dashboard(settings: Settings) -> Path:
     return jobs.export_dashboard(settings)

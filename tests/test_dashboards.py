@@ -437,7 +437,15 @@ def test_sankey_menu_shows_one_segment_at_a_time(data: DashboardData) -> None:
 
 
 def test_pattern_trend_has_a_line_per_omnichannel_pattern(data: DashboardData) -> None:
-    figure = build_figures(data)["pattern_trend"]
+    # below min_group_size 5 a point is a gap: only click & collect's 6 in February is drawn
+    gaps = build_figures(data)["pattern_trend"]
+    assert [trace.y for trace in gaps.data] == [
+        (None, None),
+        (None, None),
+        (None, 6),
+        (None, 300.0),
+    ]
+    figure = build_figures(data, min_group_size=1)["pattern_trend"]
     lines = [(trace.name, trace.x, trace.y) for trace in figure.data]
     assert lines == [
         ("ROPO", ("2026-01", "2026-02"), (4, 2)),  # journeys
@@ -449,7 +457,10 @@ def test_pattern_trend_has_a_line_per_omnichannel_pattern(data: DashboardData) -
 
 
 def test_time_to_convert_shows_median_days_per_pattern(data: DashboardData) -> None:
+    # try & buy has 3 journeys: below min_group_size 5, its median is one customer's own time
     (bar,) = build_figures(data)["time_to_convert"].data
+    assert bar.y == ("ROPO", "Click &amp; collect: collected")
+    (bar,) = build_figures(data, min_group_size=1)["time_to_convert"].data
     assert bar.y == ("ROPO", "Click &amp; collect: collected", "Try &amp; buy")
     assert bar.x == (2.5, 0.5, 1.0)
     assert bar.text == ("2.5 d", "0.5 d", "1.0 d")
@@ -457,15 +468,25 @@ def test_time_to_convert_shows_median_days_per_pattern(data: DashboardData) -> N
 
 
 def test_stores_show_regions_then_stores_above_the_minimum_group(data: DashboardData) -> None:
-    journeys, rates = build_figures(data, min_group_size=5)["stores"].data
-    assert journeys.y == ("Region: Italy", "Store: S02", "Store: S01")
-    assert journeys.x == (32, 20, 12)
-    assert rates.x == (11 / 32, 0.25, 0.5)
+    journeys, rates = build_figures(data, min_group_size=4)["stores"].data
+    assert journeys.y == ("Region: Italy", "Store: S02", "Store: S01", "Store: S03")
+    assert journeys.x == (32, 20, 12, 4)
+    assert rates.x == (11 / 32, 0.25, 0.5, 0.25)
+    # S03 hidden at 5: so is Italy, else Italy less S01 and S02 would show S03
+    journeys, _ = build_figures(data, min_group_size=5)["stores"].data
+    assert journeys.y == ("Store: S02", "Store: S01")
 
 
 def test_stores_caption_counts_what_is_hidden(page: str) -> None:
-    assert "Not shown: 1 store or region with fewer than 5 journeys." in _section(page, "stores")
+    stores = _section(page, "stores")
+    assert "Not shown: 1 store or region with fewer than 5 journeys." in stores
+    assert "Regions are not shown either" in stores
     assert "S03" not in page
+
+
+def test_funnel_leakage_below_the_minimum_group_is_not_written(data: DashboardData) -> None:
+    ticks = build_figures(data)["funnel"].layout.yaxis.ticktext  # 2 and 4 journeys: under 5
+    assert not [tick for tick in ticks if "bought offline" in tick]
 
 
 def test_funnel_shows_journeys_and_dropoffs_per_stage(data: DashboardData) -> None:
@@ -476,7 +497,7 @@ def test_funnel_shows_journeys_and_dropoffs_per_stage(data: DashboardData) -> No
     assert [row[1] for row in trace.customdata] == [2, 10, 12, 0, 0, 0]
     assert [row[2] for row in trace.customdata] == [0.0625, 0.3333, 0.6, 0.0, 0.0, 0.0]
     # The drop-offs are written under each stage's name on the axis.
-    ticktext = build_figures(data)["funnel"].layout.yaxis.ticktext
+    ticktext = build_figures(data, min_group_size=1)["funnel"].layout.yaxis.ticktext
     assert [re.sub(r"<[^>]+>", " ", tick).split() for tick in ticktext] == [
         ["Awareness", "2", "dropped", "here", "(6.2%)"],
         # leakage: 2 journeys last online at interest, 3 + 1 at consideration, bought offline
@@ -611,6 +632,16 @@ def test_summary_writes_the_largest_changes_first(page: str) -> None:
         "Median time to convert fell from 1 d 0 h to 12 h 0 min (\N{MINUS SIGN}50.0%).",
         "ROPO purchases fell from 4 to 2 (\N{MINUS SIGN}50%).",
     ]
+
+
+def test_a_share_rising_from_zero_is_a_change_in_points(data: DashboardData) -> None:
+    kpis = data.period_kpis.with_columns(
+        omnichannel_share=pl.when(pl.col("period") == "2026-01").then(0.0).otherwise(0.25)
+    )
+    page = render_dashboard(
+        DashboardData(**{**data.__dict__, "period_kpis": kpis}), title="t", generated_at="g"
+    )
+    assert "▲ +25.0 pts vs 2026-01" in _section(page, "kpis")
 
 
 def test_kpis_of_the_only_period_say_it_is_recent(data: DashboardData) -> None:

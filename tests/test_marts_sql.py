@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import polars as pl
 import pytest
 
 from journey_analytics.jobs import STEP_COLUMNS
@@ -89,3 +90,84 @@ def test_paths(wh: Warehouse) -> None:
         ("product_view > store_purchase", 2, 1, 1, 1.0, 2 * 86400 + 6 * 3600.0),
         ("try_on > order_placed", 2, 1, 1, 1.0, 2 * 86400 + 4 * 3600.0),
     ]
+
+
+def _journey(
+    journey_id: str, status: str, ended: str, revenue: float | None, seconds: float | None
+) -> dict[str, object]:
+    at = datetime.fromisoformat(ended).replace(tzinfo=UTC)
+    converted = status == "converted"
+    return {
+        "journey_id": journey_id,
+        "customer_key": f"c-{journey_id}",
+        "started_at": at - timedelta(days=1),
+        "ended_at": at,
+        "status": status,
+        "converted": converted,
+        "conversion_event_id": f"e-{journey_id}" if converted else None,
+        "converted_at": at if converted else None,
+        "revenue": revenue,
+        "events": 2,
+        "first_channel": "web",
+        "last_touchpoint": "order_placed" if converted else "product_view",
+        "path": "product_view > order_placed",
+        "seconds_to_convert": seconds,
+        "patterns": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("period", "expected"),
+    [
+        (
+            "month",
+            [
+                # (period, settled, journeys, conversions, rate, revenue, omni, share, median s)
+                ("2025-12", True, 1, 1, 1.0, 5, 0, 0.0, 50.0),
+                ("2026-01", True, 2, 1, 0.5, 10, 1, 1.0, 100.0),
+                # j4 is still open with its last event on 10 Feb: February may yet lose one
+                ("2026-02", False, 1, 1, 1.0, 20, 0, 0.0, 300.0),
+            ],
+        ),
+        (
+            "week",
+            [
+                # 31 Dec 2025 is in ISO week 1 of 2026 (weeks start on Monday, 29 Dec)
+                ("2026-W01", True, 1, 1, 1.0, 5, 0, 0.0, 50.0),
+                ("2026-W02", True, 1, 1, 1.0, 10, 1, 1.0, 100.0),
+                ("2026-W04", True, 1, 0, 0.0, 0, 0, None, None),  # j2 dropped: no conversion
+                ("2026-W06", True, 1, 1, 1.0, 20, 0, 0.0, 300.0),  # ends Mon 9 Feb <= 10 Feb
+            ],
+        ),
+    ],
+)
+def test_period_kpis(period: str, expected: list[tuple[object, ...]]) -> None:
+    journeys = pl.DataFrame(
+        [
+            _journey("j5", "converted", "2025-12-31 10:00", 5.0, 50.0),
+            _journey("j1", "converted", "2026-01-10 10:00", 10.0, 100.0),
+            _journey("j2", "dropped", "2026-01-20 10:00", None, None),
+            _journey("j3", "converted", "2026-02-05 10:00", 20.0, 300.0),
+            _journey("j4", "open", "2026-02-10 10:00", None, None),
+        ]
+    )
+    patterns = journeys.filter(pl.col("journey_id") == "j1").select(
+        "journey_id",
+        "customer_key",
+        pattern=pl.lit("ropo"),
+        variant=pl.lit(None, pl.String),
+        evidence_event_ids=pl.lit(["e1"]),
+        converted_at="converted_at",
+        revenue="revenue",
+    )
+    with Warehouse.open(":memory:") as wh:
+        wh.ensure_tables()
+        wh.replace("journeys.journeys", journeys)
+        wh.replace("marts.patterns", patterns)
+        wh.build_mart("marts.period_kpis", {"period": period})
+        found = wh.query(
+            "select period, is_settled, journeys, conversions, conversion_rate, "
+            "revenue::double, omnichannel_conversions, omnichannel_share, "
+            "median_seconds_to_convert from marts.period_kpis order by period_start"
+        ).rows()
+    assert found == expected

@@ -95,6 +95,16 @@ def _assert_same(expected: Rebuilt, found: Rebuilt) -> None:
             {column: pl.String for column, kind in right.schema.items() if kind == pl.Enum}
         )
         assert_frame_equal(left.sort(keys), right.sort(keys), check_dtypes=False)
+    # the graph counted by number equals the reference's, counted by id (seconds to the last
+    # bits: the reference takes them from datetimes, the rebuild from microseconds)
+    by_number, by_id = reconstruct.edge_graph(found.edges), transition_graph(expected.edges)
+    assert sorted(by_number.nodes(data=True)) == sorted(by_id.nodes(data=True))
+    assert sorted(by_number.edges) == sorted(by_id.edges)
+    for edge in by_id.edges:
+        found_attributes, expected_attributes = by_number.edges[edge], by_id.edges[edge]
+        assert found_attributes.keys() == expected_attributes.keys()
+        for name, value in expected_attributes.items():  # None: an edge without times
+            assert found_attributes[name] == (value if value is None else pytest.approx(value))
 
 
 OPTIONS = st.fixed_dictionaries(

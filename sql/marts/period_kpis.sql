@@ -1,7 +1,7 @@
 -- marts.period_kpis: one row per period (config [graphs] period) in which closed journeys ended.
 -- A journey belongs to the period of its end: its conversion, or its last event for a drop-off.
--- A drop-off is known only a journey timeout after its last event, so only periods that ended
--- that long before the last event in the data are settled; later ones still lack drop-offs.
+-- A drop-off is known only a journey timeout after its last event: a period is settled when no
+-- journey still open (which may yet end as a drop-off) has its last event before the period's end.
 with
 
 closed_journeys as (
@@ -21,8 +21,8 @@ omnichannel_journeys as (
     where pattern in ('ropo', 'click_and_collect', 'try_and_buy')
 ),
 
-data_end as (
-    select max(ended_at) as ended_at from journeys.journeys
+first_open as (
+    select min(ended_at) as ended_at from journeys.journeys where status = 'open'
 ),
 
 final as (
@@ -33,8 +33,7 @@ final as (
             case $period when 'month' then '%Y-%m' when 'week' then '%G-W%V' else '%Y-%m-%d' end
         ) as period,
         (period_start + ('1 ' || $period)::interval)::date as period_end,
-        period_end + to_seconds($timeout_days * 86400) <= any_value(data_end.ended_at)
-            as is_settled,
+        coalesce(period_end <= any_value(first_open.ended_at), true) as is_settled,
         count(*) as journeys,
         count(*) filter (where converted) as conversions,
         conversions / journeys as conversion_rate,
@@ -44,7 +43,7 @@ final as (
         median(seconds_to_convert) filter (where converted) as median_seconds_to_convert
     from closed_journeys
     left join omnichannel_journeys using (journey_id)
-    cross join data_end
+    cross join first_open
     group by period_start
 )
 

@@ -388,9 +388,10 @@ def _metric_value(metric: _Metric, value: float | None) -> str:
 def _change(metric: _Metric, now: float | None, before: float | None) -> tuple[str, float] | None:
     """The change from ``before`` to ``now`` as text (``+12.5%``, ``-1.2 pts``) and its size
     relative to ``before`` (to rank changes); None when either is missing or ``before`` is 0."""
-    if now is None or before is None or before == 0:
+    if now is None or before is None or (before == 0 and not metric.in_points):
         return None
-    relative = now / before - 1
+    # a share from 0: ranked by its change in points (0 to 25% ranks as +25%)
+    relative = now / before - 1 if before else now - before
     text = f"{(now - before) * 100:+.1f} pts" if metric.in_points else f"{relative:+.1%}"
     return text.replace("-", "\N{MINUS SIGN}"), relative
 
@@ -581,11 +582,17 @@ def _sankey_figure(
     return fig
 
 
-def _funnel_figure(funnel: pl.DataFrame, leakage: pl.DataFrame) -> go.Figure:
+def _funnel_figure(
+    funnel: pl.DataFrame, leakage: pl.DataFrame, *, min_group_size: int
+) -> go.Figure:
     rows = funnel.sort("stage_order")
-    leaked = dict(
-        leakage.group_by("from_stage").agg(pl.col("journeys").cast(pl.Int64).sum()).iter_rows()
-    )
+    leaked = {
+        stage: journeys
+        for stage, journeys in leakage.group_by("from_stage")
+        .agg(pl.col("journeys").cast(pl.Int64).sum())
+        .iter_rows()
+        if journeys >= min_group_size
+    }
     stages = [_label(stage).capitalize() for stage in rows["stage"].to_list()]
     dropped = rows["dropoffs"].cast(pl.Int64).to_list()
     dropped_rate = rows["dropoff_rate"].cast(pl.Float64).to_list()
@@ -709,8 +716,9 @@ def _patterns_figure(counts: pl.DataFrame) -> go.Figure:
     return _paired_bars(labels, left, right, titles=("Converted journeys", "Revenue"))
 
 
-def _pattern_trend_figure(pattern_periods: pl.DataFrame) -> go.Figure:
-    """Per omnichannel pattern and period: converted journeys (top) and revenue (bottom)."""
+def _pattern_trend_figure(pattern_periods: pl.DataFrame, *, min_group_size: int) -> go.Figure:
+    """Per omnichannel pattern and period: converted journeys (top) and revenue (bottom); a
+    period with fewer than ``min_group_size`` of a pattern's journeys is a gap in its line."""
     rows = (
         pattern_periods.filter(pl.col("pattern").is_in(OMNICHANNEL_PATTERNS))
         .group_by("period_start", "period", "pattern")
@@ -744,7 +752,10 @@ def _pattern_trend_figure(pattern_periods: pl.DataFrame) -> go.Figure:
                     showlegend=row == 1,
                     mode="lines+markers",
                     x=labels,
-                    y=[of.get(period, (0, 0.0))[position] for period in labels],
+                    y=[
+                        value[position] if value[0] >= min_group_size else None
+                        for value in (of.get(period, (0, 0.0)) for period in labels)
+                    ],
                     line={"color": colours[pattern], "width": 2.5},
                     hovertemplate=f"%{{x}}: %{{y:,.0f}} {unit} (%{{fullData.name}})<extra></extra>",
                 ),
@@ -759,11 +770,15 @@ def _pattern_trend_figure(pattern_periods: pl.DataFrame) -> go.Figure:
     return fig
 
 
-def _time_to_convert_figure(pattern_kpis: pl.DataFrame) -> go.Figure:
-    """Per pattern (and variant): the median days from the first touch to the purchase."""
+def _time_to_convert_figure(pattern_kpis: pl.DataFrame, *, min_group_size: int) -> go.Figure:
+    """Per pattern (and variant) with at least ``min_group_size`` journeys: the median days
+    from the first touch to the purchase."""
     order = {pattern: index for index, pattern in enumerate(_PATTERN_ORDER)}
     rows = (
-        pattern_kpis.filter(pl.col("median_seconds_to_convert").is_not_null())
+        pattern_kpis.filter(
+            pl.col("median_seconds_to_convert").is_not_null()
+            & (pl.col("journeys") >= min_group_size)
+        )
         .with_columns(
             pl.col("pattern")
             .replace_strict(order, default=len(order), return_dtype=pl.Int64)
@@ -796,12 +811,24 @@ def _time_to_convert_figure(pattern_kpis: pl.DataFrame) -> go.Figure:
     return fig
 
 
+def _has_hidden_store(segment_kpis: pl.DataFrame, min_group_size: int) -> bool:
+    """Some store has too few journeys to be shown: then no region is shown either, since a
+    region's figures less those of its shown stores would give the hidden one away."""
+    stores = segment_kpis.filter(pl.col("dimension") == "store")
+    return bool((stores["journeys"] < min_group_size).any())
+
+
 def _stores_figure(segment_kpis: pl.DataFrame, *, min_group_size: int) -> go.Figure:
     """Per region, then per store, with at least ``min_group_size`` closed journeys: journeys
     and conversion rate."""
     rows = (
         segment_kpis.filter(
-            pl.col("dimension").is_in(["region", "store"]) & (pl.col("journeys") >= min_group_size)
+            pl.col("dimension").is_in(["region", "store"])
+            & (pl.col("journeys") >= min_group_size)
+            & (
+                (pl.col("dimension") == "store")
+                | pl.lit(not _has_hidden_store(segment_kpis, min_group_size))
+            )
         )
         .with_columns((pl.col("dimension") == "store").alias("is_store"))
         .sort(["is_store", "journeys", "segment"], descending=[False, True, False])
@@ -936,11 +963,13 @@ def build_figures(
             max_sankey_nodes=max_sankey_nodes,
             max_segments=max_sankey_segments,
         ),
-        "funnel": _funnel_figure(data.funnel, data.leakage),
+        "funnel": _funnel_figure(data.funnel, data.leakage, min_group_size=min_group_size),
         "dropoffs": _dropoffs_figure(data.dropoffs),
         "patterns": _patterns_figure(_pattern_counts(data.patterns)),
-        "pattern_trend": _pattern_trend_figure(data.pattern_periods),
-        "time_to_convert": _time_to_convert_figure(data.pattern_kpis),
+        "pattern_trend": _pattern_trend_figure(data.pattern_periods, min_group_size=min_group_size),
+        "time_to_convert": _time_to_convert_figure(
+            data.pattern_kpis, min_group_size=min_group_size
+        ),
         "attribution": _attribution_figure(data.attribution),
         "stores": _stores_figure(data.segment_kpis, min_group_size=min_group_size),
     }
@@ -1059,7 +1088,7 @@ def _kpis_caption(kpis: _Kpis) -> str:
         )
     return (
         f"{period}, the latest period; its journeys that will drop off are not all known yet "
-        "(no period in the data is older than the journey timeout)."
+        "(a journey still open ended before the period did)."
     )
 
 
@@ -1081,6 +1110,8 @@ def _stores_caption(segment_kpis: pl.DataFrame, *, min_group_size: int) -> str:
             f" Not shown: {_count(hidden, 'store or region')} with fewer than "
             f"{min_group_size} journeys."
         )
+    if _has_hidden_store(segment_kpis, min_group_size):
+        text += " Regions are not shown either: with them a hidden store could be worked out."
     return text
 
 

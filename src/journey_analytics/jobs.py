@@ -1073,9 +1073,7 @@ def build_marts(settings: Settings) -> dict[str, int]:
             wh.build_mart("marts.dropoffs", noise)
             wh.build_mart("marts.paths")
             periods = {"period": settings.graphs.period}
-            wh.build_mart(
-                "marts.period_kpis", {**periods, "timeout_days": settings.journeys.timeout_days}
-            )
+            wh.build_mart("marts.period_kpis", periods)
             wh.build_mart("marts.pattern_periods", periods)
             wh.build_mart("marts.pattern_kpis")
             wh.build_mart("marts.segment_kpis")

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import networkx as nx
@@ -97,7 +97,7 @@ def edge_graph(edges: pl.DataFrame) -> nx.DiGraph:
         "seconds",
     )
     transitions = (
-        coded.group_by(edge=pl.col("source") * size + pl.col("target"))
+        coded.group_by(edge=pl.col("source").cast(pl.UInt64) * size + pl.col("target"))
         .agg(
             pl.len().alias("transitions"),
             pl.col("customer").n_unique().alias("customers"),
@@ -585,10 +585,12 @@ def rebuild_groups(
     events: pl.DataFrame, rules: Rules, *, shards: int, workers: int = 1
 ) -> Iterator[Rebuilt]:
     """:func:`rebuild` one customer group at a time: each group's sessions, steps (its events,
-    in input order), journeys and edges, in group order, as the groups finish — for writing
-    each one out (``jobs.write_journey_shards``) while the next are rebuilt, with no more than
-    ``workers`` + 1 groups in memory. Each group's frames are those of :func:`rebuild` for its
-    customers alone; :func:`join_edges` numbers their journeys and customers on.
+    in input order), journeys and edges, in group order, each as soon as it and those before it
+    are done — for writing each one out (``jobs.write_journey_shards``) while the next are
+    rebuilt, with no more than ``workers`` + 1 groups in memory. If the caller stops early or a
+    group fails, the groups still running are finished and dropped first. Each group's frames
+    are those of :func:`rebuild` for its customers alone; :func:`join_edges` numbers their
+    journeys and customers on.
 
     Example:
         >>> import polars as pl
@@ -737,7 +739,9 @@ def _joined(events: pl.DataFrame, parts: list[_Part], rows: Sequence[_Ints | Non
         customers=[part.customers for part in parts],
     )
     if len(parts) == 1 and rows[0] is None:
-        session, is_fulfilment, journey, position = astuple(parts[0].steps)
+        steps = parts[0].steps  # as they are: astuple would copy them
+        session, is_fulfilment, journey = steps.session, steps.is_fulfilment, steps.journey
+        position = steps.position
     else:
         n = events.height
         session, journey = np.empty(n, dtype=_index_type(n)), np.empty(n, dtype=_index_type(n))
