@@ -620,7 +620,7 @@ def test_page_shows_the_kpis_of_the_latest_settled_period_against_the_one_before
         # shorter is neither good nor bad: no colour
         ("Median time to convert", "12 h 0 min", "flat", "▼ \N{MINUS SIGN}50.0% vs 2026-01"),
     ]
-    assert "2026-02, the latest period whose drop-offs are all known" in kpis
+    assert "2026-02, the latest period that is over and whose drop-offs are all known" in kpis
 
 
 def test_summary_writes_the_largest_changes_first(page: str) -> None:
@@ -651,10 +651,10 @@ def test_kpis_of_the_only_period_say_it_is_recent(data: DashboardData) -> None:
         title="t",
         generated_at="g",
     )
-    assert "2026-03, the latest period; its journeys that will drop off" in page
+    assert "2026-03, the latest period; it is not over yet, or its journeys" in page
     assert re.findall(r"<li>(.*?)</li>", _section(page, "summary")) == [
-        "2026-03 is still recent: journeys that will drop off are not all known yet, so its "
-        "conversion rate reads high.",
+        "2026-03 is still recent: it is not over, or journeys that will drop off are not all "
+        "known yet, so its conversion rate reads high.",
         "2026-03 is the first period in the data.",
     ]
     assert _section(page, "kpis").count("no earlier period") == 5

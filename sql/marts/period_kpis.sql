@@ -1,7 +1,8 @@
 -- marts.period_kpis: one row per period (config [graphs] period) in which closed journeys ended.
 -- A journey belongs to the period of its end: its conversion, or its last event for a drop-off.
--- A drop-off is known only a journey timeout after its last event: a period is settled when no
--- journey still open (which may yet end as a drop-off) has its last event before the period's end.
+-- A period is settled when it is over (the data goes past its end) and its drop-offs are all
+-- known: a drop-off is known only a journey timeout after its last event, so no journey still
+-- open (which may yet end as a drop-off) may have its last event before the period's end.
 with
 
 closed_journeys as (
@@ -25,6 +26,10 @@ first_open as (
     select min(ended_at) as ended_at from journeys.journeys where status = 'open'
 ),
 
+data_end as (
+    select max(ended_at) as ended_at from journeys.journeys
+),
+
 final as (
     select
         period_start,
@@ -33,7 +38,8 @@ final as (
             case $period when 'month' then '%Y-%m' when 'week' then '%G-W%V' else '%Y-%m-%d' end
         ) as period,
         (period_start + ('1 ' || $period)::interval)::date as period_end,
-        coalesce(period_end <= any_value(first_open.ended_at), true) as is_settled,
+        period_end <= any_value(data_end.ended_at)
+        and coalesce(period_end <= any_value(first_open.ended_at), true) as is_settled,
         count(*) as journeys,
         count(*) filter (where converted) as conversions,
         conversions / journeys as conversion_rate,
@@ -44,6 +50,7 @@ final as (
     from closed_journeys
     left join omnichannel_journeys using (journey_id)
     cross join first_open
+    cross join data_end
     group by period_start
 )
 

@@ -432,8 +432,8 @@ def _summary(kpis: _Kpis, pattern_periods: pl.DataFrame, *, limit: int = 4) -> l
     notes = []
     if not kpis.settled:
         notes.append(
-            f"{html.escape(current['period'])} is still recent: journeys that will drop off "
-            "are not all known yet, so its conversion rate reads high."
+            f"{html.escape(current['period'])} is still recent: it is not over, or journeys "
+            "that will drop off are not all known yet, so its conversion rate reads high."
         )
     if previous is None:
         return [*notes, f"{html.escape(current['period'])} is the first period in the data."]
@@ -1082,13 +1082,13 @@ def _kpis_caption(kpis: _Kpis) -> str:
     period = html.escape(kpis.current["period"])
     if kpis.settled:
         return (
-            f"{period}, the latest period whose drop-offs are all known (a journey counts as "
-            "dropped only after the journey timeout without events), against the period "
-            "before it."
+            f"{period}, the latest period that is over and whose drop-offs are all known (a "
+            "journey counts as dropped only after the journey timeout without events), "
+            "against the period before it."
         )
     return (
-        f"{period}, the latest period; its journeys that will drop off are not all known yet "
-        "(a journey still open ended before the period did)."
+        f"{period}, the latest period; it is not over yet, or its journeys that will drop "
+        "off are not all known yet."
     )
 
 
