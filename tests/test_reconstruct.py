@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -309,6 +311,19 @@ def test_journey_shards_are_the_rebuild_written_per_group(tmp_path: Path) -> Non
     # the journeys the edges number are the files' rows, in order
     _assert_same(_reference(frame, **options), read)
     assert sorted(written.graph().edges(data=True)) == sorted(whole.graph().edges(data=True))
+
+    def failing() -> Iterator[Rebuilt]:  # one group, then a failure
+        yield from itertools.islice(reconstruct.rebuild_groups(frame, rules, shards=2), 1)
+        msg = "disk full"
+        raise OSError(msg)
+
+    before = {path: path.read_bytes() for path in folder.rglob("*.parquet")}
+    with pytest.raises(OSError, match="disk full"):
+        write_journey_shards(failing(), folder)
+    # the earlier run's files stay as they were; the new ones were only written aside
+    assert {p: p.read_bytes() for p in folder.rglob("*.parquet") if ".writing" not in p.parts} == (
+        before
+    )
 
 
 def test_importing_the_package_sets_polars_allocator_unless_the_user_did() -> None:

@@ -10,6 +10,7 @@ import hmac
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -990,7 +991,10 @@ class JourneyShards:
 def write_journey_shards(groups: Iterable[reconstruct.Rebuilt], folder: Path) -> JourneyShards:
     """Writes each group of ``reconstruct.rebuild_groups`` to Parquet as it comes and lets it
     go, so that only the groups being rebuilt and the edges are in memory: data of any number
-    of customers in bounded memory. Files of an earlier run in ``folder`` are replaced.
+    of customers in bounded memory. The files are written aside and replace those of an
+    earlier run in ``folder`` only once all are written: a run that fails leaves them as they
+    were. The journeys' numbers in the edges are their rows in the journeys files read in name
+    order (``part-00000``, ``part-00001``, …).
 
     Example (``events`` and ``rules`` as for ``reconstruct.rebuild_groups``)::
 
@@ -998,10 +1002,11 @@ def write_journey_shards(groups: Iterable[reconstruct.Rebuilt], folder: Path) ->
         shards = write_journey_shards(groups, Path("out"))
         shards.rows["journeys"], shards.graph().number_of_edges()
     """
+    staging = folder / ".writing"  # the new files, put in place once all are written
+    if staging.exists():
+        shutil.rmtree(staging)
     for table in JOURNEY_SHARD_TABLES:
-        (folder / table).mkdir(parents=True, exist_ok=True)
-        for stale in (folder / table).glob("part-*.parquet"):
-            stale.unlink()
+        (staging / table).mkdir(parents=True)
     rows = dict.fromkeys(JOURNEY_SHARD_TABLES, 0)
     edges: list[pl.DataFrame] = []
     journeys: list[int] = []
@@ -1009,12 +1014,17 @@ def write_journey_shards(groups: Iterable[reconstruct.Rebuilt], folder: Path) ->
     for number, group in enumerate(groups):
         for table in JOURNEY_SHARD_TABLES:
             frame: pl.DataFrame = getattr(group, table)
-            frame.write_parquet(folder / table / f"part-{number:05d}.parquet", compression="lz4")
+            frame.write_parquet(staging / table / f"part-{number:05d}.parquet", compression="lz4")
             rows[table] += frame.height
         edges.append(group.edges)
         journeys.append(group.journeys.height)
         customers.append(group.customers)
         del group
+    for table in JOURNEY_SHARD_TABLES:
+        if (folder / table).exists():
+            shutil.rmtree(folder / table)
+        (staging / table).rename(folder / table)
+    staging.rmdir()
     return JourneyShards(
         folder, rows, reconstruct.join_edges(edges, journeys=journeys, customers=customers)
     )
