@@ -65,7 +65,8 @@ accuracy: $(VENV)/.installed-run
 	$(BIN)/python benchmarks/accuracy.py --customers $(CUSTOMERS) --seed 1 --out build/accuracy
 
 clean:
-	rm -rf $(VENV) journeys.duckdb journeys.duckdb.wal reports/dashboard.html .pytest_cache
+	rm -rf $(VENV) journeys.duckdb journeys.duckdb.wal reports/dashboard.html reports/figures \
+		reports/graphs build .pytest_cache
 
 # The analysts' notebooks (notebooks/README.md): build the database from the sample (as `make
 # run`), then execute every notebook in place, its outputs saved in the file as GitHub shows it.

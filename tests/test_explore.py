@@ -106,3 +106,16 @@ def test_pattern_evidence_share_leakage_and_marts(database: Path) -> None:
         ja.read_table(database, "marts.nothing")
     with pytest.raises(NotFoundError, match="run `journey run` first"):
         ja.top_paths(database.with_name("missing.duckdb"))
+
+
+def test_pattern_hits_of_one_pattern_and_of_a_misspelt_one(database: Path) -> None:
+    assert ja.pattern_hits(database, "ropo").get_column("pattern").to_list() == ["ropo"]
+    # another spelling of a pattern with hits is a mistake, said with the names that have hits
+    with pytest.raises(NotFoundError) as error:
+        ja.pattern_hits(database, "ROPO")
+    assert str(error.value) == (
+        "pattern 'ROPO': no hits. Did you mean 'ropo'? Patterns with hits: click_and_collect, "
+        "offline_only, online_only, ropo, try_and_buy"
+    )
+    # a name no rule has hits for (a rule may match nothing): no rows, no error
+    assert ja.pattern_hits(database, "loyal_returner").is_empty()

@@ -98,9 +98,25 @@ def compare_segments(
 
 
 def pattern_hits(database: Database, pattern: str | None = None) -> pl.DataFrame:
-    """``marts.patterns``: one row per (journey, pattern) with the evidence event ids."""
+    """``marts.patterns``: one row per (journey, pattern) with the evidence event ids.
+
+    A ``pattern`` with no hit gives no rows (a rule may match nothing), unless it is another
+    spelling of one that has hits (``"ROPO"`` for ``ropo``): then a NotFoundError says which.
+    """
     hits = read_table(database, "marts.patterns")
-    return hits if pattern is None else hits.filter(pl.col("pattern") == pattern)
+    if pattern is None:
+        return hits
+    found = hits.filter(pl.col("pattern") == pattern)
+    if found.is_empty():
+        names = sorted(set(hits.get_column("pattern").to_list()))
+        meant = [name for name in names if name.lower() == pattern.lower().replace("-", "_")]
+        if meant:
+            msg = (
+                f"pattern {pattern!r}: no hits. Did you mean {meant[0]!r}? "
+                f"Patterns with hits: {', '.join(names)}"
+            )
+            raise NotFoundError(msg)
+    return found
 
 
 def pattern_evidence(database: Database, journey_id: str) -> pl.DataFrame:
