@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from journey_analytics.figure_export import find_browser
+from journey_analytics.figure_export import OFFLINE_CHROMIUM_FLAGS, find_browser
 
 WIDTH = 1280
 # Written after the page's own scripts: on load (plotly draws while the page loads), the
@@ -32,20 +32,8 @@ window.addEventListener("load", () => setTimeout(() => {
 def _chromium(profile: Path, *args: str) -> str:
     command = [
         str(find_browser()),
-        # DESIGN.md section 9
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--no-first-run",
-        "--disable-component-update",
-        "--disable-sync",
+        *OFFLINE_CHROMIUM_FLAGS,
         f"--user-data-dir={profile}",
-        # no network at all: a proxy on a closed port, no name resolves
-        "--disable-quic",
-        "--proxy-server=http://127.0.0.1:9",
-        "--proxy-bypass-list=<-loopback>",
-        "--host-resolver-rules=MAP * ~NOTFOUND",
         "--virtual-time-budget=10000",
         "--hide-scrollbars",
         *args,

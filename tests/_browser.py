@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from journey_analytics.figure_export import OFFLINE_CHROMIUM_FLAGS
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -26,18 +28,8 @@ def run_chromium(chromium: str, profile: Path, *args: str) -> subprocess.Complet
     """Runs headless Chromium with every network route closed (proxy to a dead port, no DNS)."""
     command = [
         chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--no-first-run",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
+        *OFFLINE_CHROMIUM_FLAGS,
         f"--user-data-dir={profile}",
-        "--proxy-server=http://127.0.0.1:9",
-        "--proxy-bypass-list=<-loopback>",
-        "--host-resolver-rules=MAP * ~NOTFOUND",
         "--virtual-time-budget=10000",
         *args,
     ]

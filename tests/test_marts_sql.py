@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
+from journey_analytics.dashboards import OMNICHANNEL_PATTERNS
 from journey_analytics.jobs import STEP_COLUMNS
 from journey_analytics.journeys import assign_journeys, summarise_journeys
 from journey_analytics.leakage import leakage_summary, leaked_journeys
@@ -177,7 +178,9 @@ def _period_kpis(period: str, *, last_status: str) -> list[tuple[object, ...]]:
         wh.ensure_tables()
         wh.replace("journeys.journeys", journeys)
         wh.replace("marts.patterns", patterns)
-        wh.build_mart("marts.period_kpis", {"period": period})
+        wh.build_mart(
+            "marts.period_kpis", {"period": period, "omnichannel": list(OMNICHANNEL_PATTERNS)}
+        )
         found = wh.query(
             "select period, is_settled, journeys, conversions, conversion_rate, "
             "revenue::double, omnichannel_conversions, omnichannel_share, "

@@ -19,7 +19,7 @@ closed_journeys as (
 omnichannel_journeys as (
     select distinct journey_id
     from marts.patterns
-    where pattern in ('ropo', 'click_and_collect', 'try_and_buy')
+    where list_contains($omnichannel, pattern)  -- dashboards.OMNICHANNEL_PATTERNS
 ),
 
 first_open as (

@@ -37,6 +37,21 @@ FORMATS = ("png", "pdf", "svg", "jpeg", "webp")
 
 _PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 _CLOSED_PROXY = "http://127.0.0.1:9"  # the discard port: any fetch fails at once
+# Headless Chromium as DESIGN.md section 9 starts it, with no network at all (a proxy on a
+# closed port, no name resolves): for pages opened outside kaleido (screenshots, tests).
+OFFLINE_CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    f"--proxy-server={_CLOSED_PROXY}",
+    "--proxy-bypass-list=<-loopback>",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _INSTALL_HINT = "install one: apt-get install chromium (Debian/Ubuntu)"
 

@@ -1083,10 +1083,11 @@ def build_marts(settings: Settings) -> dict[str, int]:
             wh.build_mart("marts.dropoffs", noise)
             wh.build_mart("marts.paths")
             periods = {"period": settings.graphs.period}
-            wh.build_mart("marts.period_kpis", periods)
+            omnichannel = {"omnichannel": list(dashboards.OMNICHANNEL_PATTERNS)}
+            wh.build_mart("marts.period_kpis", {**periods, **omnichannel})
             wh.build_mart("marts.pattern_periods", periods)
             wh.build_mart("marts.pattern_kpis")
-            wh.build_mart("marts.segment_kpis")
+            wh.build_mart("marts.segment_kpis", omnichannel)
         return {
             table: int(wh.query(f"select count(*) as n from {table}").item()) for table in MARTS
         }
