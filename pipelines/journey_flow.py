@@ -6,18 +6,23 @@ logic does not.
 
 from __future__ import annotations
 
+import contextlib
+import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect import Task, flow, task
+from prefect import Task, flow, get_client, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.schedules import Cron, Schedule
+from prefect.tasks import exponential_backoff
+from prefect.types.entrypoint import EntrypointType
 
 from journey_analytics import jobs
 from journey_analytics.config import Settings, load_settings
-from journey_analytics.errors import JourneyError
+from journey_analytics.errors import ConfigError, JourneyError, ServerError
 from journey_analytics.locking import run_lock
 
 
@@ -81,8 +86,8 @@ def retry_io_only(task: Any, task_run: Any, state: Any) -> bool:
 
 @task(
     name="ingest-sources",
-    retries=2,
-    retry_delay_seconds=5,
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),  # 5 s, 10 s, 20 s
     retry_condition_fn=retry_io_only,
     cache_policy=NO_CACHE,
     on_running=_hook("running"),
@@ -150,4 +155,72 @@ def journey_run(config_path: str = "journey.toml", wait_seconds: float = 0.0) ->
         journeys = build_journeys(settings)
         marts = build_marts(settings)
         dashboard = export_dashboard(settings)
+    # for the run's log on the server (log_prints): a scheduled run has no terminal
+    print(
+        f"{sum(b.rows_loaded for b in batches)} rows loaded from {len(batches)} files "
+        f"({sum(b.rows_rejected for b in batches)} rejected); {core.events} events, "
+        f"{journeys.journeys} journeys ({journeys.conversions} converted); "
+        f"database {settings.database_path}; dashboard {dashboard}"
+    )
     return RunSummary(settings.database_path, batches, core, journeys, marts, dashboard)
+
+
+def check_server(api_url: str, *, timeout_seconds: float = 10.0) -> None:
+    """Raises ``ServerError`` unless the Prefect server at ``api_url`` answers its health check."""
+    url = api_url.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_seconds) as response:
+            status = response.status
+    except (OSError, ValueError) as error:  # refused, timed out, or not a URL at all
+        reason = getattr(error, "reason", error)
+        msg = (
+            f"No Prefect server answers at {api_url} ({reason}). Start one with "
+            "`prefect server start --host 127.0.0.1` and pass its API address, for example "
+            "--api-url http://127.0.0.1:4200/api (or set PREFECT_API_URL)."
+        )
+        raise ServerError(msg) from None
+    if status != 200:
+        msg = f"The Prefect server at {api_url} answered its health check with HTTP {status}."
+        raise ServerError(msg)
+
+
+def cron_schedule(cron: str, timezone: str, *, origin: str) -> Schedule:
+    """Prefect's schedule for ``cron`` read in ``timezone``.
+
+    Raises:
+        ConfigError: Prefect cannot read ``cron``; the message starts with ``origin`` (where
+            the cron came from: a config key or an option).
+    """
+    try:
+        return Cron(cron, timezone=timezone)
+    except ValueError:
+        msg = (
+            f"{origin}: expected five cron fields (minute hour day month weekday) such as "
+            f"'0 6 * * *', found {cron!r}"
+        )
+        raise ConfigError(msg) from None
+
+
+def serve_schedule(config_path: str, *, name: str, schedule: Schedule, wait_seconds: float) -> None:
+    """Registers ``journey_run`` with the Prefect server of ``PREFECT_API_URL`` as deployment
+    ``journey-run/<name>`` on ``schedule``, then carries out its scheduled runs (and those
+    started from the UI or ``prefect deployment run``), each in a child process, until
+    stopped; stopping pauses the schedule, so no runs pile up while nobody serves them.
+    """
+    try:
+        journey_run.serve(
+            name=name,
+            schedules=[schedule],
+            parameters={"config_path": config_path, "wait_seconds": wait_seconds},
+            description=f"journey run --config {config_path}",
+            # the flow by its module (the installed package), so runs start from any folder
+            entrypoint_type=EntrypointType.MODULE_PATH,
+            pause_on_shutdown=True,
+            print_starting_message=False,
+        )
+    finally:
+        # Prefect 3.8 pauses on Ctrl-C, but on SIGTERM only when its exit happens to pass
+        # through the runner's cleanup: pause here too (pausing twice is harmless), unless
+        # the server is gone or the deployment was never registered
+        with contextlib.suppress(Exception), get_client(sync_client=True) as client:
+            client.pause_deployment(client.read_deployment_by_name(f"journey-run/{name}").id)

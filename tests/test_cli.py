@@ -95,3 +95,46 @@ def test_status_before_any_run(tmp_path: Path) -> None:
     result = runner.invoke(app, ["status", "--config", str(tmp_path / "journey.toml")])
     assert result.exit_code == 2
     assert "run `journey run` first" in result.output
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    commands = ("run", "sample", "evaluate", "dashboard", "status", "forget", "serve")
+    shown = {}
+    for command in commands:
+        result = runner.invoke(app, [command, "--help"], terminal_width=200)
+        example = result.output.partition("Example: ")[2]
+        shown[command] = result.exit_code == 0 and f"journey {command} " in example
+    assert shown == dict.fromkeys(commands, True)
+
+
+def test_serve_without_a_server_exits_6_saying_how_to_start_one(tmp_path: Path) -> None:
+    config = project(tmp_path, {}).base_dir / "journey.toml"
+    result = runner.invoke(app, ["serve", "--config", str(config)], env={"PREFECT_API_URL": ""})
+    assert result.exit_code == 6
+    assert "prefect server start --host 127.0.0.1" in result.output
+    # nothing listens on port 9 of this machine (discard): refused, not a hang
+    result = runner.invoke(
+        app, ["serve", "--config", str(config), "--api-url", "http://127.0.0.1:9/api"]
+    )
+    assert result.exit_code == 6
+    assert "No Prefect server answers at http://127.0.0.1:9/api" in result.output
+
+
+def test_serve_names_a_bad_cron_or_zone_before_it_looks_for_a_server(tmp_path: Path) -> None:
+    config = project(tmp_path, {}, extra_toml='[schedule]\ncron = "61 6 * * *"\n').base_dir
+    path = str(config / "journey.toml")
+    url = ["--api-url", "http://127.0.0.1:9/api"]
+    from_file = runner.invoke(app, ["serve", "--config", path, *url], terminal_width=300)
+    from_option = runner.invoke(
+        app, ["serve", "--config", path, "--cron", "0 6 * *", *url], terminal_width=300
+    )
+    zone = runner.invoke(
+        app, ["serve", "--config", path, "--timezone", "Mars/Olympus", *url], terminal_width=300
+    )
+    assert [from_file.exit_code, from_option.exit_code, zone.exit_code] == [2, 2, 2]
+    assert f"{path}: schedule.cron: expected five cron fields" in from_file.output
+    assert "found '61 6 * * *'" in from_file.output
+    assert "--cron: expected five cron fields" in from_option.output
+    assert "--timezone: expected an IANA zone such as Europe/Rome, found 'Mars/Olympus'" in (
+        zone.output
+    )

@@ -27,6 +27,7 @@ from journey_analytics.errors import (
     JourneyError,
     NotFoundError,
     RejectRateError,
+    ServerError,
 )
 
 app = typer.Typer(
@@ -54,7 +55,7 @@ def _fail(error: JourneyError) -> typer.Exit:
     # them before it exits; otherwise DuckDB's bindings print leak warnings at shutdown.
     traceback.clear_frames(error.__traceback__)
     errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
-    codes = {DatabaseLockedError: 3, RejectRateError: 4, NotFoundError: 5}
+    codes = {DatabaseLockedError: 3, RejectRateError: 4, NotFoundError: 5, ServerError: 6}
     return typer.Exit(code=codes.get(type(error), 2))
 
 
@@ -290,6 +291,90 @@ def forget(  # noqa: PLR0917 - typer passes options positionally
         f"erased one customer: {report.identifiers} identifiers, {report.events} events; "
         f"rows removed: {tables}\njourneys and marts rebuilt; dashboard: {path}"
     )
+
+
+@app.command()
+def serve(  # noqa: PLR0917 - typer passes options positionally
+    config: ConfigOption = Path("journey.toml"),
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--api-url",
+            envvar="PREFECT_API_URL",
+            help="The Prefect server's API (prefect server start --host 127.0.0.1 serves "
+            "http://127.0.0.1:4200/api).",
+        ),
+    ] = None,
+    cron: Annotated[
+        str | None, typer.Option(help="Cron schedule; default: \\[schedule] cron of the config.")
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(help="IANA zone the cron is read in; default: \\[schedule] timezone."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Deployment name; default: \\[schedule] name.")
+    ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds a scheduled run waits for a notebook or a run that holds the database.",
+        ),
+    ] = 600.0,
+) -> None:
+    """Run the pipeline on a schedule: register it with a Prefect server as deployment
+    journey-run/<name> on the config's \\[schedule] cron in its time zone, then carry out its
+    scheduled runs, and runs started from the Prefect UI, until Ctrl-C (which pauses the
+    schedule). Exit code 6 when no server answers.
+
+    Example: journey serve --api-url http://127.0.0.1:4200/api --config journey.toml
+    (with `prefect server start --host 127.0.0.1` running)
+    """
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from journey_analytics.config import ScheduleSettings, load_settings  # noqa: PLC0415
+
+    try:
+        settings = load_settings(config)
+        settings.hash_key()
+        chosen = settings.schedule.model_dump()
+        given = {"cron": cron, "timezone": timezone, "name": name}
+        chosen.update({key: value for key, value in given.items() if value is not None})
+        try:
+            schedule = ScheduleSettings.model_validate(chosen)
+        except ValidationError as error:  # only --timezone can be wrong here (cron: below)
+            reason = error.errors()[0]["msg"].removeprefix("Value error, ")
+            msg = f"serve --{reason}"
+            raise JourneyError(msg) from None
+        if not api_url:
+            msg = (
+                "journey serve needs a Prefect server: start one with `prefect server start "
+                "--host 127.0.0.1`, then pass --api-url http://127.0.0.1:4200/api (or set "
+                "PREFECT_API_URL)."
+            )
+            raise ServerError(msg)
+        os.environ["PREFECT_API_URL"] = api_url
+        for variable, value in {**PREFECT_DEFAULTS, "PREFECT_LOGGING_LEVEL": "INFO"}.items():
+            os.environ.setdefault(variable, value)
+        from pipelines.journey_flow import (  # noqa: PLC0415 (after the environment)
+            check_server,
+            cron_schedule,
+            serve_schedule,
+        )
+
+        origin = "--cron" if cron is not None else f"{config}: schedule.cron"
+        on = cron_schedule(schedule.cron, schedule.timezone, origin=origin)
+        check_server(api_url)
+        console.print(
+            f"serving journey-run/{schedule.name}: {config} on cron {schedule.cron!r} in "
+            f"{schedule.timezone}, at {api_url} (Ctrl-C stops and pauses the schedule)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        serve_schedule(str(config.resolve()), name=schedule.name, schedule=on, wait_seconds=wait)
+    except JourneyError as error:
+        raise _fail(error) from None
 
 
 @app.command()

@@ -300,6 +300,28 @@ class LeakageSettings(_Frozen):
     )
 
 
+class ScheduleSettings(_Frozen):
+    """When ``journey serve`` runs the pipeline (a Prefect deployment with a cron schedule)."""
+
+    cron: str = Field(
+        default="0 6 * * *",
+        description="standard five-field cron (minute hour day month weekday), checked by "
+        "Prefect when the deployment is registered",
+    )
+    timezone: str = Field(
+        default="UTC",
+        description="IANA zone the cron is read in, so 06:00 stays 06:00 across DST changes",
+    )
+    name: str = Field(default="daily", min_length=1, description="the deployment's name")
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> ScheduleSettings:
+        if self.timezone not in available_timezones():
+            msg = f"timezone: expected an IANA zone such as Europe/Rome, found {self.timezone!r}"
+            raise ValueError(msg)
+        return self
+
+
 class OutputSettings(_Frozen):
     database: str = "journeys.duckdb"
     reports_dir: str = "reports"
@@ -322,6 +344,7 @@ class Settings(_Frozen):
     paths: PathSettings = PathSettings()
     graphs: GraphSettings = GraphSettings()
     leakage: LeakageSettings = LeakageSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
     output: OutputSettings = OutputSettings()
 
     def resolve(self, relative: str) -> Path:

@@ -28,6 +28,10 @@ class DatabaseLockedError(JourneyError):
     """Another process holds the DuckDB file open for writing."""
 
 
+class ServerError(JourneyError):
+    """The Prefect server that ``journey serve`` registers with does not answer."""
+
+
 def format_problems(title: str, problems: list[str]) -> str:
     """Joins collected validation problems into one readable message.
 
