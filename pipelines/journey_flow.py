@@ -116,8 +116,8 @@ def build_core(settings: Settings) -> jobs.CoreReport:
     on_completion=_hook("completed"),
     on_failure=_hook("failed"),
 )
-def build_journeys(settings: Settings) -> jobs.JourneyReport:
-    return jobs.build_journeys(settings)
+def build_journeys(settings: Settings, full: bool) -> jobs.JourneyReport:
+    return jobs.build_journeys(settings, full=full)
 
 
 @task(
@@ -145,14 +145,18 @@ def export_dashboard(settings: Settings) -> Path:
 
 
 @flow(name="journey-run", log_prints=True)
-def journey_run(config_path: str = "journey.toml", wait_seconds: float = 0.0) -> RunSummary:
+def journey_run(
+    config_path: str = "journey.toml", wait_seconds: float = 0.0, full_rebuild: bool = False
+) -> RunSummary:
     """Runs the whole pipeline for the sources named in ``config_path``, holding the run lock
-    of its database (a second run waits up to ``wait_seconds``, then stops with a message)."""
+    of its database (a second run waits up to ``wait_seconds``, then stops with a message).
+    Journeys are rebuilt only for the customers whose events changed, unless
+    ``full_rebuild``."""
     settings = load_settings(config_path)
     with run_lock(settings.database_path, wait_seconds=wait_seconds):
         batches = ingest_sources(settings)
         core = build_core(settings)
-        journeys = build_journeys(settings)
+        journeys = build_journeys(settings, full_rebuild)
         marts = build_marts(settings)
         dashboard = export_dashboard(settings)
     # for the run's log on the server (log_prints): a scheduled run has no terminal

@@ -253,6 +253,10 @@ def test_every_source_row_is_accounted_for(runs: dict) -> None:  # type: ignore[
 
 def test_second_run_loads_nothing_and_gives_the_same_marts(runs: dict) -> None:  # type: ignore[type-arg]
     assert re.search(r"skipped", runs["second"].stdout)
+    # no event changed and no journey is open: no customer's journeys are rebuilt
+    second, first = runs["second"].stdout, runs["first"].stdout
+    assert "journeys: incremental build, 0 of 500 customers with events rebuilt" in second
+    assert "journeys: full build, 500 of 500 customers with events rebuilt" in first
     assert "loaded" not in {
         line.split("│")[3].strip()
         for line in runs["second"].stdout.splitlines()
@@ -330,7 +334,7 @@ def test_no_raw_personal_value_in_any_table_log_or_dashboard(
             .get_column("name")
             .to_list()
         )
-        assert len(tables) == 30  # 5 raw, quarantine, 3 core, 3 journeys, 13 marts, 5 ops
+        assert len(tables) == 32  # 5 raw, quarantine, 3 core, 3 journeys, 13 marts, 7 ops
         leaks = {}
         for table in tables:
             frame = wh.read(table)

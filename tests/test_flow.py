@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from journey_analytics.errors import ConfigError, SourceError
 from pipelines.journey_flow import export_dashboard, ingest_sources, retry_io_only
+
+from journey_analytics.errors import ConfigError, SourceError
 
 
 class _Failed:

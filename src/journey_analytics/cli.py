@@ -107,8 +107,16 @@ def run(
     wait: Annotated[
         float, typer.Option(min=0, help="Seconds to wait for another run on the same database.")
     ] = 0.0,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full/--incremental",
+            help="Rebuild every customer's journeys, not only those whose events changed.",
+        ),
+    ] = False,
 ) -> None:
-    """Run the whole pipeline: ingest, stitch, journeys, marts, dashboard.
+    """Run the whole pipeline: ingest new files, stitch, journeys (of the customers whose
+    events changed), marts, dashboard.
 
     Example: journey run --config journey.toml
     """
@@ -125,7 +133,7 @@ def run(
     with _StepProgress(STEPS) as progress:
         stop = listen(progress.step)
         try:
-            summary = journey_run(str(config), wait_seconds=wait)
+            summary = journey_run(str(config), wait_seconds=wait, full_rebuild=full)
         except JourneyError as error:
             raise _fail(error) from None
         finally:
@@ -161,6 +169,10 @@ def run(
     )
     for reason, count in core.pending.items():
         console.print(f"[yellow]waiting:[/] {count} loaded rows make no event yet: {reason}")
+    console.print(
+        f"journeys: {journeys.mode} build, {journeys.customers_rebuilt} of "
+        f"{journeys.customers} customers with events rebuilt"
+    )
     console.print("patterns: " + ", ".join(f"{k} {v}" for k, v in journeys.patterns.items()))
     console.print(f"database:  {summary.database}")
     console.print(f"dashboard: {summary.dashboard}")

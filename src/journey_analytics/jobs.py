@@ -29,6 +29,7 @@ from journey_analytics import (
     evaluate,
     graphs,
     identity,
+    incremental,
     ingest,
     journeys,
     leakage,
@@ -125,6 +126,9 @@ class JourneyReport:
     dropped: int
     open: int
     patterns: dict[str, int] = field(default_factory=dict)
+    mode: str = "full"  # or incremental: only the customers whose events changed
+    customers: int = 0  # customers with events
+    customers_rebuilt: int = 0
 
 
 def _now() -> datetime:
@@ -921,8 +925,52 @@ def end_of_data(events: pl.DataFrame) -> datetime:
     return min(last_event, last_load)
 
 
-def build_journeys(settings: Settings, *, as_of: datetime | None = None) -> JourneyReport:
-    """Rebuilds sessions, journeys, steps and ``marts.patterns`` from ``core.events``.
+JOURNEY_TABLES = ("journeys.sessions", "journeys.journeys", "journeys.steps", "marts.patterns")
+
+
+def rules_fingerprint(settings: Settings, rules: tuple[pattern_rules.Rule, ...]) -> str:
+    """sha256 of every rule the journey tables are built with: sessions, journeys, paths and
+    the pattern rules (a change in any of them makes the next run rebuild everyone)."""
+    described = {
+        "sessions": settings.sessions.model_dump(mode="json"),
+        "journeys": settings.journeys.model_dump(mode="json"),
+        "paths": settings.paths.model_dump(mode="json"),
+        "patterns": [rule.model_dump(mode="json") for rule in rules],
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _to_rebuild(
+    wh: Warehouse, events: pl.DataFrame, prints: pl.DataFrame, *, fingerprint: str, as_of: datetime
+) -> pl.Series | None:
+    """The customers whose journey rows this run must rebuild (``incremental``), or None
+    when it must rebuild everyone: no earlier build, other rules, or an earlier end of data."""
+    last = wh.query(
+        "select rules_fingerprint, as_of from ops.journey_runs order by run_at desc limit 1"
+    )
+    if not last.height or last.item(0, 0) != fingerprint or last.item(0, 1) > as_of:
+        return None
+    changed = incremental.changed_customers(wh.read("ops.customer_fingerprints"), prints)
+    open_journeys = wh.query(
+        "select distinct customer_key from journeys.journeys where status = 'open'"
+    ).get_column("customer_key")
+    # steps of one customer in another's journey (a pick-up of an order they did not place)
+    previous_links = wh.query(
+        "select distinct j.customer_key as before, s.customer_key from journeys.steps s "
+        "join journeys.journeys j using (journey_id) where s.customer_key <> j.customer_key"
+    )
+    return incremental.customers_to_rebuild(
+        events, changed=changed, open_journeys=open_journeys, previous_links=previous_links
+    )
+
+
+def build_journeys(
+    settings: Settings, *, as_of: datetime | None = None, full: bool = False
+) -> JourneyReport:
+    """Builds sessions, journeys, steps and ``marts.patterns`` from ``core.events``: for the
+    customers whose events changed since the last run (and those linked to them or with an
+    open journey; ``incremental``), or for everyone on the first run, when the rules changed,
+    or with ``full``. Either way the tables equal a full rebuild row for row.
 
     ``as_of`` is the end of the data (default: :func:`end_of_data`); an erasure passes the one
     from before it, so that removing the last event does not re-open other journeys.
@@ -931,8 +979,17 @@ def build_journeys(settings: Settings, *, as_of: datetime | None = None) -> Jour
         settings.resolve(settings.patterns) if settings.patterns else None
     )
     timeout = timedelta(days=settings.journeys.timeout_days)
+    fingerprint = rules_fingerprint(settings, rules)
     with Warehouse.open(settings.database_path) as wh:
+        wh.ensure_tables()
         events = wh.read("core.events")
+        as_of = as_of or end_of_data(events)
+        prints = incremental.customer_fingerprints(events)
+        wanted = (
+            None if full else _to_rebuild(wh, events, prints, fingerprint=fingerprint, as_of=as_of)
+        )
+        if wanted is not None:
+            events = events.filter(pl.col("customer_key").is_in(wanted.implode()))
         built = reconstruct.rebuild(
             events,
             timeouts_minutes=settings.sessions.timeout_minutes,
@@ -940,7 +997,7 @@ def build_journeys(settings: Settings, *, as_of: datetime | None = None) -> Jour
             max_session_minutes=settings.sessions.max_session_minutes,
             timeout=timeout,
             noise_touchpoints=settings.journeys.noise_touchpoints,
-            as_of=as_of or end_of_data(events),
+            as_of=as_of,
             drop_touchpoints=settings.paths.drop_touchpoints,
             collapse_repeats=settings.paths.collapse_repeats,
             max_length=settings.paths.max_length,
@@ -951,20 +1008,59 @@ def build_journeys(settings: Settings, *, as_of: datetime | None = None) -> Jour
         steps, summary = built.steps, built.journeys
         hits = pattern_rules.detect_patterns(steps, rules)
         summary = pattern_rules.with_patterns(summary, hits)
+        rows = {
+            "journeys.sessions": built.sessions,
+            "journeys.journeys": summary,
+            "journeys.steps": steps.select(STEP_COLUMNS),
+            "marts.patterns": hits,
+        }
         with wh.transaction():
-            wh.replace("journeys.sessions", built.sessions)
-            wh.replace("journeys.journeys", summary)
-            wh.replace("journeys.steps", steps.select(STEP_COLUMNS))
-            wh.replace("marts.patterns", hits)
-    statuses = summary.get_column("status").value_counts()
-    count = dict(statuses.iter_rows())
+            if wanted is None:
+                for table, frame in rows.items():
+                    wh.replace(table, frame)
+            else:
+                with wh.registered(_rebuilt=wanted.to_frame()):
+                    for table in JOURNEY_TABLES:
+                        wh.delete(table, "customer_key in (select customer_key from _rebuilt)")
+                for table, frame in rows.items():
+                    wh.append(table, frame)
+            wh.replace("ops.customer_fingerprints", prints)
+            wh.append(
+                "ops.journey_runs",
+                pl.DataFrame(
+                    {
+                        "run_at": [datetime.now(UTC)],
+                        "mode": ["full" if wanted is None else "incremental"],
+                        "rules_fingerprint": [fingerprint],
+                        "as_of": [as_of],
+                        "customers": [prints.height],
+                        "customers_rebuilt": [prints.height if wanted is None else wanted.len()],
+                        "events_rebuilt": [events.height],
+                        "journeys_rebuilt": [summary.height],
+                    }
+                ),
+            )
+        totals = wh.query(
+            "select (select count(*) from journeys.sessions) as sessions, "
+            "count(*) as journeys, "
+            "count(*) filter (where status = 'converted') as converted, "
+            "count(*) filter (where status = 'dropped') as dropped, "
+            "count(*) filter (where status = 'open') as open "
+            "from journeys.journeys"
+        ).row(0)
+        patterns = wh.query(
+            "select pattern, count(*) as hits from marts.patterns group by pattern order by pattern"
+        )
     return JourneyReport(
-        sessions=built.sessions.height,
-        journeys=summary.height,
-        conversions=count.get("converted", 0),
-        dropped=count.get("dropped", 0),
-        open=count.get("open", 0),
-        patterns=dict(hits.get_column("pattern").value_counts().sort("pattern").iter_rows()),
+        sessions=totals[0],
+        journeys=totals[1],
+        conversions=totals[2],
+        dropped=totals[3],
+        open=totals[4],
+        patterns=dict(patterns.iter_rows()),
+        mode="full" if wanted is None else "incremental",
+        customers=prints.height,
+        customers_rebuilt=prints.height if wanted is None else wanted.len(),
     )
 
 
@@ -1035,8 +1131,10 @@ def build_marts(settings: Settings) -> dict[str, int]:
     leakage, attribution, funnel, drop-offs, paths; writes the graph exports of segments
     ``all``, ``converted`` and ``dropped``. Returns the row count of each mart."""
     with Warehouse.open(settings.database_path) as wh:
-        steps = wh.read("journeys.steps")
-        summary = wh.read("journeys.journeys")
+        # in one order whatever order the rows were written in (an incremental run appends
+        # the customers it rebuilt): sums of floats, as in attribution, depend on the order
+        steps = wh.read("journeys.steps").sort("journey_id", "position")
+        summary = wh.read("journeys.journeys").sort("journey_id")
         edges = graphs.transition_edges(
             steps.with_columns(
                 journeys.alias_touchpoints(pl.col("touchpoint"), settings.paths.aliases)

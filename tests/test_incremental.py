@@ -1,0 +1,164 @@
+"""Incremental runs: a run rebuilds only the customers its files touch, and the result equals
+a full rebuild row for row (``journey_analytics.incremental``, ``jobs.build_journeys``)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from journey_analytics import incremental, jobs
+from journey_analytics.config import Settings, load_settings
+from journey_analytics.jobs import MARTS
+from journey_analytics.warehouse import Warehouse
+
+from ._project import REPO, run_all, sample_config
+
+SAMPLE = REPO / "data" / "sample"
+# every public table a run writes, compared without the columns that say when it was loaded
+TABLES = (
+    "core.events",
+    "core.customers",
+    "core.identity_links",
+    "journeys.sessions",
+    "journeys.journeys",
+    "journeys.steps",
+    *MARTS,
+)
+LOAD_TIME = ("ingested_at", "batch_id", "first_seen_at", "last_seen_at")
+
+
+def test_fingerprints_ignore_row_order_and_see_any_change() -> None:
+    events = pl.DataFrame(
+        {
+            "customer_key": ["c1", "c1", "c2", "c3"],
+            "event_id": ["e1", "e2", "e3", "e4"],
+            "touchpoint": ["search", "order_placed", "store_visit", "call"],
+        }
+    )
+    before = incremental.customer_fingerprints(events)
+    assert_frame_equal(incremental.customer_fingerprints(events.reverse()), before)
+    after = incremental.customer_fingerprints(
+        pl.concat(
+            [
+                # c1: one value changed; c2: gone (erased, or merged into another key);
+                # c3: the same; c4: new
+                events.with_columns(
+                    touchpoint=pl.when(pl.col("event_id") == "e2")
+                    .then(pl.lit("store_purchase"))
+                    .otherwise("touchpoint")
+                ).filter(pl.col("customer_key") != "c2"),
+                pl.DataFrame({"customer_key": ["c4"], "event_id": ["e5"], "touchpoint": ["x"]}),
+            ]
+        )
+    )
+    assert incremental.changed_customers(before, after).to_list() == ["c1", "c2", "c4"]
+
+
+def test_customers_linked_by_an_order_now_or_before_are_rebuilt_together() -> None:
+    events = pl.DataFrame(
+        {
+            # b picked up a's order O1 in a store; e and f share order O2; g is alone
+            "customer_key": ["a", "b", "c", "d", "e", "f", "g"],
+            "order_id": ["O1", "O1", None, None, "O2", "O2", None],
+        }
+    )
+    # in the last build, d's events sat in c's journey (their keys have since split)
+    before = pl.DataFrame({"before": ["c"], "customer_key": ["d"]})
+    wanted = incremental.customers_to_rebuild(
+        events,
+        changed=pl.Series(["a"]),
+        open_journeys=pl.Series(["d"]),
+        previous_links=before,
+    )
+    assert wanted.to_list() == ["a", "b", "c", "d"]  # not e, f (unchanged, closed), nor g
+
+
+def _week(path: Path) -> str:
+    found = re.search(r"\d{4}-\d\d-\d\d", path.name)
+    return found.group(0) if found else "0000-00-00"  # the CRM contacts snapshot
+
+
+def _snapshot(settings: Settings) -> dict[str, pl.DataFrame]:
+    with Warehouse.open(settings.database_path, read_only=True) as wh:
+        tables = {table: wh.read(table) for table in TABLES}
+    return {
+        table: frame.drop(c for c in LOAD_TIME if c in frame.columns).sort(
+            frame.drop(c for c in LOAD_TIME if c in frame.columns).columns, nulls_last=True
+        )
+        for table, frame in tables.items()
+    }
+
+
+@pytest.mark.slow
+def test_three_daily_loads_with_late_events_equal_one_full_run(tmp_path: Path) -> None:
+    # The sample's files are named after the week their rows arrived, and some rows arrive
+    # weeks after their events (late data). Three runs load the files that arrived by
+    # 2026-03-01, by 2026-05-01 and by the end; each rebuilds only what changed.
+    folder = tmp_path / "daily" / "sample"
+    folder.mkdir(parents=True)
+    for name in ("stores.csv", "products.csv"):
+        shutil.copy(SAMPLE / name, folder / name)
+    daily = load_settings(sample_config(folder, tmp_path / "daily"))
+    files = sorted(
+        path
+        for path in SAMPLE.rglob("*")
+        if path.suffix in {".jsonl", ".csv"} and "truth" not in path.parts and path.parent != SAMPLE
+    )
+    seen: set[str] = set()
+    late: list[int] = []
+    as_of: datetime | None = None
+    for cut in ("2026-03-01", "2026-05-01", "9999-12-31"):
+        for path in files:
+            target = folder / path.relative_to(SAMPLE)
+            if _week(path) < cut and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, target)
+        run_all(daily)
+        with Warehouse.open(daily.database_path, read_only=True) as wh:
+            events = wh.read("core.events").select("event_id", "occurred_at")
+        new = events.filter(~pl.col("event_id").is_in(list(seen)))
+        # events that happened before the end of the data the last run saw: they re-open
+        # (or extend, or split) journeys that run had already built
+        late.append(0 if as_of is None else new.filter(pl.col("occurred_at") < as_of).height)
+        seen |= set(events.get_column("event_id"))
+        with Warehouse.open(daily.database_path, read_only=True) as wh:
+            as_of = wh.query("select max(as_of) from ops.journey_runs").item()
+    run_all(daily)  # a day without new files
+
+    full = load_settings(sample_config(SAMPLE, tmp_path / "full"))
+    run_all(full)
+
+    assert late == [0, 6, 10]
+    daily_tables, full_tables = _snapshot(daily), _snapshot(full)
+    differ = [table for table in TABLES if not daily_tables[table].equals(full_tables[table])]
+    assert differ == []
+    with Warehouse.open(daily.database_path, read_only=True) as wh:
+        runs = wh.query(
+            "select mode, customers, customers_rebuilt from ops.journey_runs order by run_at"
+        ).rows()
+    # the first run builds everyone; then only the customers with new or changed events,
+    # open journeys, or an order in common with those; a day without files rebuilds no one
+    assert runs == [
+        ("full", 214, 214),
+        ("incremental", 440, 330),
+        ("incremental", 500, 205),
+        ("incremental", 500, 0),
+    ]
+
+
+def test_changed_rules_rebuild_everyone(tmp_path: Path) -> None:
+    settings = load_settings(sample_config(SAMPLE, tmp_path))
+    run_all(settings)
+    assert jobs.build_journeys(settings).customers_rebuilt == 0
+    longer = settings.model_copy(
+        update={"journeys": settings.journeys.model_copy(update={"timeout_days": 45.0})}
+    )
+    report = jobs.build_journeys(longer)
+    assert (report.mode, report.customers_rebuilt) == ("full", 500)
+    assert jobs.build_journeys(longer, full=True).mode == "full"
