@@ -7,13 +7,14 @@ logic does not.
 from __future__ import annotations
 
 import contextlib
+import os
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect import Task, flow, get_client, task
+from prefect import Task, flow, get_client, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.schedules import Cron, Schedule
@@ -46,6 +47,12 @@ STEPS = {
     "build-marts": "building marts and graphs",
     "export-dashboard": "writing the dashboard",
 }
+# with --executor dask, build-journeys is these (the middle one: a task per customer shard)
+DASK_STEPS = {
+    "plan-journeys": "splitting the customers into shards",
+    "build-journey-shards": "building the shards' sessions and journeys on the workers",
+    "load-journeys": "loading the shards' journeys",
+}
 StepListener = Callable[[str, str], None]  # (task name, "running" | "completed" | "failed")
 _listeners: list[StepListener] = []
 
@@ -60,15 +67,21 @@ def listen(listener: StepListener) -> Callable[[], None]:
 _Hook = Callable[[Task[..., Any], TaskRun, State[Any]], Awaitable[None] | None]
 
 
+def _notify(name: str, event: str) -> None:
+    for listener in list(_listeners):
+        try:
+            listener(name, event)
+        except Exception:  # a progress display never fails a run
+            continue
+
+
 def _hook(event: str) -> list[_Hook]:
-    """A new list per task (Prefect keeps the list it is given and may add to it)."""
+    """A new list per task (Prefect keeps the list it is given and may add to it). The hook
+    reaches the listeners through ``_notify``, a module function: a task shipped to a Dask
+    worker pickles its hooks, which must not carry this process's listeners along."""
 
     def tell(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> None:
-        for listener in list(_listeners):
-            try:
-                listener(task.name, event)
-            except Exception:  # a progress display never fails a run
-                continue
+        _notify(task.name, event)
 
     return [tell]
 
@@ -121,6 +134,57 @@ def build_journeys(settings: Settings, full: bool) -> jobs.JourneyReport:
 
 
 @task(
+    name="plan-journeys",
+    cache_policy=NO_CACHE,
+    on_running=_hook("running"),
+    on_completion=_hook("completed"),
+    on_failure=_hook("failed"),
+)
+def plan_journeys(settings: Settings, full: bool) -> jobs.JourneyPlan:
+    return jobs.plan_journeys(settings, full=full)
+
+
+@task(
+    name="build-journey-shard",
+    retries=1,  # a worker lost with its machine: the shard is built again elsewhere
+    retry_condition_fn=retry_io_only,
+    cache_policy=NO_CACHE,
+    on_running=_hook("running"),
+    on_completion=_hook("completed"),
+    on_failure=_hook("failed"),
+)
+def build_journey_shard(settings: Settings, shard: Path) -> Path:
+    return jobs.build_journey_shard(settings, shard)
+
+
+@task(
+    name="load-journeys",
+    cache_policy=NO_CACHE,
+    on_running=_hook("running"),
+    on_completion=_hook("completed"),
+    on_failure=_hook("failed"),
+)
+def load_journeys(settings: Settings, plan: jobs.JourneyPlan) -> jobs.JourneyReport:
+    return jobs.load_journey_shards(settings, plan)
+
+
+def build_journeys_on_workers(settings: Settings, full: bool) -> jobs.JourneyReport:
+    """Sessions and journeys per customer shard, each shard a task on the flow's task runner
+    (a Dask cluster with ``--executor dask``); the database is read and written only here."""
+    plan = plan_journeys(settings, full)
+    # the shards' own hooks run on the workers: report them from here, as one step
+    _notify("build-journey-shards", "running")
+    built = build_journey_shard.map(unmapped(settings), list(plan.shards))
+    built.wait()
+    _notify("build-journey-shards", "completed")
+    failed = [future.state for future in built if not future.state.is_completed()]
+    if failed:
+        msg = f"{len(failed)} of {len(plan.shards)} journey shards failed: {failed[0].message}"
+        raise JourneyError(msg)
+    return load_journeys(settings, plan)
+
+
+@task(
     name="build-marts",
     cache_policy=NO_CACHE,
     on_running=_hook("running"),
@@ -146,17 +210,24 @@ def export_dashboard(settings: Settings) -> Path:
 
 @flow(name="journey-run", log_prints=True)
 def journey_run(
-    config_path: str = "journey.toml", wait_seconds: float = 0.0, full_rebuild: bool = False
+    config_path: str = "journey.toml",
+    wait_seconds: float = 0.0,
+    full_rebuild: bool = False,
+    executor: str | None = None,
 ) -> RunSummary:
     """Runs the whole pipeline for the sources named in ``config_path``, holding the run lock
     of its database (a second run waits up to ``wait_seconds``, then stops with a message).
     Journeys are rebuilt only for the customers whose events changed, unless
-    ``full_rebuild``."""
+    ``full_rebuild``; per customer shard on the flow's task runner with ``executor="dask"``
+    (default: ``[scale] executor`` of the config; see :func:`with_executor`)."""
     settings = load_settings(config_path)
     with run_lock(settings.database_path, wait_seconds=wait_seconds):
         batches = ingest_sources(settings)
         core = build_core(settings)
-        journeys = build_journeys(settings, full_rebuild)
+        if (executor or settings.scale.executor) == "dask":
+            journeys = build_journeys_on_workers(settings, full_rebuild)
+        else:
+            journeys = build_journeys(settings, full_rebuild)
         marts = build_marts(settings)
         dashboard = export_dashboard(settings)
     # for the run's log on the server (log_prints): a scheduled run has no terminal
@@ -228,3 +299,48 @@ def serve_schedule(config_path: str, *, name: str, schedule: Schedule, wait_seco
         # the server is gone or the deployment was never registered
         with contextlib.suppress(Exception), get_client(sync_client=True) as client:
             client.pause_deployment(client.read_deployment_by_name(f"journey-run/{name}").id)
+
+
+@contextlib.contextmanager
+def api_for_workers(*, timeout_seconds: int = 180) -> Iterator[None]:
+    """Dask workers report their tasks to the flow's Prefect API. With no server configured
+    (``PREFECT_API_URL``), this starts Prefect's temporary server now, before the cluster's
+    workers start, and hands them its address through the environment; otherwise each worker
+    would start a temporary server of its own (~15 s each). Workers on other machines need a
+    real server: set ``PREFECT_API_URL`` for the run and the workers."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer  # noqa: PLC0415
+
+    server = SubprocessASGIServer()
+    server.start(timeout=timeout_seconds)
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        yield
+    finally:
+        del os.environ["PREFECT_API_URL"]
+
+
+def with_executor(executor: str, dask_address: str | None = None) -> Any:
+    """The flow to call for an executor: ``journey_run`` itself for ``local``; for ``dask`` the
+    flow on a ``DaskTaskRunner`` (the cluster at ``dask_address``, or a local cluster with
+    one single-threaded worker per core for the run's length)."""
+    if executor != "dask":
+        return journey_run
+    from prefect_dask.task_runners import DaskTaskRunner  # noqa: PLC0415 (for this executor)
+
+    runner = (
+        DaskTaskRunner(address=dask_address)
+        if dask_address
+        else DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": os.cpu_count() or 1,
+                "threads_per_worker": 1,
+                # Dask's status page on a free port of this machine only
+                "dashboard_address": "127.0.0.1:0",
+            }
+        )
+    )
+    # a TaskRunner of PrefectDaskFuture, which with_options types as of PrefectFuture
+    return journey_run.with_options(task_runner=runner)  # type: ignore[arg-type]

@@ -178,7 +178,7 @@ def test_customers_sharing_an_order_id_are_in_one_group() -> None:
         found = reconstruct._customer_groups(frame, groups).tolist()
         assert found[0] == found[1] == found[2] == found[3]
         assert found[0] == reconstruct._customer_groups(frame.head(1), groups)[0]  # c1's own
-    assert reconstruct.shards_for(10_000_000) == 8
+    assert reconstruct.shards_for(10_000_000) == 16
     assert reconstruct.shards_for(1) == 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import traceback
@@ -114,6 +115,21 @@ def run(
             help="Rebuild every customer's journeys, not only those whose events changed.",
         ),
     ] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="local (this process) or dask (one task per customer shard on a Dask "
+            "cluster); default: \\[scale] executor of the config."
+        ),
+    ] = None,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(
+            "--dask-address",
+            help="Scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786; default: "
+            "\\[scale] dask_address, else a local cluster with a worker per core.",
+        ),
+    ] = None,
 ) -> None:
     """Run the whole pipeline: ingest new files, stitch, journeys (of the customers whose
     events changed), marts, dashboard.
@@ -123,17 +139,37 @@ def run(
     from journey_analytics.config import load_settings  # noqa: PLC0415
 
     try:  # fail fast on a bad config, before Prefect starts
-        load_settings(config).hash_key()
+        settings = load_settings(config)
+        settings.hash_key()
+        chosen = executor or settings.scale.executor
+        if chosen not in {"local", "dask"}:
+            msg = f"--executor: expected local or dask, found {chosen!r}"
+            raise JourneyError(msg)
     except JourneyError as error:
         raise _fail(error) from None
     for name, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    from pipelines.journey_flow import STEPS, journey_run, listen  # noqa: PLC0415 (after env)
+    from pipelines.journey_flow import (  # noqa: PLC0415 (after the environment)
+        DASK_STEPS,
+        STEPS,
+        api_for_workers,
+        listen,
+        with_executor,
+    )
 
-    with _StepProgress(STEPS) as progress:
+    flow = with_executor(chosen, dask_address or settings.scale.dask_address)
+    steps = dict(STEPS)
+    workers_api: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if chosen == "dask":  # build-journeys is three steps, one of them a task per shard
+        steps = {k: v for k, v in STEPS.items() if k != "build-journeys"} | DASK_STEPS
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+        workers_api = api_for_workers(
+            timeout_seconds=int(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"])
+        )
+    with workers_api, _StepProgress(steps) as progress:
         stop = listen(progress.step)
         try:
-            summary = journey_run(str(config), wait_seconds=wait, full_rebuild=full)
+            summary = flow(str(config), wait_seconds=wait, full_rebuild=full, executor=chosen)
         except JourneyError as error:
             raise _fail(error) from None
         finally:

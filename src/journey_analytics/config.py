@@ -322,6 +322,27 @@ class ScheduleSettings(_Frozen):
         return self
 
 
+class ScaleSettings(_Frozen):
+    """How the per-customer stages run: in this process, or per customer shard on Dask."""
+
+    executor: Literal["local", "dask"] = Field(
+        default="local",
+        description="local: sessions and journeys in this process (all cores); dask: one "
+        "Prefect task per customer shard on a Dask cluster (journey run --executor)",
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description="scheduler of an existing Dask cluster (tcp://host:8786); none: a local "
+        "cluster with one worker per core",
+    )
+    work_dir: str = Field(
+        default="work",
+        description="where the shards' Parquet files go; on a cluster, a folder every worker "
+        "sees at the same path (a shared file system)",
+    )
+    events_per_shard: int = Field(default=1_000_000, ge=1)
+
+
 class OutputSettings(_Frozen):
     database: str = "journeys.duckdb"
     reports_dir: str = "reports"
@@ -345,6 +366,7 @@ class Settings(_Frozen):
     graphs: GraphSettings = GraphSettings()
     leakage: LeakageSettings = LeakageSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    scale: ScaleSettings = ScaleSettings()
     output: OutputSettings = OutputSettings()
 
     def resolve(self, relative: str) -> Path:
@@ -355,6 +377,10 @@ class Settings(_Frozen):
     @property
     def database_path(self) -> Path:
         return self.resolve(os.environ.get(DATABASE_ENV, self.output.database))
+
+    @property
+    def work_path(self) -> Path:
+        return self.resolve(self.scale.work_dir)
 
     @property
     def reports_path(self) -> Path:

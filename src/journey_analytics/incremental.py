@@ -136,3 +136,44 @@ def customers_to_rebuild(
         if not seeds.isdisjoint(component):
             wanted |= component
     return pl.Series("customer_key", sorted(wanted), dtype=pl.String)
+
+
+def order_groups(events: pl.DataFrame) -> pl.DataFrame:
+    """Customers linked by shared order ids (directly or through others), each with the
+    smallest key of its group (``first``); customers with no link are not listed.
+
+    Example:
+        >>> events = pl.DataFrame({"customer_key": ["b", "a", "c"], "order_id": ["O1", "O1", None]})
+        >>> order_groups(events).sort("customer_key").rows()
+        [('a', 'a'), ('b', 'a')]
+    """
+    graph = nx.Graph()
+    graph.add_edges_from(order_links(events).iter_rows())
+    names: list[str] = []
+    smallest: list[str] = []
+    for component in nx.connected_components(graph):
+        first = min(component)
+        names += component
+        smallest += [first] * len(component)
+    return pl.DataFrame(
+        {"customer_key": names, "first": smallest},
+        schema={"customer_key": pl.String, "first": pl.String},
+    )
+
+
+def customer_shards(events: pl.DataFrame, shards: int) -> pl.Series:
+    """Per event, the shard of its customer (0 to ``shards - 1``), by a hash of the customer
+    key; customers linked by shared order ids go to the shard of the smallest key among them,
+    so that each shard holds whole journeys.
+
+    Example:
+        >>> events = pl.DataFrame({"customer_key": ["a", "b", "c"], "order_id": ["O1", "O1", None]})
+        >>> found = customer_shards(events, 4).to_list()
+        >>> found[0] == found[1]
+        True
+    """
+    keys = events.get_column("customer_key")
+    groups = order_groups(events)
+    if not groups.is_empty():
+        keys = keys.replace(groups.get_column("customer_key"), groups.get_column("first"))
+    return (keys.hash(_SEED) % shards).cast(pl.UInt32).alias("shard")

@@ -11,7 +11,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -964,6 +964,129 @@ def _to_rebuild(
     )
 
 
+def _journey_rows(
+    events: pl.DataFrame, settings: Settings, *, as_of: datetime, workers: int
+) -> dict[str, pl.DataFrame]:
+    """The rows of ``JOURNEY_TABLES`` for these events (whole customers, with everyone they
+    share an order with): sessions, journeys, steps and pattern hits."""
+    rules = _pattern_rules(settings)
+    built = reconstruct.rebuild(
+        events,
+        timeouts_minutes=settings.sessions.timeout_minutes,
+        default_timeout_minutes=settings.sessions.default_timeout_minutes,
+        max_session_minutes=settings.sessions.max_session_minutes,
+        timeout=timedelta(days=settings.journeys.timeout_days),
+        noise_touchpoints=settings.journeys.noise_touchpoints,
+        as_of=as_of,
+        drop_touchpoints=settings.paths.drop_touchpoints,
+        collapse_repeats=settings.paths.collapse_repeats,
+        max_length=settings.paths.max_length,
+        aliases=settings.paths.aliases,
+        shards=reconstruct.shards_for(events.height),
+        workers=workers,
+    )
+    hits = pattern_rules.detect_patterns(built.steps, rules)
+    return {
+        "journeys.sessions": built.sessions,
+        "journeys.journeys": pattern_rules.with_patterns(built.journeys, hits),
+        "journeys.steps": built.steps.select(STEP_COLUMNS),
+        "marts.patterns": hits,
+    }
+
+
+def _pattern_rules(settings: Settings) -> tuple[pattern_rules.Rule, ...]:
+    return pattern_rules.load_rules(
+        settings.resolve(settings.patterns) if settings.patterns else None
+    )
+
+
+@dataclass(frozen=True)
+class _JourneyScope:
+    """Which customers a journey build rebuilds, at which end of the data."""
+
+    events: pl.DataFrame  # theirs (all events on a full build)
+    wanted: pl.Series | None  # their keys; None: everyone (a full build)
+    prints: pl.DataFrame  # every customer's fingerprint after this build
+    as_of: datetime
+    fingerprint: str
+
+
+def _journey_scope(
+    wh: Warehouse, settings: Settings, *, as_of: datetime | None, full: bool
+) -> _JourneyScope:
+    events = wh.read("core.events")
+    as_of = as_of or end_of_data(events)
+    prints = incremental.customer_fingerprints(events)
+    fingerprint = rules_fingerprint(settings, _pattern_rules(settings))
+    wanted = None if full else _to_rebuild(wh, events, prints, fingerprint=fingerprint, as_of=as_of)
+    if wanted is not None:
+        events = events.filter(pl.col("customer_key").is_in(wanted.implode()))
+    return _JourneyScope(events, wanted, prints, as_of, fingerprint)
+
+
+def _store_journey_rows(
+    wh: Warehouse,
+    scope: _JourneyScope,
+    write: Callable[[str], None],
+    *,
+    events_rebuilt: int,
+) -> JourneyReport:
+    """Writes a build in one transaction: replaces the journey tables (full) or the rebuilt
+    customers' rows (incremental) through ``write(table)``, then the fingerprints and the
+    ``ops.journey_runs`` row. Returns the tables' totals after it."""
+    wanted = scope.wanted
+    mode = "full" if wanted is None else "incremental"
+    rebuilt = pl.Series("customer_key", [], pl.String) if wanted is None else wanted
+    with wh.transaction(), wh.registered(_rebuilt=rebuilt.to_frame()):
+        for table in JOURNEY_TABLES:
+            if wanted is None:
+                wh.execute(f"delete from {table}")
+            else:
+                wh.delete(table, "customer_key in (select customer_key from _rebuilt)")
+            write(table)
+        wh.replace("ops.customer_fingerprints", scope.prints)
+        totals = wh.query(
+            "select (select count(*) from journeys.sessions) as sessions, "
+            "count(*) as journeys, "
+            "count(*) filter (where status = 'converted') as converted, "
+            "count(*) filter (where status = 'dropped') as dropped, "
+            "count(*) filter (where status = 'open') as open, "
+            "count(*) filter (where $full or customer_key in (select customer_key from _rebuilt))"
+            " as rebuilt "
+            "from journeys.journeys",
+            {"full": wanted is None},
+        ).row(0)
+        wh.append(
+            "ops.journey_runs",
+            pl.DataFrame(
+                {
+                    "run_at": [datetime.now(UTC)],
+                    "mode": [mode],
+                    "rules_fingerprint": [scope.fingerprint],
+                    "as_of": [scope.as_of],
+                    "customers": [scope.prints.height],
+                    "customers_rebuilt": [scope.prints.height if wanted is None else wanted.len()],
+                    "events_rebuilt": [events_rebuilt],
+                    "journeys_rebuilt": [totals[5]],
+                }
+            ),
+        )
+    patterns = wh.query(
+        "select pattern, count(*) as hits from marts.patterns group by pattern order by pattern"
+    )
+    return JourneyReport(
+        sessions=totals[0],
+        journeys=totals[1],
+        conversions=totals[2],
+        dropped=totals[3],
+        open=totals[4],
+        patterns=dict(patterns.iter_rows()),
+        mode=mode,
+        customers=scope.prints.height,
+        customers_rebuilt=scope.prints.height if wanted is None else wanted.len(),
+    )
+
+
 def build_journeys(
     settings: Settings, *, as_of: datetime | None = None, full: bool = False
 ) -> JourneyReport:
@@ -975,93 +1098,98 @@ def build_journeys(
     ``as_of`` is the end of the data (default: :func:`end_of_data`); an erasure passes the one
     from before it, so that removing the last event does not re-open other journeys.
     """
-    rules = pattern_rules.load_rules(
-        settings.resolve(settings.patterns) if settings.patterns else None
-    )
-    timeout = timedelta(days=settings.journeys.timeout_days)
-    fingerprint = rules_fingerprint(settings, rules)
     with Warehouse.open(settings.database_path) as wh:
         wh.ensure_tables()
-        events = wh.read("core.events")
-        as_of = as_of or end_of_data(events)
-        prints = incremental.customer_fingerprints(events)
-        wanted = (
-            None if full else _to_rebuild(wh, events, prints, fingerprint=fingerprint, as_of=as_of)
+        scope = _journey_scope(wh, settings, as_of=as_of, full=full)
+        rows = _journey_rows(scope.events, settings, as_of=scope.as_of, workers=os.cpu_count() or 1)
+        return _store_journey_rows(
+            wh,
+            scope,
+            lambda table: wh.append(table, rows[table]),
+            events_rebuilt=scope.events.height,
         )
-        if wanted is not None:
-            events = events.filter(pl.col("customer_key").is_in(wanted.implode()))
-        built = reconstruct.rebuild(
-            events,
-            timeouts_minutes=settings.sessions.timeout_minutes,
-            default_timeout_minutes=settings.sessions.default_timeout_minutes,
-            max_session_minutes=settings.sessions.max_session_minutes,
-            timeout=timeout,
-            noise_touchpoints=settings.journeys.noise_touchpoints,
-            as_of=as_of,
-            drop_touchpoints=settings.paths.drop_touchpoints,
-            collapse_repeats=settings.paths.collapse_repeats,
-            max_length=settings.paths.max_length,
-            aliases=settings.paths.aliases,
-            shards=reconstruct.shards_for(events.height),
-            workers=os.cpu_count() or 1,
-        )
-        steps, summary = built.steps, built.journeys
-        hits = pattern_rules.detect_patterns(steps, rules)
-        summary = pattern_rules.with_patterns(summary, hits)
-        rows = {
-            "journeys.sessions": built.sessions,
-            "journeys.journeys": summary,
-            "journeys.steps": steps.select(STEP_COLUMNS),
-            "marts.patterns": hits,
+
+
+@dataclass(frozen=True)
+class JourneyPlan:
+    """A journey build split into customer shards for workers (``journey run --executor
+    dask``): the events of each shard in a Parquet file under ``folder``."""
+
+    folder: Path
+    shards: tuple[Path, ...]  # folder/events/part-NNNNN.parquet
+    events: int
+
+
+def plan_journeys(
+    settings: Settings, *, full: bool = False, as_of: datetime | None = None
+) -> JourneyPlan:
+    """Writes the events of the customers this run rebuilds (all on a full build) to one
+    Parquet file per customer shard under ``<work_dir>/journeys/``, with the scope of the
+    build (``scope.parquet``, ``fingerprints.parquet``), for :func:`build_journey_shard`."""
+    folder = settings.work_path / "journeys"
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "events").mkdir(parents=True)
+    with Warehouse.open(settings.database_path) as wh:
+        wh.ensure_tables()
+        scope = _journey_scope(wh, settings, as_of=as_of, full=full)
+    shards = max(1, -(-scope.events.height // settings.scale.events_per_shard))
+    numbered = scope.events.with_columns(incremental.customer_shards(scope.events, shards))
+    files = []
+    for (number,), part in numbered.partition_by("shard", as_dict=True).items():
+        path = folder / "events" / f"part-{number:05d}.parquet"
+        part.drop("shard").write_parquet(path)
+        files.append(path)
+    scope.prints.write_parquet(folder / "fingerprints.parquet")
+    pl.DataFrame(
+        {
+            "as_of": [scope.as_of],
+            "fingerprint": [scope.fingerprint],
+            "full": [scope.wanted is None],
         }
-        with wh.transaction():
-            if wanted is None:
-                for table, frame in rows.items():
-                    wh.replace(table, frame)
-            else:
-                with wh.registered(_rebuilt=wanted.to_frame()):
-                    for table in JOURNEY_TABLES:
-                        wh.delete(table, "customer_key in (select customer_key from _rebuilt)")
-                for table, frame in rows.items():
-                    wh.append(table, frame)
-            wh.replace("ops.customer_fingerprints", prints)
-            wh.append(
-                "ops.journey_runs",
-                pl.DataFrame(
-                    {
-                        "run_at": [datetime.now(UTC)],
-                        "mode": ["full" if wanted is None else "incremental"],
-                        "rules_fingerprint": [fingerprint],
-                        "as_of": [as_of],
-                        "customers": [prints.height],
-                        "customers_rebuilt": [prints.height if wanted is None else wanted.len()],
-                        "events_rebuilt": [events.height],
-                        "journeys_rebuilt": [summary.height],
-                    }
-                ),
-            )
-        totals = wh.query(
-            "select (select count(*) from journeys.sessions) as sessions, "
-            "count(*) as journeys, "
-            "count(*) filter (where status = 'converted') as converted, "
-            "count(*) filter (where status = 'dropped') as dropped, "
-            "count(*) filter (where status = 'open') as open "
-            "from journeys.journeys"
-        ).row(0)
-        patterns = wh.query(
-            "select pattern, count(*) as hits from marts.patterns group by pattern order by pattern"
-        )
-    return JourneyReport(
-        sessions=totals[0],
-        journeys=totals[1],
-        conversions=totals[2],
-        dropped=totals[3],
-        open=totals[4],
-        patterns=dict(patterns.iter_rows()),
-        mode="full" if wanted is None else "incremental",
-        customers=prints.height,
-        customers_rebuilt=prints.height if wanted is None else wanted.len(),
+    ).write_parquet(folder / "scope.parquet")
+    if scope.wanted is not None:
+        scope.wanted.to_frame().write_parquet(folder / "wanted.parquet")
+    return JourneyPlan(folder, tuple(sorted(files)), scope.events.height)
+
+
+def build_journey_shard(settings: Settings, shard: Path) -> Path:
+    """Builds the journey rows of one shard's events (a worker's task): one Parquet file per
+    table in ``<plan folder>/<table>/``, named as the shard. Reads no database."""
+    folder = shard.parent.parent
+    as_of = pl.read_parquet(folder / "scope.parquet").item(0, "as_of")
+    rows = _journey_rows(pl.read_parquet(shard), settings, as_of=as_of, workers=1)
+    for table, frame in rows.items():
+        (folder / table).mkdir(exist_ok=True)
+        frame.write_parquet(folder / table / shard.name)
+    return folder
+
+
+def load_journey_shards(settings: Settings, plan: JourneyPlan) -> JourneyReport:
+    """Writes the shards' rows (:func:`build_journey_shard`) into the journey tables, as
+    :func:`build_journeys` writes its own, and removes the plan's files."""
+    folder = plan.folder
+    scope_row = pl.read_parquet(folder / "scope.parquet")
+    wanted = (
+        None
+        if scope_row.item(0, "full")
+        else pl.read_parquet(folder / "wanted.parquet").get_column("customer_key")
     )
+    scope = _JourneyScope(
+        events=pl.DataFrame(),
+        wanted=wanted,
+        prints=pl.read_parquet(folder / "fingerprints.parquet"),
+        as_of=scope_row.item(0, "as_of"),
+        fingerprint=scope_row.item(0, "fingerprint"),
+    )
+    with Warehouse.open(settings.database_path) as wh:
+        report = _store_journey_rows(
+            wh,
+            scope,
+            lambda table: wh.append_parquet(table, sorted((folder / table).glob("*.parquet"))),
+            events_rebuilt=plan.events,
+        )
+    shutil.rmtree(folder, ignore_errors=True)
+    return report
 
 
 JOURNEY_SHARD_TABLES = ("sessions", "steps", "journeys")

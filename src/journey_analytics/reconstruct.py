@@ -23,7 +23,7 @@ order of the sorted events.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,7 +34,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from journey_analytics import graphs, journeys, sessions
+from journey_analytics import graphs, incremental, journeys, sessions
 from journey_analytics.graphs import CONVERSION, DROP_OFF, START
 from journey_analytics.journeys import ELLIPSIS, PATH_SEPARATOR, alias_touchpoints
 
@@ -89,15 +89,16 @@ def edge_graph(edges: pl.DataFrame) -> nx.DiGraph:
     names = pl.Series(_names(edges.schema["to_touchpoint"]))
     size = len(names)
     start, conversion, drop_off = (names.index_of(node) for node in (START, CONVERSION, DROP_OFF))
-    coded = edges.select(
-        pl.col("from_touchpoint").to_physical().cast(pl.UInt32).alias("source"),
-        pl.col("to_touchpoint").to_physical().cast(pl.UInt32).alias("target"),
+    coded = edges.select(  # the Enum codes as they are (8 bits for up to 256 nodes)
+        pl.col("from_touchpoint").to_physical().alias("source"),
+        pl.col("to_touchpoint").to_physical().alias("target"),
         "journey",
         "customer",
         "seconds",
     )
+    pair = pl.UInt32 if size < 2**16 else pl.UInt64  # one integer per (source, target)
     transitions = (
-        coded.group_by(edge=pl.col("source").cast(pl.UInt64) * size + pl.col("target"))
+        coded.group_by(edge=pl.col("source").cast(pair) * size + pl.col("target").cast(pair))
         .agg(
             pl.len().alias("transitions"),
             pl.col("customer").n_unique().alias("customers"),
@@ -118,10 +119,10 @@ def edge_graph(edges: pl.DataFrame) -> nx.DiGraph:
             coded.filter(pl.col("source") == start).select(
                 pl.lit(start, pl.UInt32).alias("node"), *who
             ),
-            coded.group_by(node="target").agg(*who),
+            coded.group_by(node=pl.col("target").cast(pl.UInt32)).agg(*who),
         ]
     )
-    ends = coded.group_by(node="source").agg(
+    ends = coded.group_by(node=pl.col("source").cast(pl.UInt32)).agg(
         (pl.col("target") == conversion).sum().alias("conversions"),
         (pl.col("target") == drop_off).sum().alias("exits"),
     )
@@ -574,11 +575,12 @@ def rebuild(
     if events.is_empty():
         return _rebuild_by_stages(events, rules)
     if shards <= 1:
-        return _joined(events, [_rebuild_part(events.select(_READ), rules)], [None])
+        return _joined(events, [_rebuild_part(events.select(_READ), rules)], None)
     members = _members(events, shards)
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        parts = list(pool.map(lambda rows: _rebuild_part(_of(events, rows, _READ), rules), members))
-    return _joined(events, parts, members)
+        # taken one by one as they finish, each group's step numbers kept only until copied
+        parts = pool.map(lambda rows: _rebuild_part(_of(events, rows, _READ), rules), members)
+        return _joined(events, parts, members)
 
 
 def rebuild_groups(
@@ -622,7 +624,7 @@ def rebuild_groups(
 
     def rebuild_group(rows: _Ints) -> Rebuilt:
         group = _of(events, rows, tuple(events.columns))
-        return _joined(group, [_rebuild_part(group.select(_READ), rules)], [None])
+        return _joined(group, [_rebuild_part(group.select(_READ), rules)], None)
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         running: deque[Future[Rebuilt]] = deque()
@@ -635,9 +637,12 @@ def rebuild_groups(
 
 
 def _members(events: pl.DataFrame, shards: int) -> list[_Ints]:
-    """The rows of each customer group that has any (see :func:`rebuild`)."""
-    groups = _customer_groups(events, shards)
-    return [rows for group in range(shards) if len(rows := np.flatnonzero(groups == group))]
+    """The rows of each customer group that has any (see :func:`rebuild`), ascending."""
+    small = np.uint8 if shards <= 2**8 else np.uint16 if shards <= 2**16 else np.uint32
+    groups = _customer_groups(events, shards).astype(small)  # narrow: scanned once per group
+    index = _index_type(len(groups))
+    found = (np.flatnonzero(groups == group).astype(index) for group in range(shards))
+    return [rows for rows in found if len(rows)]
 
 
 def _of(events: pl.DataFrame, rows: _Ints, columns: tuple[str, ...]) -> pl.DataFrame:
@@ -647,11 +652,14 @@ def _of(events: pl.DataFrame, rows: _Ints, columns: tuple[str, ...]) -> pl.DataF
     return events.select(columns).filter(pl.Series(mask))
 
 
-def shards_for(events: int, *, events_per_shard: int = 1_250_000) -> int:
+def shards_for(events: int, *, events_per_shard: int = 625_000) -> int:
     """A number of customer groups for :func:`rebuild`: one per ``events_per_shard`` events.
     Measured at 10M events on 2 cores (benchmarks/README.md, 2026-12-01): 8 groups, two at a
     time, took 10 to 11 s against 11.6 to 14.5 s in one piece, at about the same peak memory;
-    2 to 16 groups all took 10 to 11 s, with peaks from 5.2 GB (2) down to 4.1 GB (16)."""
+    2 to 16 groups all took 10 to 11 s, with peaks from 5.2 GB (2) down to 4.1 GB (16). Again
+    on 2026-12-02, with the groups' step numbers joined as each group finishes: 16 groups
+    peaked at 3.44 to 3.54 GB against 3.64 to 3.94 GB for 8, at the same CPU time (19 to
+    22 s); at 1M events 2 groups took 1.0 to 1.1 s against 1.1 to 1.3 s in one piece."""
     return max(1, -(-events // events_per_shard))
 
 
@@ -659,28 +667,9 @@ def _customer_groups(events: pl.DataFrame, groups: int) -> _Ints:
     """Per event, its customer's group: a hash of the customer key, or of the smallest key
     among the customers linked to it by shared order ids (directly or through others)."""
     hashes = events.get_column("customer_key").hash(0)
-    linked = (
-        events.filter(pl.col("order_id").is_not_null())
-        .select("order_id", "customer_key")
-        .unique()
-        .filter(pl.len().over("order_id") > 1)
-        .sort("order_id", "customer_key")
-    )
+    linked = incremental.order_groups(events.select("order_id", "customer_key"))
     if not linked.is_empty():
-        same_order = linked.get_column("order_id")
-        pairs = linked.select(
-            pl.col("customer_key").shift().alias("before"), "customer_key"
-        ).filter(same_order == same_order.shift())
-        graph = nx.Graph()
-        graph.add_edges_from(pairs.iter_rows())
-        names, smallest = [], []
-        for component in nx.connected_components(graph):
-            first = min(component)
-            names += component
-            smallest += [first] * len(component)
-        moved = pl.DataFrame({"name": names, "first": smallest}).select(
-            pl.col("name").hash(0), pl.col("first").hash(0)
-        )
+        moved = linked.select(pl.col("customer_key").hash(0).alias("name"), pl.col("first").hash(0))
         # every customer of a component goes where its smallest key goes (the few rows
         # found first: a lookup of every row in the mapping is several times slower)
         rows = hashes.is_in(moved.get_column("name").implode()).arg_true()
@@ -728,41 +717,67 @@ class _Part:
     customers: int
 
 
-def _joined(events: pl.DataFrame, parts: list[_Part], rows: Sequence[_Ints | None]) -> Rebuilt:
+def _joined(events: pl.DataFrame, parts: Iterable[_Part], rows: Sequence[_Ints] | None) -> Rebuilt:
     """The rebuilt groups as one: sessions, journeys and customers numbered on, steps in input
-    order (``rows``: each part's rows in ``events``, None for all of them)."""
-    sessions_before = np.cumsum([0, *(part.sessions.height for part in parts)])
-    journeys_before = np.cumsum([0, *(part.journeys.height for part in parts)])
-    edges = join_edges(
-        [part.edges for part in parts],
-        journeys=[part.journeys.height for part in parts],
-        customers=[part.customers for part in parts],
-    )
-    if len(parts) == 1 and rows[0] is None:
-        steps = parts[0].steps  # as they are: astuple would copy them
-        session, is_fulfilment, journey = steps.session, steps.is_fulfilment, steps.journey
-        position = steps.position
+    order (``rows``: each part's rows in ``events``, ascending; None for one part of all rows).
+
+    The parts are taken one at a time: each one's step numbers are copied, numbered on, into
+    arrays in group order and dropped, so that only the frames of those done are held. The
+    steps' columns are then put in input order by one parallel gather, and the session and
+    journey ids gathered by number.
+    """
+    session_frames, journey_frames, edge_frames, customers = [], [], [], []
+    if rows is None:
+        (part,) = parts
+        session_frames, journey_frames = [part.sessions], [part.journeys]
+        edge_frames, customers = [part.edges], [part.customers]
+        numbers = _numbers(  # as they are: no copy
+            part.steps.session, part.steps.is_fulfilment, part.steps.journey, part.steps.position
+        )
+        del part
     else:
         n = events.height
-        session, journey = np.empty(n, dtype=_index_type(n)), np.empty(n, dtype=_index_type(n))
-        is_fulfilment, position = np.empty(n, dtype=bool), np.empty(n, dtype=_index_type(n))
-        for part, at, sessions_in, journeys_in in zip(
-            parts, rows, sessions_before[:-1], journeys_before[:-1], strict=True
-        ):  # each part's numbers at its rows (ascending: a fast scatter), numbered on
-            session[at] = part.steps.session + sessions_in
-            is_fulfilment[at] = part.steps.is_fulfilment
-            journey[at] = part.steps.journey + journeys_in
-            position[at] = part.steps.position
-    sessions = pl.concat([part.sessions for part in parts])
-    journeys = pl.concat([part.journeys for part in parts])
-    ids = pl.select(  # the two gathers in parallel, from one chunk each
-        pl.lit(sessions.get_column("session_id").rechunk()).gather(_row_numbers(session)),
-        pl.lit(pl.Series("is_fulfilment", is_fulfilment)),
-        pl.lit(journeys.get_column("journey_id").rechunk()).gather(_row_numbers(journey)),
-        pl.lit(pl.Series("position", position)).cast(pl.Int64),
+        index = _index_type(n)
+        session, journey = np.empty(n, dtype=index), np.empty(n, dtype=index)
+        # positions 64-bit as in the steps: no cast after the gather
+        is_fulfilment, position = np.empty(n, dtype=bool), np.empty(n, dtype=np.int64)
+        into_order = np.empty(n, dtype=index)  # per input row: its row in group order
+        done = sessions_before = journeys_before = 0
+        for part, at in zip(parts, rows, strict=True):
+            size = len(at)
+            into_order[at] = np.arange(done, done + size, dtype=index)
+            steps, block = part.steps, slice(done, done + size)
+            np.add(steps.session, sessions_before, out=session[block], dtype=index)
+            np.add(steps.journey, journeys_before, out=journey[block], dtype=index)
+            is_fulfilment[block], position[block] = steps.is_fulfilment, steps.position
+            session_frames.append(part.sessions)
+            journey_frames.append(part.journeys)
+            edge_frames.append(part.edges)
+            customers.append(part.customers)
+            done += size
+            sessions_before += part.sessions.height
+            journeys_before += part.journeys.height
+            del part, steps
+        numbers = _numbers(session, is_fulfilment, journey, position).gather(
+            _row_numbers(into_order)  # all four at once, in parallel
+        )
+        del session, journey, is_fulfilment, position, into_order
+    edges = join_edges(
+        edge_frames,
+        journeys=[frame.height for frame in journey_frames],
+        customers=customers,
     )
-    customers = sum(part.customers for part in parts)
-    return Rebuilt(sessions, events.with_columns(ids), journeys, edges, customers)
+    sessions = pl.concat(session_frames)
+    journeys = pl.concat(journey_frames)
+    del session_frames, journey_frames, edge_frames
+    ids = numbers.select(  # the two gathers in parallel, from one chunk each
+        pl.lit(sessions.get_column("session_id").rechunk()).gather("session"),
+        "is_fulfilment",
+        pl.lit(journeys.get_column("journey_id").rechunk()).gather("journey"),
+        pl.col("position").cast(pl.Int64),
+    )
+    del numbers
+    return Rebuilt(sessions, events.with_columns(ids), journeys, edges, sum(customers))
 
 
 def join_edges(
@@ -795,6 +810,18 @@ def join_edges(
                 "seconds",
             )
             for index, frame in enumerate(edges)
+        ]
+    )
+
+
+def _numbers(session: _Ints, is_fulfilment: _Ints, journey: _Ints, position: _Ints) -> pl.DataFrame:
+    """The steps' numbers as a frame, without a copy (sessions and journeys as row numbers)."""
+    return pl.DataFrame(
+        [
+            _row_numbers(session).alias("session"),
+            pl.Series("is_fulfilment", is_fulfilment),
+            _row_numbers(journey).alias("journey"),
+            pl.Series("position", position),
         ]
     )
 
@@ -1038,16 +1065,27 @@ def _paths(
         text.append(ELLIPSIS)
     ends = np.cumsum(lengths)
     offsets = np.r_[0, ends]
-    listed = (pa.ListArray if offsets[-1] < 2**31 else pa.LargeListArray).from_arrays(
-        pa.array(offsets.astype(np.int32 if offsets[-1] < 2**31 else np.int64)),
-        pa.DictionaryArray.from_arrays(pa.array(chosen_code), pa.array(text)).cast(pa.string()),
+    small = offsets[-1] < 2**31
+    offsets = offsets.astype(np.int32 if small else np.int64)
+    # Arrow arrays from buffers and from Polars: ``pa.array`` would import pandas (0.5 s)
+    names_text = pl.Series(text, dtype=pl.String).to_arrow()  # large_string
+    listed = (pa.ListArray if small else pa.LargeListArray).from_arrays(
+        _arrow_ints(offsets),
+        pa.DictionaryArray.from_arrays(_arrow_ints(chosen_code), names_text).cast(names_text.type),
     )
+    separator = pl.Series([PATH_SEPARATOR], dtype=pl.String).to_arrow()[0]
     return pl.DataFrame(
         [
-            pl.Series("path", pc.binary_join(listed, PATH_SEPARATOR)),
+            pl.Series("path", pc.binary_join(listed, separator)),
             pl.Series(text).gather(pl.Series(chosen_code[ends - 1])).alias("last_touchpoint"),
         ]
     )
+
+
+def _arrow_ints(values: _Ints) -> pa.Array:
+    """A contiguous int32 or int64 NumPy array as an Arrow array, without a copy."""
+    kind = pa.int32() if values.dtype == np.int32 else pa.int64()
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
 
 
 def _capped(codes: _Ints, lengths: _Ints, *, max_length: int, ellipsis: int) -> tuple[_Ints, _Ints]:

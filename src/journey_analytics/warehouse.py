@@ -214,6 +214,15 @@ class Warehouse:
         finally:
             self._unregister("_incoming")
 
+    def append_parquet(self, table: str, files: list[Path]) -> None:
+        """Inserts the rows of Parquet files (written by Polars with the table's columns),
+        matching columns by name; DuckDB reads them itself, in parallel."""
+        if files:
+            self._con.execute(
+                f"insert into {_checked_table(table)} by name select * from read_parquet($files)",
+                {"files": [str(path) for path in files]},
+            )
+
     def existing_keys(self, table: str, *, source: str, keys: pl.Series) -> pl.Series:
         """The ``record_key`` values among ``keys`` that ``table`` already holds for ``source``
         (none when the table does not exist yet)."""
