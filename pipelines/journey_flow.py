@@ -23,7 +23,13 @@ from prefect.types.entrypoint import EntrypointType
 
 from journey_analytics import jobs
 from journey_analytics.config import Settings, load_settings
-from journey_analytics.errors import ConfigError, JourneyError, ServerError
+from journey_analytics.errors import (
+    ConfigError,
+    JourneyError,
+    ServerError,
+    SourcesFailedError,
+    format_problems,
+)
 from journey_analytics.locking import run_lock
 
 
@@ -41,7 +47,7 @@ class RunSummary:
 
 # The flow's steps in order, by task name, with what each does in words.
 STEPS = {
-    "ingest-sources": "loading source files",
+    "ingest-sources": "loading source files",  # a task per source: ingest-<source>
     "stitch-identities": "stitching identities",
     "build-journeys": "building sessions and journeys",
     "build-marts": "building marts and graphs",
@@ -107,8 +113,26 @@ def retry_io_only(task: Any, task_run: Any, state: Any) -> bool:
     on_completion=_hook("completed"),
     on_failure=_hook("failed"),
 )
-def ingest_sources(settings: Settings) -> list[jobs.BatchReport]:
-    return jobs.ingest_sources(settings)
+def ingest_source(settings: Settings, source: str) -> list[jobs.BatchReport]:
+    return jobs.ingest_sources(settings, sources=(source,))
+
+
+def ingest_each_source(settings: Settings) -> tuple[list[jobs.BatchReport], dict[str, str]]:
+    """One task per source, named ``ingest-<source>``: a source that fails (a missing file, too
+    many rejects, a disk error after its retries) fails its own task and the others still
+    load. Returns the files loaded and, per failed source, why."""
+    batches: list[jobs.BatchReport] = []
+    failed: dict[str, str] = {}
+    for source in settings.sources:
+        state = ingest_source.with_options(name=f"ingest-{source}")(
+            settings, source, return_state=True
+        )
+        if state.is_completed():
+            batches += state.result()
+        else:
+            error = state.result(raise_on_failure=False)
+            failed[source] = str(error) if isinstance(error, BaseException) else str(state.message)
+    return batches, failed
 
 
 @task(
@@ -222,7 +246,7 @@ def journey_run(
     (default: ``[scale] executor`` of the config; see :func:`with_executor`)."""
     settings = load_settings(config_path)
     with run_lock(settings.database_path, wait_seconds=wait_seconds):
-        batches = ingest_sources(settings)
+        batches, failed = ingest_each_source(settings)
         core = build_core(settings)
         if (executor or settings.scale.executor) == "dask":
             journeys = build_journeys_on_workers(settings, full_rebuild)
@@ -237,6 +261,15 @@ def journey_run(
         f"{journeys.journeys} journeys ({journeys.conversions} converted); "
         f"database {settings.database_path}; dashboard {dashboard}"
     )
+    if failed:  # the others are loaded and everything downstream is built with them
+        raise SourcesFailedError(
+            format_problems(
+                f"{len(failed)} of {len(settings.sources)} sources failed; the others are "
+                "loaded and the journeys, marts and dashboard rebuilt with them",
+                [f"{source}: {why}" for source, why in failed.items()],
+            ),
+            rejects_only=all("ingest.max_reject_rate" in why for why in failed.values()),
+        )
     return RunSummary(settings.database_path, batches, core, journeys, marts, dashboard)
 
 

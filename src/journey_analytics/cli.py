@@ -29,6 +29,7 @@ from journey_analytics.errors import (
     NotFoundError,
     RejectRateError,
     ServerError,
+    SourcesFailedError,
 )
 
 app = typer.Typer(
@@ -57,6 +58,8 @@ def _fail(error: JourneyError) -> typer.Exit:
     traceback.clear_frames(error.__traceback__)
     errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
     codes = {DatabaseLockedError: 3, RejectRateError: 4, NotFoundError: 5, ServerError: 6}
+    if isinstance(error, SourcesFailedError):  # too many rejects: 4, as a single source
+        return typer.Exit(code=4 if error.rejects_only else 2)
     return typer.Exit(code=codes.get(type(error), 2))
 
 
@@ -158,10 +161,12 @@ def run(
     )
 
     flow = with_executor(chosen, dask_address or settings.scale.dask_address)
-    steps = dict(STEPS)
+    # a task per source, then the other steps
+    steps = {f"ingest-{source}": f"loading source {source}" for source in settings.sources}
+    steps |= {name: words for name, words in STEPS.items() if name != "ingest-sources"}
     workers_api: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if chosen == "dask":  # build-journeys is three steps, one of them a task per shard
-        steps = {k: v for k, v in STEPS.items() if k != "build-journeys"} | DASK_STEPS
+        steps = {k: v for k, v in steps.items() if k != "build-journeys"} | DASK_STEPS
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
         workers_api = api_for_workers(
             timeout_seconds=int(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"])

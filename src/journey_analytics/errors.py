@@ -17,7 +17,8 @@ class SourceError(JourneyError):
 
 class RejectRateError(JourneyError):
     """A source file had more rejected rows than the configured share; the valid rows of
-    every file were loaded, nothing downstream was rebuilt."""
+    every file were loaded (in a run, the other sources load and everything downstream is
+    rebuilt, then the run fails with ``SourcesFailedError``)."""
 
 
 class NotFoundError(JourneyError):
@@ -26,6 +27,15 @@ class NotFoundError(JourneyError):
 
 class DatabaseLockedError(JourneyError):
     """Another process holds the DuckDB file open for writing."""
+
+
+class SourcesFailedError(JourneyError):
+    """Some sources could not be loaded in a run; the others were, and everything downstream
+    was rebuilt with them. ``rejects_only``: every failure was the reject-rate guard."""
+
+    def __init__(self, message: str, *, rejects_only: bool = False) -> None:
+        super().__init__(message)
+        self.rejects_only = rejects_only
 
 
 class ServerError(JourneyError):

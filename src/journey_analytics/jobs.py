@@ -11,7 +11,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -604,8 +604,11 @@ def _loaded(wh: Warehouse, source: str, checksum: str) -> bool:
     return bool(found)
 
 
-def ingest_sources(settings: Settings) -> list[BatchReport]:
-    """Loads every new source file into ``raw.*``, ``quarantine.rejects`` and ``ops.batches``."""
+def ingest_sources(
+    settings: Settings, *, sources: Collection[str] | None = None
+) -> list[BatchReport]:
+    """Loads every new file of the configured sources (or of the ones named in ``sources``)
+    into ``raw.*``, ``quarantine.rejects`` and ``ops.batches``."""
     taxonomy = load_taxonomy(settings.resolve(settings.taxonomy) if settings.taxonomy else None)
     known = {
         kind: frozenset(taxonomy.filter(pl.col("source_kind") == kind).get_column("event_name"))
@@ -616,6 +619,8 @@ def ingest_sources(settings: Settings) -> list[BatchReport]:
     zones = store_zones(settings)
     plan: list[tuple[str, str, str, Parser]] = []
     for name, source in settings.sources.items():
+        if sources is not None and name not in sources:
+            continue
         if isinstance(source, SegmentSource):
             segment = partial(
                 ingest.parse_segment,
@@ -723,7 +728,7 @@ def check_reject_rates(reports: list[BatchReport], *, max_rate: float) -> None:
     if over:
         title = (
             f"More than {max_rate:.1%} of the rows of a source were rejected (ingest."
-            "max_reject_rate); the valid rows are loaded, nothing downstream was rebuilt. "
+            "max_reject_rate); their valid rows are loaded. "
             "See `journey status` and quarantine.rejects"
         )
         raise RejectRateError(format_problems(title, over))
