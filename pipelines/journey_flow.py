@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 from prefect import Task, flow, get_client, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.context import FlowRunContext
 from prefect.schedules import Cron, Schedule
 from prefect.tasks import exponential_backoff
 from prefect.types.entrypoint import EntrypointType
@@ -193,19 +195,40 @@ def load_journeys(settings: Settings, plan: jobs.JourneyPlan) -> jobs.JourneyRep
 
 
 def build_journeys_on_workers(settings: Settings, full: bool) -> jobs.JourneyReport:
-    """Sessions and journeys per customer shard, each shard a task on the flow's task runner
-    (a Dask cluster with ``--executor dask``); the database is read and written only here."""
+    """Sessions and journeys per customer shard, each shard a task on the flow's Dask task
+    runner; the database is read and written only here. The shards' files are removed
+    whatever happens (they hold events, identifiers among them)."""
+    context = FlowRunContext.get()
+    runner = type(context.task_runner).__name__ if context else None
+    if runner != "DaskTaskRunner":
+        msg = (
+            "[scale] executor = 'dask' needs the flow on a Dask task runner "
+            f"(pipelines.journey_flow.with_executor), found {runner}: run it with `journey run` "
+            "or `journey serve`, which choose the runner from the config"
+        )
+        raise ConfigError(msg)
     plan = plan_journeys(settings, full)
-    # the shards' own hooks run on the workers: report them from here, as one step
-    _notify("build-journey-shards", "running")
-    built = build_journey_shard.map(unmapped(settings), list(plan.shards))
-    built.wait()
-    _notify("build-journey-shards", "completed")
-    failed = [future.state for future in built if not future.state.is_completed()]
-    if failed:
-        msg = f"{len(failed)} of {len(plan.shards)} journey shards failed: {failed[0].message}"
-        raise JourneyError(msg)
-    return load_journeys(settings, plan)
+    try:
+        # the shards' own hooks run on the workers: report them from here, as one step
+        _notify("build-journey-shards", "running")
+        built = build_journey_shard.map(unmapped(settings), list(plan.shards))
+        built.wait()
+        failed = [
+            (shard, future.state)
+            for shard, future in zip(plan.shards, built, strict=True)
+            if not future.state.is_completed()
+        ]
+        _notify("build-journey-shards", "failed" if failed else "completed")
+        if failed:
+            shard, state = failed[0]
+            msg = (
+                f"{len(failed)} of {len(plan.shards)} journey shards failed, the first "
+                f"{shard.name}: {state.message}; nothing was loaded"
+            )
+            raise JourneyError(msg)
+        return load_journeys(settings, plan)
+    finally:
+        shutil.rmtree(plan.folder, ignore_errors=True)
 
 
 @task(
@@ -315,8 +338,10 @@ def serve_schedule(config_path: str, *, name: str, schedule: Schedule, wait_seco
     started from the UI or ``prefect deployment run``), each in a child process, until
     stopped; stopping pauses the schedule, so no runs pile up while nobody serves them.
     """
+    settings = load_settings(config_path)
+    flow = with_executor(settings.scale.executor, settings.scale.dask_address)
     try:
-        journey_run.serve(
+        flow.serve(
             name=name,
             schedules=[schedule],
             parameters={"config_path": config_path, "wait_seconds": wait_seconds},
@@ -335,15 +360,23 @@ def serve_schedule(config_path: str, *, name: str, schedule: Schedule, wait_seco
 
 
 @contextlib.contextmanager
-def api_for_workers(*, timeout_seconds: int = 180) -> Iterator[None]:
+def api_for_workers(*, remote: bool = False, timeout_seconds: int = 180) -> Iterator[None]:
     """Dask workers report their tasks to the flow's Prefect API. With no server configured
     (``PREFECT_API_URL``), this starts Prefect's temporary server now, before the cluster's
     workers start, and hands them its address through the environment; otherwise each worker
     would start a temporary server of its own (~15 s each). Workers on other machines need a
     real server: set ``PREFECT_API_URL`` for the run and the workers."""
-    if os.environ.get("PREFECT_API_URL"):
+    from prefect.settings import get_current_settings  # noqa: PLC0415
+
+    if get_current_settings().api.url:  # from the environment or a Prefect profile
         yield
         return
+    if remote:
+        msg = (
+            "--dask-address: workers on a cluster report their tasks to a Prefect server they "
+            "can reach; set PREFECT_API_URL to one (prefect server start --host 0.0.0.0)"
+        )
+        raise ConfigError(msg)
     from prefect.server.api.server import SubprocessASGIServer  # noqa: PLC0415
 
     server = SubprocessASGIServer()

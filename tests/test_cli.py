@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -98,7 +99,7 @@ def test_status_before_any_run(tmp_path: Path) -> None:
 
 
 def test_every_command_has_help_with_an_example() -> None:
-    commands = ("run", "sample", "evaluate", "dashboard", "status", "forget", "serve")
+    commands = ("run", "sample", "evaluate", "dashboard", "status", "forget", "serve", "as-of")
     shown = {}
     for command in commands:
         result = runner.invoke(app, [command, "--help"], terminal_width=200)
@@ -108,28 +109,36 @@ def test_every_command_has_help_with_an_example() -> None:
 
 
 def test_serve_without_a_server_exits_6_saying_how_to_start_one(tmp_path: Path) -> None:
+    before = os.environ.get("PREFECT_API_URL")
     config = project(tmp_path, {}).base_dir / "journey.toml"
     result = runner.invoke(app, ["serve", "--config", str(config)], env={"PREFECT_API_URL": ""})
     assert result.exit_code == 6
     assert "prefect server start --host 127.0.0.1" in result.output
     # nothing listens on port 9 of this machine (discard): refused, not a hang
     result = runner.invoke(
-        app, ["serve", "--config", str(config), "--api-url", "http://127.0.0.1:9/api"]
+        app,
+        ["serve", "--config", str(config), "--api-url", "http://127.0.0.1:9/api"],
+        env={"PREFECT_API_URL": ""},  # restored after: later tests start runs of their own
     )
     assert result.exit_code == 6
     assert "No Prefect server answers at http://127.0.0.1:9/api" in result.output
+    assert os.environ.get("PREFECT_API_URL") == before  # nothing left for the next test
 
 
 def test_serve_names_a_bad_cron_or_zone_before_it_looks_for_a_server(tmp_path: Path) -> None:
     config = project(tmp_path, {}, extra_toml='[schedule]\ncron = "61 6 * * *"\n').base_dir
     path = str(config / "journey.toml")
     url = ["--api-url", "http://127.0.0.1:9/api"]
-    from_file = runner.invoke(app, ["serve", "--config", path, *url], terminal_width=300)
+    clean = {"PREFECT_API_URL": ""}
+    from_file = runner.invoke(app, ["serve", "--config", path, *url], terminal_width=300, env=clean)
     from_option = runner.invoke(
-        app, ["serve", "--config", path, "--cron", "0 6 * *", *url], terminal_width=300
+        app, ["serve", "--config", path, "--cron", "0 6 * *", *url], terminal_width=300, env=clean
     )
     zone = runner.invoke(
-        app, ["serve", "--config", path, "--timezone", "Mars/Olympus", *url], terminal_width=300
+        app,
+        ["serve", "--config", path, "--timezone", "Mars/Olympus", *url],
+        terminal_width=300,
+        env=clean,
     )
     assert [from_file.exit_code, from_option.exit_code, zone.exit_code] == [2, 2, 2]
     assert f"{path}: schedule.cron: expected five cron fields" in from_file.output
@@ -138,3 +147,11 @@ def test_serve_names_a_bad_cron_or_zone_before_it_looks_for_a_server(tmp_path: P
     assert "--timezone: expected an IANA zone such as Europe/Rome, found 'Mars/Olympus'" in (
         zone.output
     )
+
+
+def test_as_of_names_a_bad_moment_and_an_empty_past(tmp_path: Path) -> None:
+    config = str(project(tmp_path, {}).base_dir / "journey.toml")
+    bad = runner.invoke(app, ["as-of", "yesterday", "--config", config], terminal_width=300)
+    assert bad.exit_code == 2
+    assert "expected a day (2026-05-01) or a moment" in bad.output
+    assert "found 'yesterday'" in bad.output

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 import shutil
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -15,6 +16,7 @@ from polars.testing import assert_frame_equal
 from journey_analytics import incremental, jobs
 from journey_analytics.config import Settings, load_settings
 from journey_analytics.jobs import MARTS
+from journey_analytics.patterns import load_rules
 from journey_analytics.warehouse import Warehouse
 
 from ._project import REPO, run_all, sample_config
@@ -113,6 +115,7 @@ def test_three_daily_loads_with_late_events_equal_one_full_run(tmp_path: Path) -
     seen: set[str] = set()
     late: list[int] = []
     as_of: datetime | None = None
+    first_day: tuple[datetime, dict[str, pl.DataFrame]] | None = None
     for cut in ("2026-03-01", "2026-05-01", "9999-12-31"):
         for path in files:
             target = folder / path.relative_to(SAMPLE)
@@ -129,6 +132,9 @@ def test_three_daily_loads_with_late_events_equal_one_full_run(tmp_path: Path) -
         seen |= set(events.get_column("event_id"))
         with Warehouse.open(daily.database_path, read_only=True) as wh:
             as_of = wh.query("select max(as_of) from ops.journey_runs").item()
+            loaded = wh.query("select max(started_at) from ops.batches").item()
+        if first_day is None:
+            first_day = (loaded, _snapshot(daily))
     run_all(daily)  # a day without new files
 
     full = load_settings(sample_config(SAMPLE, tmp_path / "full"))
@@ -151,6 +157,24 @@ def test_three_daily_loads_with_late_events_equal_one_full_run(tmp_path: Path) -
         ("incremental", 500, 0),
     ]
 
+    # each run records the figures it changed in months already settled; the sample's late
+    # events all land in months that were still open (their restatement is unit-tested below)
+    with Warehouse.open(daily.database_path, read_only=True) as wh:
+        restated = wh.query(
+            "select period, figure, before, after from ops.restatements order by run_at, "
+            "period, figure"
+        ).rows()
+    assert restated == []
+
+    # as of the first day: the raw rows ingested by then, rebuilt on their own, give the
+    # tables that day's run wrote, although everything was loaded since
+    assert first_day is not None
+    day, tables = first_day
+    again = jobs.rebuild_as_of(daily, loaded_by=day, folder=tmp_path / "as-of")
+    rebuilt = _snapshot(again)
+    assert [table for table in TABLES if not rebuilt[table].equals(tables[table])] == []
+    assert (tmp_path / "as-of" / "dashboard.html").exists()
+
 
 def test_changed_rules_rebuild_everyone(tmp_path: Path) -> None:
     settings = load_settings(sample_config(SAMPLE, tmp_path))
@@ -162,3 +186,62 @@ def test_changed_rules_rebuild_everyone(tmp_path: Path) -> None:
     report = jobs.build_journeys(longer)
     assert (report.mode, report.customers_rebuilt) == ("full", 500)
     assert jobs.build_journeys(longer, full=True).mode == "full"
+
+
+def test_restatements_are_changes_to_periods_already_settled() -> None:
+    def kpis(rows: list[tuple[str, bool, int, int, str]]) -> pl.DataFrame:
+        return pl.DataFrame(
+            [(*row[:4], Decimal(row[4])) for row in rows],
+            schema={
+                "period": pl.String,
+                "is_settled": pl.Boolean,
+                "journeys": pl.Int64,
+                "conversions": pl.Int64,
+                "revenue": pl.Decimal(18, 2),
+            },
+            orient="row",
+        )
+
+    before = kpis(
+        [
+            ("2026-01", True, 10, 4, "400.00"),
+            ("2026-02", True, 12, 5, "500.00"),
+            ("2026-03", False, 3, 1, "90.00"),  # not settled yet: its changes are news
+        ]
+    )
+    after = kpis(
+        [
+            # January: a late store sale converted a journey that had dropped
+            ("2026-01", True, 10, 5, "459.90"),
+            # February: unchanged
+            ("2026-02", True, 12, 5, "500.00"),
+            ("2026-03", True, 9, 4, "410.00"),
+        ]
+    )
+    run_at = datetime(2026, 4, 2, 6, tzinfo=UTC)
+    assert jobs.restatements(before, after, run_at=run_at).rows() == [
+        (run_at, "2026-01", "conversions", 4.0, 5.0),
+        (run_at, "2026-01", "revenue", 400.0, 459.9),
+    ]
+    # a settled period whose journeys were all erased reads 0 afterwards
+    gone = jobs.restatements(before, after.filter(pl.col("period") != "2026-02"), run_at=run_at)
+    assert gone.filter(period="2026-02").select("figure", "before", "after").rows() == [
+        ("conversions", 5.0, 0.0),
+        ("journeys", 12.0, 0.0),
+        ("revenue", 500.0, 0.0),
+    ]
+
+
+def test_the_rules_fingerprint_keeps_the_order_of_aliases(tmp_path: Path) -> None:
+    # aliases are tried in order, first match wins: swapping two changes the paths
+    settings = load_settings(sample_config(SAMPLE, tmp_path))
+    rules = load_rules()  # the default pattern rules, as the sample uses
+
+    def with_aliases(aliases: dict[str, str]) -> str:
+        paths = settings.paths.model_copy(update={"aliases": aliases})
+        return jobs.rules_fingerprint(settings.model_copy(update={"paths": paths}), rules)
+
+    one = with_aliases({"search_.*": "search", "search_box": "box"})
+    other = with_aliases({"search_box": "box", "search_.*": "search"})
+    assert one != other
+    assert one == with_aliases({"search_.*": "search", "search_box": "box"})

@@ -273,6 +273,20 @@ def test_prefect_yaml_runs_on_a_process_worker(server: tuple[str, Path], tmp_pat
         (schedule,) = deployment.schedules
         assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 6 * * *", "Europe/Rome")
         triggered = client.create_flow_run_from_deployment(deployment.id)
-        prefect("worker", "start", "--pool", "journey", "--run-once")
+        # in a process group of its own, so that a timeout stops the flow run it started too
+        worker_log = tmp_path / "worker.log"
+        worker = _start(
+            [str(BIN / "prefect"), "worker", "start", "--pool", "journey", "--run-once"],
+            env,
+            worker_log,
+            REPO,
+        )
+        try:
+            worker.wait(timeout=420)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the worker did not finish:\n{worker_log.read_text()[-4000:]}")
+        finally:
+            _stop(worker)
+        assert worker.returncode == 0, worker_log.read_text()[-4000:]
         run = client.read_flow_run(triggered.id)
         _assert_recorded(client, run, tmp_path / "journeys.duckdb", log)

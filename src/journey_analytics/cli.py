@@ -6,7 +6,7 @@ import contextlib
 import os
 import time
 import traceback
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -169,16 +169,19 @@ def run(
         steps = {k: v for k, v in steps.items() if k != "build-journeys"} | DASK_STEPS
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
         workers_api = api_for_workers(
-            timeout_seconds=int(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"])
+            remote=bool(dask_address or settings.scale.dask_address),
+            timeout_seconds=int(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]),
         )
-    with workers_api, _StepProgress(steps) as progress:
-        stop = listen(progress.step)
-        try:
-            summary = flow(str(config), wait_seconds=wait, full_rebuild=full, executor=chosen)
-        except JourneyError as error:
-            raise _fail(error) from None
-        finally:
-            stop()
+    started = datetime.now(UTC)
+    try:
+        with workers_api, _StepProgress(steps) as progress:
+            stop = listen(progress.step)
+            try:
+                summary = flow(str(config), wait_seconds=wait, full_rebuild=full, executor=chosen)
+            finally:
+                stop()
+    except JourneyError as error:
+        raise _fail(error) from None
     table = Table(title="Sources")
     for column in ("source", "file", "status", "read", "loaded", "duplicates", "rejected"):
         table.add_column(
@@ -215,6 +218,17 @@ def run(
         f"{journeys.customers} customers with events rebuilt"
     )
     console.print("patterns: " + ", ".join(f"{k} {v}" for k, v in journeys.patterns.items()))
+    from journey_analytics.jobs import read_restatements  # noqa: PLC0415
+
+    restated = read_restatements(settings, since=started)
+    if restated.is_empty():
+        console.print("restated: no figure of a period already settled changed")
+    for period, figure, before, after in restated.select(
+        "period", "figure", "before", "after"
+    ).iter_rows():
+        console.print(
+            f"[yellow]restated:[/] {period} {figure} {before:,.2f} -> {after:,.2f} (late data)"
+        )
     console.print(f"database:  {summary.database}")
     console.print(f"dashboard: {summary.dashboard}")
 
@@ -407,7 +421,6 @@ def serve(  # noqa: PLR0917 - typer passes options positionally
                 "PREFECT_API_URL)."
             )
             raise ServerError(msg)
-        os.environ["PREFECT_API_URL"] = api_url
         for variable, value in {**PREFECT_DEFAULTS, "PREFECT_LOGGING_LEVEL": "INFO"}.items():
             os.environ.setdefault(variable, value)
         from pipelines.journey_flow import (  # noqa: PLC0415 (after the environment)
@@ -419,6 +432,7 @@ def serve(  # noqa: PLR0917 - typer passes options positionally
         origin = "--cron" if cron is not None else f"{config}: schedule.cron"
         on = cron_schedule(schedule.cron, schedule.timezone, origin=origin)
         check_server(api_url)
+        os.environ["PREFECT_API_URL"] = api_url  # for Prefect, once it is known to answer
         console.print(
             f"serving journey-run/{schedule.name}: {config} on cron {schedule.cron!r} in "
             f"{schedule.timezone}, at {api_url} (Ctrl-C stops and pauses the schedule)",
@@ -428,6 +442,54 @@ def serve(  # noqa: PLR0917 - typer passes options positionally
         serve_schedule(str(config.resolve()), name=schedule.name, schedule=on, wait_seconds=wait)
     except JourneyError as error:
         raise _fail(error) from None
+
+
+@app.command("as-of")
+def as_of(
+    when: Annotated[
+        str,
+        typer.Argument(
+            help="A day (2026-05-01: the end of that day in \\[schedule] timezone) or a moment "
+            "with its offset (2026-05-01T06:30+02:00)."
+        ),
+    ],
+    config: ConfigOption = Path("journey.toml"),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the copy; default: <reports_dir>/as-of-<when>."),
+    ] = None,
+) -> None:
+    """Rebuild the tables and the dashboard as they were once the files loaded until WHEN were
+    in (a database and dashboard of their own; the run's database is only read). Exit code 5
+    when nothing had been loaded by then.
+
+    Example: journey as-of 2026-05-01 --config journey.toml
+    """
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+    from journey_analytics import jobs  # noqa: PLC0415
+    from journey_analytics.config import load_settings  # noqa: PLC0415
+
+    try:
+        settings = load_settings(config)
+        try:
+            moment = datetime.fromisoformat(when)
+        except ValueError:
+            msg = (
+                "as-of: expected a day (2026-05-01) or a moment (2026-05-01T06:30+02:00), "
+                f"found {when!r}"
+            )
+            raise JourneyError(msg) from None
+        if len(when) == 10:  # a day: up to its end where the analyst is
+            moment = moment.replace(hour=23, minute=59, second=59, microsecond=999999)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(settings.schedule.timezone))
+        folder = out or settings.reports_path / f"as-of-{when.replace(':', '')}"
+        rebuilt = jobs.rebuild_as_of(settings, loaded_by=moment, folder=folder)
+    except JourneyError as error:
+        raise _fail(error) from None
+    console.print(f"as of {moment:%Y-%m-%d %H:%M %Z}: database {rebuilt.database_path}")
+    console.print(f"dashboard: {rebuilt.reports_path / 'dashboard.html'}")
 
 
 @app.command()

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -37,7 +38,14 @@ from journey_analytics import (
     reconstruct,
 )
 from journey_analytics import patterns as pattern_rules
-from journey_analytics.config import CrmSource, PosSource, SegmentSource, Settings, TableSource
+from journey_analytics.config import (
+    DATABASE_ENV,
+    CrmSource,
+    PosSource,
+    SegmentSource,
+    Settings,
+    TableSource,
+)
 from journey_analytics.errors import (
     ConfigError,
     JourneyError,
@@ -930,16 +938,23 @@ def end_of_data(events: pl.DataFrame) -> datetime:
     return min(last_event, last_load)
 
 
+# Raise when a change to the code that builds sessions, journeys, paths or patterns changes
+# their rows: the next run then rebuilds every customer instead of keeping stale rows.
+JOURNEY_LOGIC_VERSION = 1
 JOURNEY_TABLES = ("journeys.sessions", "journeys.journeys", "journeys.steps", "marts.patterns")
 
 
 def rules_fingerprint(settings: Settings, rules: tuple[pattern_rules.Rule, ...]) -> str:
     """sha256 of every rule the journey tables are built with: sessions, journeys, paths and
     the pattern rules (a change in any of them makes the next run rebuild everyone)."""
+    paths = settings.paths.model_dump(mode="json")
+    # first match wins: the aliases' order is part of the rule (sort_keys must not sort it)
+    paths["aliases"] = list(settings.paths.aliases.items())
     described = {
+        "logic": JOURNEY_LOGIC_VERSION,
         "sessions": settings.sessions.model_dump(mode="json"),
         "journeys": settings.journeys.model_dump(mode="json"),
-        "paths": settings.paths.model_dump(mode="json"),
+        "paths": paths,
         "patterns": [rule.model_dump(mode="json") for rule in rules],
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode("utf-8")).hexdigest()
@@ -1131,8 +1146,8 @@ def plan_journeys(
     """Writes the events of the customers this run rebuilds (all on a full build) to one
     Parquet file per customer shard under ``<work_dir>/journeys/``, with the scope of the
     build (``scope.parquet``, ``fingerprints.parquet``), for :func:`build_journey_shard`."""
-    folder = settings.work_path / "journeys"
-    shutil.rmtree(folder, ignore_errors=True)
+    # a folder of this run's own (two databases may share a work_dir)
+    folder = settings.work_path / "journeys" / uuid.uuid4().hex
     (folder / "events").mkdir(parents=True)
     with Warehouse.open(settings.database_path) as wh:
         wh.ensure_tables()
@@ -1173,6 +1188,18 @@ def load_journey_shards(settings: Settings, plan: JourneyPlan) -> JourneyReport:
     """Writes the shards' rows (:func:`build_journey_shard`) into the journey tables, as
     :func:`build_journeys` writes its own, and removes the plan's files."""
     folder = plan.folder
+    missing = [
+        f"{table}/{shard.name}"
+        for table in JOURNEY_TABLES
+        for shard in plan.shards
+        if not (folder / table / shard.name).is_file()
+    ]
+    if missing:
+        msg = (
+            f"{folder}: expected every shard's rows of {len(JOURNEY_TABLES)} tables, "
+            f"found {len(missing)} files missing (first: {missing[0]}); nothing was loaded"
+        )
+        raise SourceError(msg)
     scope_row = pl.read_parquet(folder / "scope.parquet")
     wanted = (
         None
@@ -1315,13 +1342,106 @@ def build_marts(settings: Settings) -> dict[str, int]:
             wh.build_mart("marts.paths")
             periods = {"period": settings.graphs.period}
             omnichannel = {"omnichannel": list(dashboards.OMNICHANNEL_PATTERNS)}
+            reported = wh.read("marts.period_kpis")
             wh.build_mart("marts.period_kpis", {**periods, **omnichannel})
+            wh.append(
+                "ops.restatements",
+                restatements(reported, wh.read("marts.period_kpis"), run_at=datetime.now(UTC)),
+            )
             wh.build_mart("marts.pattern_periods", periods)
             wh.build_mart("marts.pattern_kpis")
             wh.build_mart("marts.segment_kpis", omnichannel)
         return {
             table: int(wh.query(f"select count(*) as n from {table}").item()) for table in MARTS
         }
+
+
+def rebuild_as_of(settings: Settings, *, loaded_by: datetime, folder: Path) -> Settings:
+    """Rebuilds the tables and the dashboard as they were once the files loaded until
+    ``loaded_by`` were in: a database of its own, ``folder/journeys.duckdb``, made from the raw
+    rows ingested by then (event time and ingest time are both kept), stitched, sessionized
+    and summarised again with this config; the dashboard in ``folder/dashboard.html``.
+    Returns the settings that read it.
+
+    Raises:
+        ConfigError: ``JOURNEY_DATABASE`` is set (the copy would overwrite that database).
+        NotFoundError: nothing had been loaded by then.
+    """
+    target = settings.model_copy(
+        update={
+            "output": settings.output.model_copy(
+                update={"database": str(folder / "journeys.duckdb"), "reports_dir": str(folder)}
+            )
+        }
+    )
+    if target.database_path.resolve() == settings.database_path.resolve():
+        msg = (
+            f"as-of: the environment variable {DATABASE_ENV} names the database to write; "
+            "unset it to rebuild a copy as of a day"
+        )
+        raise ConfigError(msg)
+    with Warehouse.open(settings.database_path, read_only=True) as wh:
+        by = {"by": loaded_by}
+        raw = {
+            table: wh.query(f"select * from {table} where ingested_at <= $by", by)
+            for table in wh.tables("raw")
+        }
+        batches = wh.query("select * from ops.batches where started_at <= $by", by)
+        erased = wh.read("ops.erased_identifiers")
+    if batches.is_empty():
+        msg = f"as-of: no file had been loaded by {loaded_by:%Y-%m-%d %H:%M:%S %Z}"
+        raise NotFoundError(msg)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in (target.database_path, target.database_path.with_name("journeys.duckdb.wal")):
+        stale.unlink(missing_ok=True)
+    with Warehouse.open(target.database_path) as out:
+        out.ensure_tables()
+        for table, frame in raw.items():
+            out.ensure_raw_table(table, frame)
+            out.append(table, frame)
+        out.append("ops.batches", batches)
+        out.append("ops.erased_identifiers", erased)  # an erased person stays erased
+    build_core(target)
+    build_journeys(target, full=True)
+    build_marts(target)
+    export_dashboard(target)
+    return target
+
+
+RESTATED_FIGURES = ("journeys", "conversions", "revenue")
+
+
+def restatements(before: pl.DataFrame, after: pl.DataFrame, *, run_at: datetime) -> pl.DataFrame:
+    """The figures of ``marts.period_kpis`` that changed for periods already settled in
+    ``before`` (late events that landed in a period already reported): one row per period
+    and figure, with the number before and after. A period gone from ``after`` (its journeys
+    all erased) counts as 0."""
+    settled = before.filter("is_settled").select("period", *RESTATED_FIGURES)
+    joined = settled.join(
+        after.select("period", *RESTATED_FIGURES), on="period", how="left", suffix="_after"
+    )
+    rows = pl.concat(
+        [
+            joined.select(
+                pl.lit(run_at, dtype=pl.Datetime("us", "UTC")).alias("run_at"),
+                "period",
+                pl.lit(figure).alias("figure"),
+                pl.col(figure).cast(pl.Float64).alias("before"),
+                pl.col(f"{figure}_after").cast(pl.Float64).fill_null(0).alias("after"),
+            )
+            for figure in RESTATED_FIGURES
+        ]
+    )
+    return rows.filter(pl.col("before") != pl.col("after")).sort("period", "figure")
+
+
+def read_restatements(settings: Settings, *, since: datetime) -> pl.DataFrame:
+    """The restatements (:func:`restatements`) of the runs since ``since``."""
+    with Warehouse.open(settings.database_path, read_only=True) as wh:
+        return wh.query(
+            "select * from ops.restatements where run_at >= $since order by run_at, period, figure",
+            {"since": since},
+        )
 
 
 FORGET_BY = {
@@ -1477,6 +1597,8 @@ def forget(settings: Settings, *, by: str, value: str) -> ErasureReport:
             )
     build_journeys(settings, as_of=as_of)
     build_marts(settings)
+    # shards of a Dask run that failed before it cleaned up hold events in the clear
+    shutil.rmtree(settings.work_path / "journeys", ignore_errors=True)
     return ErasureReport(identifiers=ids.height, events=events.height, rows_deleted=deleted)
 
 
