@@ -94,3 +94,22 @@ def test_an_unknown_segment_dimension_is_named_with_the_ones_there_are(tmp_path:
         "'cohort' or 'period' (found 'country')"
     ) in message
     assert "graphs.period: Input should be 'month', 'week' or 'day' (found 'year')" in message
+
+
+def test_scale_and_schedule_settings_are_checked(tmp_path: Path) -> None:
+    config = tmp_path / "journey.toml"
+    config.write_text(
+        'stores = "stores.csv"\n[sources.web]\nkind = "segment"\npath = "w.jsonl"\n'
+        'channel = "web"\n[scale]\nexecutor = "spark"\nmemory_limit = "lots"\n'
+        '[schedule]\ntimezone = "Europe/Atlantis"\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config)
+    problems = str(raised.value).splitlines()[1:]
+    assert [line.split(":")[0].strip(" -") for line in problems] == [
+        "schedule",
+        "scale.executor",
+        "scale.memory_limit",
+    ]
+    assert "expected an IANA zone such as Europe/Rome, found 'Europe/Atlantis'" in problems[0]
+    assert "(found 'lots')" in problems[2]

@@ -231,3 +231,18 @@ def test_path_aliases_and_length_cap_shape_paths_and_graphs(tmp_path: Path) -> N
     assert "browse" in nodes.to_list()
     assert "product_view" not in nodes.to_list()
     assert steps.item() > 0  # journeys.steps keep the touchpoints as loaded
+
+
+def test_a_memory_limit_caps_duckdb_and_spills_to_the_work_dir(tmp_path: Path) -> None:
+    web = (
+        '{"type":"track","event":"Product Viewed","messageId":"m1","anonymousId":"a1",'
+        '"timestamp":"2026-03-01T10:00:00Z"}\n'
+    )
+    settings = project(tmp_path, {"web.jsonl": web}, extra_toml='[scale]\nmemory_limit = "256MB"\n')
+    _core, built, _marts = run_all(settings)
+    assert built.journeys == 1
+    with jobs._open(settings, read_only=True) as wh:
+        limit, spill = wh.query(
+            "select current_setting('memory_limit'), current_setting('temp_directory')"
+        ).row(0)
+    assert (limit, spill) == ("244.1 MiB", str(tmp_path / "work" / "duckdb-spill"))

@@ -341,6 +341,12 @@ class ScaleSettings(_Frozen):
         "sees at the same path (a shared file system)",
     )
     events_per_shard: int = Field(default=1_000_000, ge=1)
+    memory_limit: str | None = Field(
+        default=None,
+        pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description='most memory DuckDB may use ("8GB"); beyond it, it writes its large '
+        "sorts, joins and aggregates to <work_dir>/duckdb-spill; none: 80% of the machine",
+    )
 
 
 class OutputSettings(_Frozen):

@@ -14,6 +14,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -137,6 +138,18 @@ class JourneyReport:
     mode: str = "full"  # or incremental: only the customers whose events changed
     customers: int = 0  # customers with events
     customers_rebuilt: int = 0
+
+
+def _open(settings: Settings, *, read_only: bool = False) -> AbstractContextManager[Warehouse]:
+    """The run's database, with the config's memory limit for DuckDB (spilling to
+    ``<work_dir>/duckdb-spill`` beyond it)."""
+    limit = settings.scale.memory_limit
+    return Warehouse.open(
+        settings.database_path,
+        read_only=read_only,
+        memory_limit=limit,
+        spill_dir=settings.work_path / "duckdb-spill" if limit else None,
+    )
 
 
 def _now() -> datetime:
@@ -673,7 +686,7 @@ def ingest_sources(
     ]
     fingerprint = key_fingerprint(key)
     reports: list[BatchReport] = []
-    with Warehouse.open(settings.database_path) as wh:
+    with _open(settings) as wh:
         wh.ensure_tables()
         check_key(wh, fingerprint)
         reports += retry_unmapped(
@@ -838,7 +851,7 @@ def canonical_events(
 def build_core(settings: Settings) -> CoreReport:
     """Rebuilds ``core.events``, ``core.identity_links`` and ``core.customers`` from raw."""
     taxonomy = load_taxonomy(settings.resolve(settings.taxonomy) if settings.taxonomy else None)
-    with Warehouse.open(settings.database_path) as wh:
+    with _open(settings) as wh:
         wh.ensure_tables()
         events, contacts, pending = canonical_events(wh, settings, taxonomy)
         records = pl.concat(
@@ -1118,7 +1131,7 @@ def build_journeys(
     ``as_of`` is the end of the data (default: :func:`end_of_data`); an erasure passes the one
     from before it, so that removing the last event does not re-open other journeys.
     """
-    with Warehouse.open(settings.database_path) as wh:
+    with _open(settings) as wh:
         wh.ensure_tables()
         scope = _journey_scope(wh, settings, as_of=as_of, full=full)
         rows = _journey_rows(scope.events, settings, as_of=scope.as_of, workers=os.cpu_count() or 1)
@@ -1149,7 +1162,7 @@ def plan_journeys(
     # a folder of this run's own (two databases may share a work_dir)
     folder = settings.work_path / "journeys" / uuid.uuid4().hex
     (folder / "events").mkdir(parents=True)
-    with Warehouse.open(settings.database_path) as wh:
+    with _open(settings) as wh:
         wh.ensure_tables()
         scope = _journey_scope(wh, settings, as_of=as_of, full=full)
     shards = max(1, -(-scope.events.height // settings.scale.events_per_shard))
@@ -1213,7 +1226,7 @@ def load_journey_shards(settings: Settings, plan: JourneyPlan) -> JourneyReport:
         as_of=scope_row.item(0, "as_of"),
         fingerprint=scope_row.item(0, "fingerprint"),
     )
-    with Warehouse.open(settings.database_path) as wh:
+    with _open(settings) as wh:
         report = _store_journey_rows(
             wh,
             scope,
@@ -1290,7 +1303,7 @@ def build_marts(settings: Settings) -> dict[str, int]:
     """Rebuilds the marts from the journeys tables: transitions and their nodes per segment,
     leakage, attribution, funnel, drop-offs, paths; writes the graph exports of segments
     ``all``, ``converted`` and ``dropped``. Returns the row count of each mart."""
-    with Warehouse.open(settings.database_path) as wh:
+    with _open(settings) as wh:
         # in one order whatever order the rows were written in (an incremental run appends
         # the customers it rebuilt): sums of floats, as in attribution, depend on the order
         steps = wh.read("journeys.steps").sort("journey_id", "position")
@@ -1380,7 +1393,7 @@ def rebuild_as_of(settings: Settings, *, loaded_by: datetime, folder: Path) -> S
             "unset it to rebuild a copy as of a day"
         )
         raise ConfigError(msg)
-    with Warehouse.open(settings.database_path, read_only=True) as wh:
+    with _open(settings, read_only=True) as wh:
         by = {"by": loaded_by}
         raw = {
             table: wh.query(f"select * from {table} where ingested_at <= $by", by)
@@ -1394,7 +1407,7 @@ def rebuild_as_of(settings: Settings, *, loaded_by: datetime, folder: Path) -> S
     folder.mkdir(parents=True, exist_ok=True)
     for stale in (target.database_path, target.database_path.with_name("journeys.duckdb.wal")):
         stale.unlink(missing_ok=True)
-    with Warehouse.open(target.database_path) as out:
+    with _open(target) as out:
         out.ensure_tables()
         for table, frame in raw.items():
             out.ensure_raw_table(table, frame)
@@ -1437,7 +1450,7 @@ def restatements(before: pl.DataFrame, after: pl.DataFrame, *, run_at: datetime)
 
 def read_restatements(settings: Settings, *, since: datetime) -> pl.DataFrame:
     """The restatements (:func:`restatements`) of the runs since ``since``."""
-    with Warehouse.open(settings.database_path, read_only=True) as wh:
+    with _open(settings, read_only=True) as wh:
         return wh.query(
             "select * from ops.restatements where run_at >= $since order by run_at, period, figure",
             {"since": since},
@@ -1500,7 +1513,7 @@ def forget(settings: Settings, *, by: str, value: str) -> ErasureReport:
         NotFoundError: no customer has the identifier; nothing was changed.
     """
     kind, stored = _identifier_to_forget(by, value, key=settings.hash_key())
-    with Warehouse.open(settings.database_path) as wh:
+    with _open(settings) as wh:
         wh.ensure_tables()
         if kind == "customer_key":
             customer = stored
@@ -1603,7 +1616,7 @@ def forget(settings: Settings, *, by: str, value: str) -> ErasureReport:
 
 
 def read_dashboard_data(settings: Settings) -> dashboards.DashboardData:
-    with Warehouse.open(settings.database_path, read_only=True) as wh:
+    with _open(settings, read_only=True) as wh:
         return dashboards.DashboardData(
             transitions=wh.read("marts.transitions"),
             dropoffs=wh.read("marts.dropoffs"),
@@ -1621,7 +1634,7 @@ def read_dashboard_data(settings: Settings) -> dashboards.DashboardData:
 
 def export_dashboard(settings: Settings) -> Path:
     """Writes ``<reports_dir>/dashboard.html`` from the marts."""
-    with Warehouse.open(settings.database_path, read_only=True) as wh:
+    with _open(settings, read_only=True) as wh:
         first, last = wh.query(
             "select min(started_at) as first, max(ended_at) as last from journeys.journeys"
         ).row(0)

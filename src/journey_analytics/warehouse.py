@@ -92,11 +92,28 @@ class Warehouse:
 
     @classmethod
     @contextmanager
-    def open(cls, path: Path | str, *, read_only: bool = False) -> Iterator[Warehouse]:
-        """Opens the database file (``":memory:"`` for an in-memory one) and closes it after."""
+    def open(
+        cls,
+        path: Path | str,
+        *,
+        read_only: bool = False,
+        memory_limit: str | None = None,
+        spill_dir: Path | None = None,
+    ) -> Iterator[Warehouse]:
+        """Opens the database file (``":memory:"`` for an in-memory one) and closes it after.
+
+        ``memory_limit`` (``"4GB"``) caps DuckDB's memory; beyond it DuckDB writes the
+        intermediate results of large sorts, joins and aggregates to ``spill_dir``.
+        """
         target = str(path)
         # Offline: DuckDB never downloads an extension (json, parquet and icu are built in).
-        connection = duckdb.connect(":memory:", config=_CONFIG)
+        config = dict(_CONFIG)
+        if memory_limit is not None:
+            config["memory_limit"] = memory_limit
+        if spill_dir is not None:
+            spill_dir.mkdir(parents=True, exist_ok=True)
+            config["temp_directory"] = str(spill_dir)
+        connection = duckdb.connect(":memory:", config=config)
         _quiet(connection)
         if target != ":memory:":
             Path(target).parent.mkdir(parents=True, exist_ok=True)
