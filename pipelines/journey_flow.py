@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, flow, get_client, task, unmapped
 from prefect.cache_policies import NO_CACHE
@@ -72,6 +72,8 @@ def listen(listener: StepListener) -> Callable[[], None]:
     return lambda: _listeners.remove(listener)
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
 _Hook = Callable[[Task[..., Any], TaskRun, State[Any]], Awaitable[None] | None]
 
 
@@ -94,6 +96,19 @@ def _hook(event: str) -> list[_Hook]:
     return [tell]
 
 
+def _step(name: str, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """A Prefect task of the flow: never cached (each run reads the files and the database
+    as they are now), and reported to the step listeners as it starts and ends."""
+    return task(
+        name=name,
+        cache_policy=NO_CACHE,
+        on_running=_hook("running"),
+        on_completion=_hook("completed"),
+        on_failure=_hook("failed"),
+        **options,
+    )
+
+
 def retry_io_only(task: Any, task_run: Any, state: Any) -> bool:
     """Retry what may pass (I/O), not a bad config or file: a retry cannot fix those."""
     try:
@@ -105,15 +120,11 @@ def retry_io_only(task: Any, task_run: Any, state: Any) -> bool:
     return True
 
 
-@task(
-    name="ingest-sources",
+@_step(
+    "ingest-sources",
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),  # 5 s, 10 s, 20 s
     retry_condition_fn=retry_io_only,
-    cache_policy=NO_CACHE,
-    on_running=_hook("running"),
-    on_completion=_hook("completed"),
-    on_failure=_hook("failed"),
 )
 def ingest_source(settings: Settings, source: str) -> list[jobs.BatchReport]:
     return jobs.ingest_sources(settings, sources=(source,))
@@ -137,59 +148,31 @@ def ingest_each_source(settings: Settings) -> tuple[list[jobs.BatchReport], dict
     return batches, failed
 
 
-@task(
-    name="stitch-identities",
-    cache_policy=NO_CACHE,
-    on_running=_hook("running"),
-    on_completion=_hook("completed"),
-    on_failure=_hook("failed"),
-)
+@_step("stitch-identities")
 def build_core(settings: Settings) -> jobs.CoreReport:
     return jobs.build_core(settings)
 
 
-@task(
-    name="build-journeys",
-    cache_policy=NO_CACHE,
-    on_running=_hook("running"),
-    on_completion=_hook("completed"),
-    on_failure=_hook("failed"),
-)
+@_step("build-journeys")
 def build_journeys(settings: Settings, full: bool) -> jobs.JourneyReport:
     return jobs.build_journeys(settings, full=full)
 
 
-@task(
-    name="plan-journeys",
-    cache_policy=NO_CACHE,
-    on_running=_hook("running"),
-    on_completion=_hook("completed"),
-    on_failure=_hook("failed"),
-)
+@_step("plan-journeys")
 def plan_journeys(settings: Settings, full: bool) -> jobs.JourneyPlan:
     return jobs.plan_journeys(settings, full=full)
 
 
-@task(
-    name="build-journey-shard",
+@_step(
+    "build-journey-shard",
     retries=1,  # a worker lost with its machine: the shard is built again elsewhere
     retry_condition_fn=retry_io_only,
-    cache_policy=NO_CACHE,
-    on_running=_hook("running"),
-    on_completion=_hook("completed"),
-    on_failure=_hook("failed"),
 )
 def build_journey_shard(settings: Settings, shard: Path) -> Path:
     return jobs.build_journey_shard(settings, shard)
 
 
-@task(
-    name="load-journeys",
-    cache_policy=NO_CACHE,
-    on_running=_hook("running"),
-    on_completion=_hook("completed"),
-    on_failure=_hook("failed"),
-)
+@_step("load-journeys")
 def load_journeys(settings: Settings, plan: jobs.JourneyPlan) -> jobs.JourneyReport:
     return jobs.load_journey_shards(settings, plan)
 
@@ -231,25 +214,15 @@ def build_journeys_on_workers(settings: Settings, full: bool) -> jobs.JourneyRep
         shutil.rmtree(plan.folder, ignore_errors=True)
 
 
-@task(
-    name="build-marts",
-    cache_policy=NO_CACHE,
-    on_running=_hook("running"),
-    on_completion=_hook("completed"),
-    on_failure=_hook("failed"),
-)
+@_step("build-marts")
 def build_marts(settings: Settings) -> dict[str, int]:
     return jobs.build_marts(settings)
 
 
-@task(
-    name="export-dashboard",
+@_step(
+    "export-dashboard",
     retries=1,
     retry_condition_fn=retry_io_only,
-    cache_policy=NO_CACHE,
-    on_running=_hook("running"),
-    on_completion=_hook("completed"),
-    on_failure=_hook("failed"),
 )
 def export_dashboard(settings: Settings) -> Path:
     return jobs.export_dashboard(settings)
