@@ -998,11 +998,15 @@ def _to_rebuild(
 
 
 def _journey_rows(
-    events: pl.DataFrame, settings: Settings, *, as_of: datetime, workers: int
+    events: pl.DataFrame,
+    settings: Settings,
+    *,
+    rules: tuple[pattern_rules.Rule, ...],
+    as_of: datetime,
+    workers: int,
 ) -> dict[str, pl.DataFrame]:
     """The rows of ``JOURNEY_TABLES`` for these events (whole customers, with everyone they
-    share an order with): sessions, journeys, steps and pattern hits."""
-    rules = _pattern_rules(settings)
+    share an order with): sessions, journeys, steps and hits of the pattern ``rules``."""
     built = reconstruct.rebuild(
         events,
         timeouts_minutes=settings.sessions.timeout_minutes,
@@ -1041,6 +1045,7 @@ class _JourneyScope:
     wanted: pl.Series | None  # their keys; None: everyone (a full build)
     prints: pl.DataFrame  # every customer's fingerprint after this build
     as_of: datetime
+    rules: tuple[pattern_rules.Rule, ...]  # read once: the ones the fingerprint describes
     fingerprint: str
 
 
@@ -1050,11 +1055,12 @@ def _journey_scope(
     events = wh.read("core.events")
     as_of = as_of or end_of_data(events)
     prints = incremental.customer_fingerprints(events)
-    fingerprint = rules_fingerprint(settings, _pattern_rules(settings))
+    rules = _pattern_rules(settings)
+    fingerprint = rules_fingerprint(settings, rules)
     wanted = None if full else _to_rebuild(wh, events, prints, fingerprint=fingerprint, as_of=as_of)
     if wanted is not None:
         events = events.filter(pl.col("customer_key").is_in(wanted.implode()))
-    return _JourneyScope(events, wanted, prints, as_of, fingerprint)
+    return _JourneyScope(events, wanted, prints, as_of, rules, fingerprint)
 
 
 def _store_journey_rows(
@@ -1134,7 +1140,13 @@ def build_journeys(
     with _open(settings) as wh:
         wh.ensure_tables()
         scope = _journey_scope(wh, settings, as_of=as_of, full=full)
-        rows = _journey_rows(scope.events, settings, as_of=scope.as_of, workers=os.cpu_count() or 1)
+        rows = _journey_rows(
+            scope.events,
+            settings,
+            rules=scope.rules,
+            as_of=scope.as_of,
+            workers=os.cpu_count() or 1,
+        )
         return _store_journey_rows(
             wh,
             scope,
@@ -1190,7 +1202,8 @@ def build_journey_shard(settings: Settings, shard: Path) -> Path:
     table in ``<plan folder>/<table>/``, named as the shard. Reads no database."""
     folder = shard.parent.parent
     as_of = pl.read_parquet(folder / "scope.parquet").item(0, "as_of")
-    rows = _journey_rows(pl.read_parquet(shard), settings, as_of=as_of, workers=1)
+    rules = _pattern_rules(settings)
+    rows = _journey_rows(pl.read_parquet(shard), settings, rules=rules, as_of=as_of, workers=1)
     for table, frame in rows.items():
         (folder / table).mkdir(exist_ok=True)
         frame.write_parquet(folder / table / shard.name)
@@ -1224,6 +1237,7 @@ def load_journey_shards(settings: Settings, plan: JourneyPlan) -> JourneyReport:
         wanted=wanted,
         prints=pl.read_parquet(folder / "fingerprints.parquet"),
         as_of=scope_row.item(0, "as_of"),
+        rules=(),  # the shards are built: only the fingerprint is written
         fingerprint=scope_row.item(0, "fingerprint"),
     )
     with _open(settings) as wh:
