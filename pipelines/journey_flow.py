@@ -18,7 +18,6 @@ from typing import Any, ParamSpec, TypeVar
 from prefect import Task, flow, get_client, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
-from prefect.context import FlowRunContext
 from prefect.schedules import Cron, Schedule
 from prefect.tasks import exponential_backoff
 from prefect.types.entrypoint import EntrypointType
@@ -177,30 +176,29 @@ def load_journeys(settings: Settings, plan: jobs.JourneyPlan) -> jobs.JourneyRep
     return jobs.load_journey_shards(settings, plan)
 
 
-def build_journeys_on_workers(settings: Settings, full: bool) -> jobs.JourneyReport:
-    """Sessions and journeys per customer shard, each shard a task on the flow's Dask task
-    runner; the database is read and written only here. The shards' files are removed
-    whatever happens (they hold events, identifiers among them)."""
-    context = FlowRunContext.get()
-    runner = type(context.task_runner).__name__ if context else None
-    if runner != "DaskTaskRunner":
-        msg = (
-            "[scale] executor = 'dask' needs the flow on a Dask task runner "
-            f"(pipelines.journey_flow.with_executor), found {runner}: run it with `journey run` "
-            "or `journey serve`, which choose the runner from the config"
-        )
-        raise ConfigError(msg)
+def build_journeys_on_workers(
+    settings: Settings, full: bool, dask_address: str | None = None
+) -> jobs.JourneyReport:
+    """Sessions and journeys per customer shard, each shard a task on a Dask cluster: the
+    one at ``dask_address`` (or ``[scale] dask_address``), else a local cluster with one
+    single-threaded worker per core for this step's length. The database is read and written
+    only here. The shards' files are removed whatever happens (they hold events, identifiers
+    among them)."""
     plan = plan_journeys(settings, full)
     try:
         # the shards' own hooks run on the workers: report them from here, as one step
         _notify("build-journey-shards", "running")
-        built = build_journey_shard.map(unmapped(settings), list(plan.shards))
-        built.wait()
-        failed = [
-            (shard, future.state)
-            for shard, future in zip(plan.shards, built, strict=True)
-            if not future.state.is_completed()
-        ]
+        with dask_runner(dask_address or settings.scale.dask_address) as runner:
+            built = runner.map(
+                build_journey_shard,
+                {"settings": unmapped(settings), "shard": list(plan.shards)},
+            )
+            built.wait()
+            failed = [
+                (shard, future.state)
+                for shard, future in zip(plan.shards, built, strict=True)
+                if not future.state.is_completed()
+            ]
         _notify("build-journey-shards", "failed" if failed else "completed")
         if failed:
             shard, state = failed[0]
@@ -234,18 +232,19 @@ def journey_run(
     wait_seconds: float = 0.0,
     full_rebuild: bool = False,
     executor: str | None = None,
+    dask_address: str | None = None,
 ) -> RunSummary:
     """Runs the whole pipeline for the sources named in ``config_path``, holding the run lock
     of its database (a second run waits up to ``wait_seconds``, then stops with a message).
     Journeys are rebuilt only for the customers whose events changed, unless
-    ``full_rebuild``; per customer shard on the flow's task runner with ``executor="dask"``
-    (default: ``[scale] executor`` of the config; see :func:`with_executor`)."""
+    ``full_rebuild``; per customer shard on a Dask cluster with ``executor="dask"`` (default:
+    ``[scale] executor`` and ``dask_address`` of the config; see :func:`dask_runner`)."""
     settings = load_settings(config_path)
     with run_lock(settings.database_path, wait_seconds=wait_seconds):
         batches, failed = ingest_each_source(settings)
         core = build_core(settings)
         if (executor or settings.scale.executor) == "dask":
-            journeys = build_journeys_on_workers(settings, full_rebuild)
+            journeys = build_journeys_on_workers(settings, full_rebuild, dask_address)
         else:
             journeys = build_journeys(settings, full_rebuild)
         marts = build_marts(settings)
@@ -311,10 +310,8 @@ def serve_schedule(config_path: str, *, name: str, schedule: Schedule, wait_seco
     started from the UI or ``prefect deployment run``), each in a child process, until
     stopped; stopping pauses the schedule, so no runs pile up while nobody serves them.
     """
-    settings = load_settings(config_path)
-    flow = with_executor(settings.scale.executor, settings.scale.dask_address)
     try:
-        flow.serve(
+        journey_run.serve(
             name=name,
             schedules=[schedule],
             parameters={"config_path": config_path, "wait_seconds": wait_seconds},
@@ -361,25 +358,18 @@ def api_for_workers(*, remote: bool = False, timeout_seconds: int = 180) -> Iter
         del os.environ["PREFECT_API_URL"]
 
 
-def with_executor(executor: str, dask_address: str | None = None) -> Any:
-    """The flow to call for an executor: ``journey_run`` itself for ``local``; for ``dask`` the
-    flow on a ``DaskTaskRunner`` (the cluster at ``dask_address``, or a local cluster with
-    one single-threaded worker per core for the run's length)."""
-    if executor != "dask":
-        return journey_run
+def dask_runner(dask_address: str | None) -> Any:
+    """prefect-dask's task runner for the shards: the cluster at ``dask_address``, or a local
+    cluster with one single-threaded worker per core (its status page on a free port of this
+    machine only)."""
     from prefect_dask.task_runners import DaskTaskRunner  # noqa: PLC0415 (for this executor)
 
-    runner = (
-        DaskTaskRunner(address=dask_address)
-        if dask_address
-        else DaskTaskRunner(
-            cluster_kwargs={
-                "n_workers": os.cpu_count() or 1,
-                "threads_per_worker": 1,
-                # Dask's status page on a free port of this machine only
-                "dashboard_address": "127.0.0.1:0",
-            }
-        )
+    if dask_address:
+        return DaskTaskRunner(address=dask_address)
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": os.cpu_count() or 1,
+            "threads_per_worker": 1,
+            "dashboard_address": "127.0.0.1:0",
+        }
     )
-    # a TaskRunner of PrefectDaskFuture, which with_options types as of PrefectFuture
-    return journey_run.with_options(task_runner=runner)  # type: ignore[arg-type]

@@ -156,11 +156,10 @@ def run(
         DASK_STEPS,
         STEPS,
         api_for_workers,
+        journey_run,
         listen,
-        with_executor,
     )
 
-    flow = with_executor(chosen, dask_address or settings.scale.dask_address)
     # a task per source, then the other steps
     steps = {f"ingest-{source}": f"loading source {source}" for source in settings.sources}
     steps |= {name: words for name, words in STEPS.items() if name != "ingest-sources"}
@@ -177,7 +176,13 @@ def run(
         with workers_api, _StepProgress(steps) as progress:
             stop = listen(progress.step)
             try:
-                summary = flow(str(config), wait_seconds=wait, full_rebuild=full, executor=chosen)
+                summary = journey_run(
+                    str(config),
+                    wait_seconds=wait,
+                    full_rebuild=full,
+                    executor=chosen,
+                    dask_address=dask_address,
+                )
             finally:
                 stop()
     except JourneyError as error:
