@@ -316,6 +316,23 @@ def test_same_arguments_give_identical_bytes(tmp_path: Path) -> None:
     assert file_bytes(tmp_path / "a") == file_bytes(tmp_path / "b")
 
 
+def test_workers_write_the_same_bytes_as_one_process(tmp_path: Path) -> None:
+    # 3 processes of 40, 40 and 41 customers, joined in customer order; noise on, so late and
+    # duplicate rows cross weekly files, and store-tablet rosters span the parts
+    one = generate_sample(tmp_path / "one", customers=121, seed=7)
+    three = generate_sample(tmp_path / "three", customers=121, seed=7, workers=3)
+    assert three == one
+    assert file_bytes(tmp_path / "three") == file_bytes(tmp_path / "one")
+    assert not list((tmp_path / "three").glob(".part-*"))  # the parts' folders are gone
+
+
+def test_more_workers_than_customers_is_one_customer_each(tmp_path: Path) -> None:
+    one = generate_sample(tmp_path / "one", customers=2, seed=5)
+    many = generate_sample(tmp_path / "many", customers=2, seed=5, workers=4)
+    assert many == one
+    assert file_bytes(tmp_path / "many") == file_bytes(tmp_path / "one")
+
+
 def test_different_seed_gives_different_data(tmp_path: Path) -> None:
     generate_sample(tmp_path / "a", customers=40, seed=7)
     generate_sample(tmp_path / "b", customers=40, seed=8)
@@ -357,6 +374,8 @@ def test_rerun_replaces_owned_files_and_keeps_others(tmp_path: Path) -> None:
 def test_too_few_customers_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="customers >= 1"):
         generate_sample(tmp_path, customers=0, seed=1)
+    with pytest.raises(ValueError, match="workers >= 1"):
+        generate_sample(tmp_path, customers=5, seed=1, workers=0)
 
 
 def test_committed_sample_matches_the_generator(full: tuple[Path, SampleSummary]) -> None:

@@ -239,7 +239,7 @@ def run(
 
 
 @app.command()
-def sample(
+def sample(  # noqa: PLR0917 - typer passes options positionally
     out: Annotated[Path, typer.Option(help="Folder to write the sample into.")] = Path(
         "data/sample"
     ),
@@ -252,6 +252,10 @@ def sample(
     noise: Annotated[
         bool, typer.Option("--noise/--no-noise", help="Duplicates, late and malformed rows...")
     ] = True,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, help="Processes to generate in; the files are the same for any."),
+    ] = 1,
 ) -> None:
     """Simulate a retailer's sources (web, app, CRM, POS) with their ground truth.
 
@@ -264,7 +268,11 @@ def sample(
     except JourneyError as error:
         raise _fail(error) from None
     summary = generate_sample(
-        out, customers=customers, seed=seed, config=settings if noise else settings.without_noise()
+        out,
+        customers=customers,
+        seed=seed,
+        config=settings if noise else settings.without_noise(),
+        workers=workers,
     )
     console.print(
         f"{summary.customers} customers, {summary.journeys} journeys, {summary.events} events, "

@@ -20,7 +20,10 @@ Example::
 from __future__ import annotations
 
 import json
+import multiprocessing
+import shutil
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -230,9 +233,23 @@ class _Tally:
         if dropoff_ends and (self.last_dropoff is None or max(dropoff_ends) > self.last_dropoff):
             self.last_dropoff = max(dropoff_ends)
 
+    @classmethod
+    def merged(cls, tallies: list[_Tally]) -> _Tally:
+        """One tally of several parts' customers."""
+        merged = cls()
+        for tally in tallies:
+            merged.counts.update(tally.counts)
+            merged.data_end = _latest(merged.data_end, tally.data_end)
+            merged.last_dropoff = _latest(merged.last_dropoff, tally.last_dropoff)
+        return merged
+
     def group(self, prefix: str, keys: tuple[str, ...] = ()) -> dict[str, int]:
         found = {k.removeprefix(prefix): n for k, n in self.counts.items() if k.startswith(prefix)}
         return {key: found.get(key, 0) for key in sorted({*keys, *found})}
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return a if b is None or (a is not None and a >= b) else b
 
 
 def _check_data_end(tally: _Tally) -> None:
@@ -244,7 +261,7 @@ def _check_data_end(tally: _Tally) -> None:
         raise RuntimeError(msg)
 
 
-def _summary(tally: _Tally, files: _Files) -> SampleSummary:
+def _summary(tally: _Tally, rows: dict[str, int]) -> SampleSummary:
     c = tally.counts
     noise = tally.group("noise.")
     noise["malformed_rows"] = sum(n for k, n in noise.items() if k.startswith("malformed_rows."))
@@ -258,7 +275,7 @@ def _summary(tally: _Tally, files: _Files) -> SampleSummary:
         events=c["events"],
         conversions=c["conversions"],
         patterns=tally.group("pattern.", PATTERNS),
-        files=dict(sorted(files.rows.items())),
+        files=dict(sorted(rows.items())),
         journey_kinds=tally.group("journey_kind."),
         customer_kinds=tally.group("customer_kind."),
         dropoff_touchpoints=tally.group("dropoff."),
@@ -294,24 +311,29 @@ def generate_sample(
     customers: int,
     seed: int,
     config: SimulatorConfig | None = None,
+    workers: int = 1,
 ) -> SampleSummary:
     """Write a deterministic sample data set with its ground truth to ``out_dir``.
 
-    The same arguments always give byte-identical files; the files of a previous run (but no
-    other file, e.g. a README) are removed first. Customers are generated one at a time and
-    streamed to disk, so memory stays flat however many customers are asked for.
+    The same arguments always give byte-identical files, whatever the number of ``workers``;
+    the files of a previous run (but no other file, e.g. a README) are removed first.
+    Customers are generated one at a time and streamed to disk, so memory stays flat however
+    many customers are asked for. With ``workers`` > 1, that many processes each generate a
+    contiguous range of customers into a folder of their own, and the files are then joined
+    in customer order (customers are independent: each has random streams of its own).
 
     Args:
         out_dir: Directory to write to; created if missing.
         customers: Number of customers (at least 1).
         seed: Seed of the random streams.
         config: Behaviour, mix and noise; ``None`` reads ``defaults/simulator.toml``.
+        workers: Processes to generate in (at least 1).
 
     Returns:
         Counts of what was written (also in ``truth/summary.json``).
 
     Raises:
-        ValueError: If ``customers`` is below 1.
+        ValueError: If ``customers`` or ``workers`` is below 1.
         RuntimeError: If the generated events break a rule of the contract (a bug).
 
     Example::
@@ -322,23 +344,68 @@ def generate_sample(
     if customers < 1:
         msg = f"need customers >= 1, got {customers=}"
         raise ValueError(msg)
+    if workers < 1:
+        msg = f"need workers >= 1, got {workers=}"
+        raise ValueError(msg)
     config = load_simulator_config() if config is None else config
-    products = catalogue()
-    by_category: dict[str, tuple[Product, ...]] = {}
-    for product in products:
-        by_category[product.category] = (*by_category.get(product.category, ()), product)
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_owned(out_dir)
+    files = _Files(out_dir)
+    try:
+        _write_reference(files, catalogue())
+    finally:
+        files.close()
+    # contiguous ranges of customer numbers, in order; never more parts than customers
+    bounds = [
+        1 + customers * k // min(workers, customers) for k in range(min(workers, customers) + 1)
+    ]
+    parts = [range(bounds[k], bounds[k + 1]) for k in range(len(bounds) - 1)]
+    if len(parts) == 1:
+        tally, rows = _generate_part(out_dir, parts[0], seed, customers, config)
+    else:
+        folders = [out_dir / f".part-{k:03d}" for k in range(len(parts))]
+        try:
+            context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+            with ProcessPoolExecutor(len(parts), mp_context=context) as pool:
+                done = list(
+                    pool.map(
+                        _generate_part,
+                        folders,
+                        parts,
+                        [seed] * len(parts),
+                        [customers] * len(parts),
+                        [config] * len(parts),
+                    )
+                )
+            _join_parts(folders, out_dir)
+            tally = _Tally.merged([part_tally for part_tally, _ in done])
+            rows = dict(sum((Counter(part_rows) for _, part_rows in done), Counter()))
+        finally:
+            for folder in folders:
+                shutil.rmtree(folder, ignore_errors=True)
+    _check_data_end(tally)
+    summary = _summary(tally, {**files.rows, **rows})
+    _write_summary_json(out_dir, summary, config, seed)
+    return summary
+
+
+def _generate_part(
+    out_dir: Path, numbers: range, seed: int, customers: int, config: SimulatorConfig
+) -> tuple[_Tally, dict[str, int]]:
+    """Generates customers ``numbers`` (of ``customers``) into ``out_dir``'s source and truth
+    files; returns their tally and the data rows written per file."""
+    by_category: dict[str, tuple[Product, ...]] = {}
+    for product in catalogue():
+        by_category[product.category] = (*by_category.get(product.category, ()), product)
     files = _Files(out_dir)
     tally = _Tally()
     rosters = Rosters(seed, customers, config)
     try:
-        _write_reference(files, products)
         for name in ("crm/contacts.csv", "truth/customers.csv", "truth/identifiers.csv"):
             files.write(name, [])
         files.write("truth/events.csv", [])
         files.write("truth/journeys.csv", [])
-        for number in range(1, customers + 1):
+        for number in numbers:
             _generate_customer(
                 files,
                 tally,
@@ -349,12 +416,30 @@ def generate_sample(
                 products=by_category,
                 rosters=rosters,
             )
-        _check_data_end(tally)
     finally:
         files.close()
-    summary = _summary(tally, files)
-    _write_summary_json(out_dir, summary, config, seed)
-    return summary
+    return tally, files.rows
+
+
+def _join_parts(folders: list[Path], out_dir: Path) -> None:
+    """Appends the parts' files, in part order, to ``out_dir``: each file's header once (from
+    the first part that has the file), so the files are those one process would write."""
+    paths = {p.relative_to(f).as_posix() for f in folders for p in f.rglob("*") if p.is_file()}
+    for path in sorted(paths):
+        target = out_dir / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        headed = False
+        with target.open("wb") as out:
+            for folder in folders:
+                if not (folder / path).exists():
+                    continue
+                with (folder / path).open("rb") as part:
+                    if not path.endswith(".jsonl"):
+                        header = part.readline()
+                        if not headed:
+                            out.write(header)
+                            headed = True
+                    shutil.copyfileobj(part, out, 1 << 20)
 
 
 def _generate_customer(
