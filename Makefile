@@ -50,14 +50,16 @@ dashboard: $(VENV)/.installed-run
 # Speed and memory (events/s, peak memory, medians on this machine) against a baseline measured
 # in the same run: the simulator against a plain JSON-lines writer, ingest against DuckDB's
 # read_json (clean, and with 0.4% malformed lines), identity stitching against NetworkX alone,
-# sessions + journeys + transition graph against the same rules in DuckDB SQL and in pandas.
-# Tables in benchmarks/README.md, raw numbers in benchmarks/results/.
+# sessions + journeys + transition graph against the same rules in DuckDB SQL and in pandas,
+# and the whole pipeline end to end (raw files to dashboard, per stage) with a daily run of 1%
+# new rows. Tables in benchmarks/README.md, raw numbers in benchmarks/results/.
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_sample.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_ingest.py --events 1000000 --malformed 0.004
 	$(BIN)/python benchmarks/bench_identity.py
 	$(BIN)/python benchmarks/bench_analytics.py
+	$(BIN)/python benchmarks/bench_pipeline.py
 
 # Simulate a retailer, run the pipeline on it and score it against the truth (README table).
 CUSTOMERS ?= 100000

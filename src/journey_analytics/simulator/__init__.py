@@ -320,7 +320,9 @@ def generate_sample(
     Customers are generated one at a time and streamed to disk, so memory stays flat however
     many customers are asked for. With ``workers`` > 1, that many processes each generate a
     contiguous range of customers into a folder of their own, and the files are then joined
-    in customer order (customers are independent: each has random streams of its own).
+    in customer order (customers are independent: each has random streams of its own). The
+    processes are spawned, so a script that asks for workers calls this under
+    ``if __name__ == "__main__":``.
 
     Args:
         out_dir: Directory to write to; created if missing.
