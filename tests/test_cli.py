@@ -125,6 +125,21 @@ def test_serve_without_a_server_exits_6_saying_how_to_start_one(tmp_path: Path) 
     assert os.environ.get("PREFECT_API_URL") == before  # nothing left for the next test
 
 
+def test_run_with_an_api_url_that_does_not_answer_exits_6(tmp_path: Path) -> None:
+    # PREFECT_API_URL set (as for a real server) but nothing listens there: a clear message
+    # before anything is loaded, instead of Prefect's traceback after its retries
+    config = project(tmp_path, {}).base_dir / "journey.toml"
+    result = runner.invoke(
+        app,
+        ["run", "--config", str(config)],
+        env={"PREFECT_API_URL": "http://127.0.0.1:9/api"},
+        terminal_width=300,
+    )
+    assert result.exit_code == 6
+    assert "No Prefect server answers at http://127.0.0.1:9/api" in result.output
+    assert not (config.parent / "journeys.duckdb").exists()
+
+
 def test_serve_names_a_bad_cron_or_zone_before_it_looks_for_a_server(tmp_path: Path) -> None:
     config = project(tmp_path, {}, extra_toml='[schedule]\ncron = "61 6 * * *"\n').base_dir
     path = str(config / "journey.toml")

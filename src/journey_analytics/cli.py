@@ -156,10 +156,19 @@ def run(
         DASK_STEPS,
         STEPS,
         api_for_workers,
+        check_server,
         journey_run,
         listen,
     )
+    from prefect.settings import get_current_settings  # noqa: PLC0415 (after the environment)
 
+    # PREFECT_API_URL (read now: Prefect reads its settings once, on import), or a profile's
+    api_url = os.environ.get("PREFECT_API_URL") or get_current_settings().api.url
+    if api_url:  # a server that does not answer: say so, not a traceback after a long wait
+        try:
+            check_server(api_url)
+        except JourneyError as error:
+            raise _fail(error) from None
     # a task per source, then the other steps
     steps = {f"ingest-{source}": f"loading source {source}" for source in settings.sources}
     steps |= {name: words for name, words in STEPS.items() if name != "ingest-sources"}
