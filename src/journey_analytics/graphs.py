@@ -181,23 +181,36 @@ def node_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> 
     """``marts.transition_nodes``: one row per (segment, node): visits (transitions into it;
     for ``START`` the journeys), distinct journeys and customers, conversions (moves to
     ``CONVERSION``), exits (moves to ``DROP_OFF``) and the exit rate (exits / visits)."""
-    keyed, segment = _in_segments(edges, memberships)
-    node = keyed.get_column("to_touchpoint").dtype
-    who = [*segment, "journey_id", "customer_key"]
-    entered = pl.concat(
-        [
-            keyed.filter(pl.col("from_touchpoint") == START).select(
-                *who, pl.lit(START, dtype=node).alias("touchpoint")
-            ),
-            keyed.select(*who, pl.col("to_touchpoint").alias("touchpoint")),
-        ]
+    coded = _coded(edges)
+    if memberships is not None:
+        memberships = _coded(memberships)  # once for the two joins below
+    node = coded.get_column("to_touchpoint").dtype
+    who = ["journey_id", "customer_key"]
+    # each journey's visits of each node first, then its segments: a journey is in several
+    # segments, and its steps need not be repeated for each of them
+    entered = (
+        pl.concat(
+            [
+                coded.filter(pl.col("from_touchpoint") == START).select(
+                    *who, pl.lit(START, dtype=node).alias("touchpoint")
+                ),
+                coded.select(*who, pl.col("to_touchpoint").alias("touchpoint")),
+            ]
+        )
+        .group_by(*who, "touchpoint")
+        .agg(pl.len().cast(pl.Int64).alias("visits"))
     )
-    visits = entered.group_by(*segment, "touchpoint").agg(
-        pl.len().cast(pl.Int64).alias("visits"),
+    visited, segment = _in_segments(entered, memberships)
+    visits = visited.group_by(*segment, "touchpoint").agg(
+        pl.col("visits").sum(),
         pl.col("journey_id").n_unique().cast(pl.Int64).alias("journeys"),
         pl.col("customer_key").n_unique().cast(pl.Int64).alias("customers"),
     )
-    ends = keyed.group_by(*segment, pl.col("from_touchpoint").alias("touchpoint")).agg(
+    # only moves to an end count; a node without any gets 0 from the join below
+    ended, _ = _in_segments(
+        coded.filter(pl.col("to_touchpoint").is_in([CONVERSION, DROP_OFF])), memberships
+    )
+    ends = ended.group_by(*segment, pl.col("from_touchpoint").alias("touchpoint")).agg(
         (pl.col("to_touchpoint") == CONVERSION).sum().cast(pl.Int64).alias("conversions"),
         (pl.col("to_touchpoint") == DROP_OFF).sum().cast(pl.Int64).alias("exits"),
     )
@@ -210,13 +223,25 @@ def node_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> 
     )
 
 
+_NAMES = ("journey_id", "customer_key", "from_touchpoint", "to_touchpoint", "touchpoint")
+
+
+def _coded(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with its names (journeys, customers, touchpoints, segments) categorical: the
+    joins and group-bys over them then hash integers, not strings. :func:`_with_segment`
+    turns them back into strings."""
+    names = [name for name in (*_NAMES, "dimension", "segment") if name in frame.columns]
+    return frame.with_columns(pl.col(names).cast(pl.Categorical))
+
+
 def _in_segments(
-    edges: pl.DataFrame, memberships: pl.DataFrame | None
+    frame: pl.DataFrame, memberships: pl.DataFrame | None
 ) -> tuple[pl.DataFrame, list[str]]:
-    """The edges with the columns of their segments, and those columns (none for ``all``)."""
+    """The rows (of journeys) with the columns of their segments, and those columns (none for
+    ``all``); names categorical (:func:`_coded`)."""
     if memberships is None:
-        return edges, []
-    return edges.join(memberships, on="journey_id"), ["dimension", "segment"]
+        return _coded(frame), []
+    return _coded(frame).join(_coded(memberships), on="journey_id"), ["dimension", "segment"]
 
 
 def _with_segment(
@@ -275,14 +300,26 @@ def segment_graphs(
     attributes."""
     if segments is not None:
         memberships = memberships.filter(pl.col("segment").is_in(list(segments)))
-    transitions = transition_frame(edges, memberships)
-    nodes = node_frame(edges, memberships)
+    return graphs_of_segments(
+        transition_frame(edges, memberships),
+        node_frame(edges, memberships),
+        memberships.get_column("segment").unique(maintain_order=True).to_list(),
+    )
+
+
+def graphs_of_segments(
+    transitions: pl.DataFrame, nodes: pl.DataFrame, segments: list[str]
+) -> dict[str, nx.DiGraph]:
+    """The graph of each of ``segments`` from the rows of ``marts.transitions`` and
+    ``marts.transition_nodes`` (those of other segments are left out): a segment's rows do
+    not depend on the other segments, so the marts already computed give its graph. A
+    segment without rows (its journeys have no transitions) has an empty graph."""
     return {
         segment: graph_from_frames(
             transitions.filter(pl.col("segment") == segment),
             nodes.filter(pl.col("segment") == segment),
         )
-        for segment in memberships.get_column("segment").unique(maintain_order=True)
+        for segment in segments
     }
 
 

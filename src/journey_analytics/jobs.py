@@ -1339,8 +1339,15 @@ def build_marts(settings: Settings) -> dict[str, int]:
             ),
             dimensions=tuple(dict.fromkeys(("status", *settings.graphs.segments))),
         )
-        exported = ("all", "converted", "dropped")
-        for segment, graph in graphs.segment_graphs(edges, memberships, segments=exported).items():
+        transitions = graphs.transition_frame(edges, memberships)
+        nodes = graphs.node_frame(edges, memberships)
+        exported = (
+            memberships.filter(pl.col("segment").is_in(["all", "converted", "dropped"]))
+            .get_column("segment")
+            .unique(maintain_order=True)
+            .to_list()
+        )
+        for segment, graph in graphs.graphs_of_segments(transitions, nodes, exported).items():
             for suffix in graphs.GRAPH_FORMATS:
                 graphs.export_graph(
                     graph, settings.reports_path / "graphs" / f"transitions-{segment}{suffix}"
@@ -1354,8 +1361,8 @@ def build_marts(settings: Settings) -> dict[str, int]:
         )
         with wh.transaction():
             wh.replace("marts.journey_segments", memberships)
-            wh.replace("marts.transitions", graphs.transition_frame(edges, memberships))
-            wh.replace("marts.transition_nodes", graphs.node_frame(edges, memberships))
+            wh.replace("marts.transitions", transitions)
+            wh.replace("marts.transition_nodes", nodes)
             wh.replace("marts.leakage", leakage.leakage_summary(leaked))
             wh.replace(
                 "marts.attribution",
