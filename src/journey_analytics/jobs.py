@@ -1360,7 +1360,7 @@ def build_marts(settings: Settings) -> dict[str, int]:
             drop_touchpoints=settings.paths.drop_touchpoints,
         )
         with wh.transaction():
-            wh.replace("marts.journey_segments", memberships)
+            wh.recreate("marts.journey_segments", memberships)
             wh.replace("marts.transitions", transitions)
             wh.replace("marts.transition_nodes", nodes)
             wh.replace("marts.leakage", leakage.leakage_summary(leaked))
