@@ -27,22 +27,27 @@ START, CONVERSION, DROP_OFF = "START", "CONVERSION", "DROP_OFF"
 def _runs(
     steps: pl.DataFrame, *, drop_touchpoints: tuple[str, ...], collapse_repeats: bool
 ) -> pl.DataFrame:
-    """Consecutive steps of one touchpoint folded into one run with its first and last time."""
-    kept = steps.filter(
-        ~pl.col("is_fulfilment") & ~pl.col("touchpoint").is_in(list(drop_touchpoints))
-    ).sort("journey_id", "position")
-    changed = (pl.col("touchpoint") != pl.col("touchpoint").shift()).fill_null(True)
+    """Consecutive steps of one touchpoint folded into one run with its first and last time,
+    in journey order, with ``journey``: a number per journey (in their order), so that what
+    follows compares numbers rather than journey ids."""
+    kept = (
+        steps.filter(~pl.col("is_fulfilment") & ~pl.col("touchpoint").is_in(list(drop_touchpoints)))
+        .sort("journey_id", "position")
+        .with_columns(pl.col("journey_id").rle_id().alias("journey"))
+    )
+    starts = (pl.col("journey") != pl.col("journey").shift()).fill_null(True) | (
+        pl.col("touchpoint") != pl.col("touchpoint").shift()
+    ).fill_null(True)
     run = (
-        changed.cast(pl.Int64).cum_sum()
+        starts.cast(pl.Int64).cum_sum()
         if collapse_repeats
-        else pl.int_range(1, pl.len() + 1)  # every step its own run
+        else pl.int_range(pl.len())  # every step its own run
     )
     return (
-        kept.with_columns(run.over("journey_id").alias("run"))
-        .group_by("journey_id", "run", maintain_order=True)
+        kept.with_columns(run.set_sorted().alias("run"))
+        .group_by("run", maintain_order=True)
         .agg(
-            pl.col("customer_key").first(),
-            pl.col("touchpoint").first(),
+            pl.col("journey_id", "journey", "customer_key", "touchpoint").first(),
             pl.col("occurred_at").min().alias("first_at"),
             pl.col("occurred_at").max().alias("last_at"),
         )
@@ -60,18 +65,21 @@ def transition_edges(
     ``-> DROP_OFF`` edges: columns journey_id, customer_key, from_touchpoint, to_touchpoint,
     seconds."""
     runs = _runs(steps, drop_touchpoints=drop_touchpoints, collapse_repeats=collapse_repeats)
-    inner = runs.with_columns(
-        pl.col("touchpoint").shift().over("journey_id").alias("from_touchpoint"),
-        (pl.col("first_at") - pl.col("last_at").shift().over("journey_id"))
+    same_journey = pl.col("journey") == pl.col("journey").shift()
+    inner = runs.select(
+        "journey",
+        "journey_id",
+        "customer_key",
+        pl.when(same_journey)
+        .then(pl.col("touchpoint").shift())
+        .fill_null(START)
+        .alias("from_touchpoint"),
+        pl.col("touchpoint").alias("to_touchpoint"),
+        pl.when(same_journey)
+        .then(pl.col("first_at") - pl.col("last_at").shift())
         .dt.total_microseconds()
         .truediv(1e6)
         .alias("seconds"),
-    ).select(
-        "journey_id",
-        "customer_key",
-        pl.col("from_touchpoint").fill_null(START),
-        pl.col("touchpoint").alias("to_touchpoint"),
-        "seconds",
     )
     end_node = (
         pl.when(pl.col("status") == "converted")
@@ -79,20 +87,22 @@ def transition_edges(
         .when(pl.col("status") == "dropped")
         .then(pl.lit(DROP_OFF))
     )
+    last_run = (pl.col("journey") != pl.col("journey").shift(-1)).fill_null(True)
     ends = (
-        runs.group_by("journey_id", maintain_order=True)
-        .agg(pl.col("customer_key").last(), pl.col("touchpoint").last().alias("from_touchpoint"))
+        runs.filter(last_run)
         .join(journeys.select("journey_id", "status"), on="journey_id")
         .select(
+            "journey",
             "journey_id",
             "customer_key",
-            "from_touchpoint",
+            pl.col("touchpoint").alias("from_touchpoint"),
             end_node.alias("to_touchpoint"),
             pl.lit(None, dtype=pl.Float64).alias("seconds"),
         )
         .filter(pl.col("to_touchpoint").is_not_null())
     )
-    return pl.concat([inner, ends]).sort("journey_id", maintain_order=True)
+    # each journey's end after its transitions
+    return pl.concat([inner, ends]).sort("journey", maintain_order=True).drop("journey")
 
 
 TRANSITION_SCHEMA: dict[str, pl.DataType] = {
