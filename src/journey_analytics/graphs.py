@@ -15,6 +15,7 @@ first event of the next. Open journeys have no end edge.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -170,13 +171,83 @@ def transition_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = Non
     """``marts.transitions``: one row per (segment, from, to) edge with transitions, distinct
     customers, probability (the edge's share of its origin's transitions in the segment),
     median and p90 seconds. Without ``memberships`` every edge is in segment ``all``."""
-    keyed, segment = _in_segments(edges, memberships)
+    return _transitions(_Numbered.of(edges, memberships))
+
+
+def node_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> pl.DataFrame:
+    """``marts.transition_nodes``: one row per (segment, node): visits (transitions into it;
+    for ``START`` the journeys), distinct journeys and customers, conversions (moves to
+    ``CONVERSION``), exits (moves to ``DROP_OFF``) and the exit rate (exits / visits)."""
+    return _nodes(_Numbered.of(edges, memberships))
+
+
+def segment_marts(
+    edges: pl.DataFrame, memberships: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`transition_frame` and :func:`node_frame` together, numbering the journeys
+    once."""
+    numbered = _Numbered.of(edges, memberships)
+    return _transitions(numbered), _nodes(numbered)
+
+
+@dataclass(frozen=True)
+class _Numbered:
+    """Edges and memberships with journeys and customers by number and touchpoints and
+    segments as enums, so that the joins and group-bys hash integers rather than strings
+    (:func:`_with_segment` turns them back into strings). ``memberships``: journey and
+    segment columns, or None for one segment, all."""
+
+    edges: pl.DataFrame
+    memberships: pl.DataFrame | None
+
+    @property
+    def segment(self) -> list[str]:
+        return [] if self.memberships is None else ["dimension", "segment"]
+
+    @classmethod
+    def of(cls, edges: pl.DataFrame, memberships: pl.DataFrame | None) -> _Numbered:
+        names = pl.concat(
+            [edges.get_column(column) for column in ("from_touchpoint", "to_touchpoint")]
+            + [pl.Series([START], dtype=pl.String)]
+        )
+        touchpoint = pl.Enum(names.drop_nulls().unique().sort())
+        numbered = edges.select(
+            "journey_id",
+            pl.col("customer_key").cast(pl.Categorical).to_physical().alias("customer"),
+            pl.col("from_touchpoint", "to_touchpoint").cast(touchpoint),
+            "seconds",
+        )
+        if memberships is None:
+            return cls(numbered.rename({"journey_id": "journey"}), None)
+        journeys = memberships.select(pl.col("journey_id").unique()).with_row_index("journey")
+        segments = memberships.select(
+            "journey_id",
+            *(
+                pl.col(column).cast(pl.Enum(memberships.get_column(column).unique().sort()))
+                for column in ("dimension", "segment")
+            ),
+        )
+        return cls(
+            numbered.join(journeys, on="journey_id").drop("journey_id"),
+            segments.join(journeys, on="journey_id").drop("journey_id"),
+        )
+
+    def in_segments(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Rows of journeys (``journey``) with the columns of their segments."""
+        if self.memberships is None:
+            return frame
+        return frame.join(self.memberships, on="journey")
+
+
+def _transitions(numbered: _Numbered) -> pl.DataFrame:
+    segment = numbered.segment
     origin = [*segment, "from_touchpoint"]
     return _with_segment(
-        keyed.group_by(*origin, "to_touchpoint")
+        numbered.in_segments(numbered.edges)
+        .group_by(*origin, "to_touchpoint")
         .agg(
             pl.len().cast(pl.Int64).alias("transitions"),
-            pl.col("customer_key").n_unique().cast(pl.Int64).alias("customers"),
+            pl.col("customer").n_unique().cast(pl.Int64).alias("customers"),
             pl.col("seconds").median().alias("median_seconds"),
             pl.col("seconds").quantile(0.9, interpolation="linear").alias("p90_seconds"),
         )
@@ -187,42 +258,41 @@ def transition_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = Non
     )
 
 
-def node_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> pl.DataFrame:
-    """``marts.transition_nodes``: one row per (segment, node): visits (transitions into it;
-    for ``START`` the journeys), distinct journeys and customers, conversions (moves to
-    ``CONVERSION``), exits (moves to ``DROP_OFF``) and the exit rate (exits / visits)."""
-    coded = _coded(edges)
-    if memberships is not None:
-        memberships = _coded(memberships)  # once for the two joins below
-    node = coded.get_column("to_touchpoint").dtype
-    who = ["journey_id", "customer_key"]
+def _nodes(numbered: _Numbered) -> pl.DataFrame:
+    edges, segment = numbered.edges, numbered.segment
+    node = edges.get_column("to_touchpoint").dtype
+    who = ["journey", "customer"]
     # each journey's visits of each node first, then its segments: a journey is in several
     # segments, and its steps need not be repeated for each of them
     entered = (
         pl.concat(
             [
-                coded.filter(pl.col("from_touchpoint") == START).select(
+                edges.filter(pl.col("from_touchpoint") == START).select(
                     *who, pl.lit(START, dtype=node).alias("touchpoint")
                 ),
-                coded.select(*who, pl.col("to_touchpoint").alias("touchpoint")),
+                edges.select(*who, pl.col("to_touchpoint").alias("touchpoint")),
             ]
         )
         .group_by(*who, "touchpoint")
         .agg(pl.len().cast(pl.Int64).alias("visits"))
     )
-    visited, segment = _in_segments(entered, memberships)
-    visits = visited.group_by(*segment, "touchpoint").agg(
-        pl.col("visits").sum(),
-        pl.col("journey_id").n_unique().cast(pl.Int64).alias("journeys"),
-        pl.col("customer_key").n_unique().cast(pl.Int64).alias("customers"),
+    visits = (
+        numbered.in_segments(entered)
+        .group_by(*segment, "touchpoint")
+        .agg(
+            pl.col("visits").sum(),
+            pl.col("journey").n_unique().cast(pl.Int64).alias("journeys"),
+            pl.col("customer").n_unique().cast(pl.Int64).alias("customers"),
+        )
     )
     # only moves to an end count; a node without any gets 0 from the join below
-    ended, _ = _in_segments(
-        coded.filter(pl.col("to_touchpoint").is_in([CONVERSION, DROP_OFF])), memberships
-    )
-    ends = ended.group_by(*segment, pl.col("from_touchpoint").alias("touchpoint")).agg(
-        (pl.col("to_touchpoint") == CONVERSION).sum().cast(pl.Int64).alias("conversions"),
-        (pl.col("to_touchpoint") == DROP_OFF).sum().cast(pl.Int64).alias("exits"),
+    ends = (
+        numbered.in_segments(edges.filter(pl.col("to_touchpoint").is_in([CONVERSION, DROP_OFF])))
+        .group_by(*segment, pl.col("from_touchpoint").alias("touchpoint"))
+        .agg(
+            (pl.col("to_touchpoint") == CONVERSION).sum().cast(pl.Int64).alias("conversions"),
+            (pl.col("to_touchpoint") == DROP_OFF).sum().cast(pl.Int64).alias("exits"),
+        )
     )
     return _with_segment(
         visits.join(ends, on=[*segment, "touchpoint"], how="left")
@@ -231,27 +301,6 @@ def node_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> 
         segment,
         schema=NODE_SCHEMA,
     )
-
-
-_NAMES = ("journey_id", "customer_key", "from_touchpoint", "to_touchpoint", "touchpoint")
-
-
-def _coded(frame: pl.DataFrame) -> pl.DataFrame:
-    """The frame with its names (journeys, customers, touchpoints, segments) categorical: the
-    joins and group-bys over them then hash integers, not strings. :func:`_with_segment`
-    turns them back into strings."""
-    names = [name for name in (*_NAMES, "dimension", "segment") if name in frame.columns]
-    return frame.with_columns(pl.col(names).cast(pl.Categorical))
-
-
-def _in_segments(
-    frame: pl.DataFrame, memberships: pl.DataFrame | None
-) -> tuple[pl.DataFrame, list[str]]:
-    """The rows (of journeys) with the columns of their segments, and those columns (none for
-    ``all``); names categorical (:func:`_coded`)."""
-    if memberships is None:
-        return _coded(frame), []
-    return _coded(frame).join(_coded(memberships), on="journey_id"), ["dimension", "segment"]
 
 
 def _with_segment(

@@ -1339,8 +1339,7 @@ def build_marts(settings: Settings) -> dict[str, int]:
             ),
             dimensions=tuple(dict.fromkeys(("status", *settings.graphs.segments))),
         )
-        transitions = graphs.transition_frame(edges, memberships)
-        nodes = graphs.node_frame(edges, memberships)
+        transitions, nodes = graphs.segment_marts(edges, memberships)
         exported = (
             memberships.filter(pl.col("segment").is_in(["all", "converted", "dropped"]))
             .get_column("segment")
