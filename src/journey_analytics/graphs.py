@@ -171,23 +171,26 @@ def transition_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = Non
     """``marts.transitions``: one row per (segment, from, to) edge with transitions, distinct
     customers, probability (the edge's share of its origin's transitions in the segment),
     median and p90 seconds. Without ``memberships`` every edge is in segment ``all``."""
-    return _transitions(_Numbered.of(edges, memberships))
+    numbered = _Numbered.of(edges, memberships)
+    return _transitions(numbered.in_segments(numbered.edges), numbered.segment)
 
 
 def node_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> pl.DataFrame:
     """``marts.transition_nodes``: one row per (segment, node): visits (transitions into it;
     for ``START`` the journeys), distinct journeys and customers, conversions (moves to
     ``CONVERSION``), exits (moves to ``DROP_OFF``) and the exit rate (exits / visits)."""
-    return _nodes(_Numbered.of(edges, memberships))
+    numbered = _Numbered.of(edges, memberships)
+    return _nodes(numbered.in_segments(numbered.edges), numbered.segment)
 
 
 def segment_marts(
     edges: pl.DataFrame, memberships: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """:func:`transition_frame` and :func:`node_frame` together, numbering the journeys
-    once."""
+    """:func:`transition_frame` and :func:`node_frame` together, from one join of the edges
+    to their segments."""
     numbered = _Numbered.of(edges, memberships)
-    return _transitions(numbered), _nodes(numbered)
+    keyed = numbered.in_segments(numbered.edges)
+    return _transitions(keyed, numbered.segment), _nodes(keyed, numbered.segment)
 
 
 @dataclass(frozen=True)
@@ -239,12 +242,11 @@ class _Numbered:
         return frame.join(self.memberships, on="journey")
 
 
-def _transitions(numbered: _Numbered) -> pl.DataFrame:
-    segment = numbered.segment
+def _transitions(keyed: pl.DataFrame, segment: list[str]) -> pl.DataFrame:
+    """``marts.transitions`` from the numbered edges with their segments."""
     origin = [*segment, "from_touchpoint"]
     return _with_segment(
-        numbered.in_segments(numbered.edges)
-        .group_by(*origin, "to_touchpoint")
+        keyed.group_by(*origin, "to_touchpoint")
         .agg(
             pl.len().cast(pl.Int64).alias("transitions"),
             pl.col("customer").n_unique().cast(pl.Int64).alias("customers"),
@@ -258,36 +260,26 @@ def _transitions(numbered: _Numbered) -> pl.DataFrame:
     )
 
 
-def _nodes(numbered: _Numbered) -> pl.DataFrame:
-    edges, segment = numbered.edges, numbered.segment
-    node = edges.get_column("to_touchpoint").dtype
-    who = ["journey", "customer"]
-    # each journey's visits of each node first, then its segments: a journey is in several
-    # segments, and its steps need not be repeated for each of them
-    entered = (
-        pl.concat(
-            [
-                edges.filter(pl.col("from_touchpoint") == START).select(
-                    *who, pl.lit(START, dtype=node).alias("touchpoint")
-                ),
-                edges.select(*who, pl.col("to_touchpoint").alias("touchpoint")),
-            ]
-        )
-        .group_by(*who, "touchpoint")
-        .agg(pl.len().cast(pl.Int64).alias("visits"))
+def _nodes(keyed: pl.DataFrame, segment: list[str]) -> pl.DataFrame:
+    """``marts.transition_nodes`` from the numbered edges with their segments."""
+    node = keyed.get_column("to_touchpoint").dtype
+    who = [*segment, "journey", "customer"]
+    entered = pl.concat(
+        [
+            keyed.filter(pl.col("from_touchpoint") == START).select(
+                *who, pl.lit(START, dtype=node).alias("touchpoint")
+            ),
+            keyed.select(*who, pl.col("to_touchpoint").alias("touchpoint")),
+        ]
     )
-    visits = (
-        numbered.in_segments(entered)
-        .group_by(*segment, "touchpoint")
-        .agg(
-            pl.col("visits").sum(),
-            pl.col("journey").n_unique().cast(pl.Int64).alias("journeys"),
-            pl.col("customer").n_unique().cast(pl.Int64).alias("customers"),
-        )
+    visits = entered.group_by(*segment, "touchpoint").agg(
+        pl.len().cast(pl.Int64).alias("visits"),
+        pl.col("journey").n_unique().cast(pl.Int64).alias("journeys"),
+        pl.col("customer").n_unique().cast(pl.Int64).alias("customers"),
     )
     # only moves to an end count; a node without any gets 0 from the join below
     ends = (
-        numbered.in_segments(edges.filter(pl.col("to_touchpoint").is_in([CONVERSION, DROP_OFF])))
+        keyed.filter(pl.col("to_touchpoint").is_in([CONVERSION, DROP_OFF]))
         .group_by(*segment, pl.col("from_touchpoint").alias("touchpoint"))
         .agg(
             (pl.col("to_touchpoint") == CONVERSION).sum().cast(pl.Int64).alias("conversions"),
