@@ -213,13 +213,9 @@ def _markov(touches: pl.DataFrame, journeys: pl.DataFrame, dimension: str) -> pl
 
 
 def _numbered(touches: pl.DataFrame) -> pl.DataFrame:
-    """Touches sorted by journey and position, with ``journey`` (a number per journey, in
-    their order), ``touch`` (its place in the journey, from 0) and ``size`` (the journey's
-    touches)."""
-    ordered = touches.sort("journey_id", "position").with_columns(
-        pl.col("journey_id").rle_id().alias("journey")
-    )
-    return ordered.with_columns(
+    """Touches (in journey order, with ``journey``: a number per journey) with ``touch``
+    (its place in the journey, from 0) and ``size`` (the journey's touches)."""
+    return touches.with_columns(
         pl.int_range(pl.len()).over("journey").alias("touch"),
         pl.len().over("journey").alias("size"),
     )
@@ -234,33 +230,32 @@ def attribute(
 ) -> pl.DataFrame:
     """Credit of each model for each value of each dimension; every model's credits sum to the
     number of conversions and to their revenue. Values with no credit have no row."""
-    revenue = journeys.filter("converted").select(
-        "journey_id", pl.col("revenue").cast(pl.Float64).fill_null(0.0).alias("journey_revenue")
+    outcomes = journeys.select(
+        "journey_id",
+        "status",
+        "converted",
+        pl.when("converted")
+        .then(pl.col("revenue").cast(pl.Float64).fill_null(0.0))
+        .alias("journey_revenue"),
     )
-    before = steps.filter(~pl.col("is_fulfilment")).join(revenue, on="journey_id")
-    touches = before.filter(
-        ~pl.col("is_conversion") & ~pl.col("touchpoint").is_in(list(drop_touchpoints))
+    # steps in journey order (the order every sum below adds in), with their journey's outcome
+    ordered = (
+        steps.filter(~pl.col("is_fulfilment"))
+        .sort("journey_id", "position")
+        .join(outcomes, on="journey_id", how="left", maintain_order="left")
+        .with_columns(pl.col("journey_id").rle_id().alias("journey"))
     )
-    out_of_the_blue = before.filter("is_conversion").join(
-        touches.select("journey_id").unique(), on="journey_id", how="anti"
+    kept = ~pl.col("touchpoint").is_in(list(drop_touchpoints))
+    touch = ~pl.col("is_conversion") & kept
+    # a converted journey's touches; one without any (a purchase out of the blue) credits its
+    # conversion step. For the Markov chain, also every dropped journey's touches to its end
+    credited = pl.col("converted") & (
+        touch | (pl.col("is_conversion") & ~touch.any().over("journey"))
     )
-    converted = _numbered(pl.concat([touches, out_of_the_blue]))
-    # every finished journey's touches (dropped ones up to their end) for the Markov chain
-    finished = journeys.filter(pl.col("status") != "open").select("journey_id", "converted")
     finished_touches = _numbered(
-        pl.concat(
-            [
-                converted.drop("journey", "touch", "size", "journey_revenue"),
-                steps.filter(
-                    ~pl.col("is_fulfilment") & ~pl.col("touchpoint").is_in(list(drop_touchpoints))
-                ).join(
-                    journeys.filter(pl.col("status") == "dropped").select("journey_id"),
-                    on="journey_id",
-                ),
-            ],
-            how="diagonal_relaxed",
-        ).join(finished, on="journey_id")
+        ordered.filter(credited | ((pl.col("status") == "dropped") & kept))
     )
+    converted = finished_touches.filter("converted")
     frames = []
     for dimension in dimensions:
         credits = _credits(converted, dimension)
