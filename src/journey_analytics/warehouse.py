@@ -294,8 +294,12 @@ class Warehouse:
         """Replaces every row of the table with the frame's rows, as :meth:`replace` does, by
         making the table anew from its file in ``sql/tables/``. Many times faster for a large
         table with a primary key: DuckDB takes the old rows out of the key's index one by one
-        on a delete, and builds the index of a new table in bulk."""
+        on a delete, and builds the index of a new table in bulk. A table that holds the
+        frame's rows already, in its order, is left as it is (a re-run over the same
+        journeys writes nothing)."""
         name = _checked_table(table)
+        if self.read(name).equals(frame):
+            return
         ddl = (sql_dir() / "tables" / f"{name}.sql").read_text(encoding="utf-8")
         self._con.execute(f"drop table {name}")
         self._con.execute(ddl)
