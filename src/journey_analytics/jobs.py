@@ -1320,8 +1320,14 @@ def build_marts(settings: Settings) -> dict[str, int]:
     with _open(settings) as wh:
         # in one order whatever order the rows were written in (an incremental run appends
         # the customers it rebuilt): sums of floats, as in attribution, depend on the order
-        steps = wh.read("journeys.steps").sort("journey_id", "position")
-        summary = wh.read("journeys.journeys").sort("journey_id")
+        steps = wh.query("select * exclude (session_id) from journeys.steps").sort(
+            "journey_id", "position"
+        )
+        # what the stages below read of a journey (not its path, pattern list, ...)
+        summary = wh.query(
+            "select journey_id, customer_key, started_at, status, converted, revenue, "
+            "first_channel from journeys.journeys"
+        ).sort("journey_id")
         edges = graphs.transition_edges(
             steps.with_columns(
                 journeys.alias_touchpoints(pl.col("touchpoint"), settings.paths.aliases)
