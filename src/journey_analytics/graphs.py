@@ -15,7 +15,6 @@ first event of the next. Open journeys have no end edge.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -171,16 +170,14 @@ def transition_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = Non
     """``marts.transitions``: one row per (segment, from, to) edge with transitions, distinct
     customers, probability (the edge's share of its origin's transitions in the segment),
     median and p90 seconds. Without ``memberships`` every edge is in segment ``all``."""
-    numbered = _Numbered.of(edges, memberships)
-    return _transitions(numbered.in_segments(numbered.edges), numbered.segment)
+    return _transitions(*_keyed(edges, memberships))
 
 
 def node_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> pl.DataFrame:
     """``marts.transition_nodes``: one row per (segment, node): visits (transitions into it;
     for ``START`` the journeys), distinct journeys and customers, conversions (moves to
     ``CONVERSION``), exits (moves to ``DROP_OFF``) and the exit rate (exits / visits)."""
-    numbered = _Numbered.of(edges, memberships)
-    return _nodes(numbered.in_segments(numbered.edges), numbered.segment)
+    return _nodes(*_keyed(edges, memberships))
 
 
 def segment_marts(
@@ -188,58 +185,37 @@ def segment_marts(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """:func:`transition_frame` and :func:`node_frame` together, from one join of the edges
     to their segments."""
-    numbered = _Numbered.of(edges, memberships)
-    keyed = numbered.in_segments(numbered.edges)
-    return _transitions(keyed, numbered.segment), _nodes(keyed, numbered.segment)
+    keyed, segment = _keyed(edges, memberships)
+    return _transitions(keyed, segment), _nodes(keyed, segment)
 
 
-@dataclass(frozen=True)
-class _Numbered:
-    """Edges and memberships with journeys and customers by number and touchpoints and
-    segments as enums, so that the joins and group-bys hash integers rather than strings
-    (:func:`_with_segment` turns them back into strings). ``memberships``: journey and
-    segment columns, or None for one segment, all."""
-
-    edges: pl.DataFrame
-    memberships: pl.DataFrame | None
-
-    @property
-    def segment(self) -> list[str]:
-        return [] if self.memberships is None else ["dimension", "segment"]
-
-    @classmethod
-    def of(cls, edges: pl.DataFrame, memberships: pl.DataFrame | None) -> _Numbered:
-        names = pl.concat(
-            [edges.get_column(column) for column in ("from_touchpoint", "to_touchpoint")]
-            + [pl.Series([START], dtype=pl.String)]
-        )
-        touchpoint = pl.Enum(names.drop_nulls().unique().sort())
-        numbered = edges.select(
-            "journey_id",
-            pl.col("customer_key").cast(pl.Categorical).to_physical().alias("customer"),
-            pl.col("from_touchpoint", "to_touchpoint").cast(touchpoint),
-            "seconds",
-        )
-        if memberships is None:
-            return cls(numbered.rename({"journey_id": "journey"}), None)
-        journeys = memberships.select(pl.col("journey_id").unique()).with_row_index("journey")
-        segments = memberships.select(
-            "journey_id",
-            *(
-                pl.col(column).cast(pl.Enum(memberships.get_column(column).unique().sort()))
-                for column in ("dimension", "segment")
-            ),
-        )
-        return cls(
-            numbered.join(journeys, on="journey_id").drop("journey_id"),
-            segments.join(journeys, on="journey_id").drop("journey_id"),
-        )
-
-    def in_segments(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Rows of journeys (``journey``) with the columns of their segments."""
-        if self.memberships is None:
-            return frame
-        return frame.join(self.memberships, on="journey")
+def _keyed(edges: pl.DataFrame, memberships: pl.DataFrame | None) -> tuple[pl.DataFrame, list[str]]:
+    """The edges with the columns of their segments, and those columns (none for one
+    segment, all). Journeys and customers are numbered (their codes within the edges) and
+    touchpoints and segments are enums, so that the group-bys hash integers rather than
+    strings; :func:`_with_segment` turns them back into strings."""
+    names = pl.concat(
+        [edges.get_column(column) for column in ("from_touchpoint", "to_touchpoint")]
+        + [pl.Series([START], dtype=pl.String)]
+    )
+    touchpoint = pl.Enum(names.drop_nulls().unique().sort())
+    numbered = edges.select(
+        "journey_id",
+        pl.col("journey_id").cast(pl.Categorical).to_physical().alias("journey"),
+        pl.col("customer_key").cast(pl.Categorical).to_physical().alias("customer"),
+        pl.col("from_touchpoint", "to_touchpoint").cast(touchpoint),
+        "seconds",
+    )
+    if memberships is None:
+        return numbered.drop("journey_id"), []
+    segments = memberships.select(
+        "journey_id",
+        *(
+            pl.col(column).cast(pl.Enum(memberships.get_column(column).unique().sort()))
+            for column in ("dimension", "segment")
+        ),
+    )
+    return numbered.join(segments, on="journey_id").drop("journey_id"), ["dimension", "segment"]
 
 
 def _transitions(keyed: pl.DataFrame, segment: list[str]) -> pl.DataFrame:
