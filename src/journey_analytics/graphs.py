@@ -195,7 +195,10 @@ def _keyed(edges: pl.DataFrame, memberships: pl.DataFrame | None) -> tuple[pl.Da
     touchpoints and segments are enums, so that the group-bys hash integers rather than
     strings; :func:`_with_segment` turns them back into strings."""
     names = pl.concat(
-        [edges.get_column(column) for column in ("from_touchpoint", "to_touchpoint")]
+        [
+            edges.get_column(column).cast(pl.String)
+            for column in ("from_touchpoint", "to_touchpoint")
+        ]
         + [pl.Series([START], dtype=pl.String)]
     )
     touchpoint = pl.Enum(names.drop_nulls().unique().sort())
@@ -203,7 +206,8 @@ def _keyed(edges: pl.DataFrame, memberships: pl.DataFrame | None) -> tuple[pl.Da
         "journey_id",
         pl.col("journey_id").cast(pl.Categorical).to_physical().alias("journey"),
         pl.col("customer_key").cast(pl.Categorical).to_physical().alias("customer"),
-        pl.col("from_touchpoint", "to_touchpoint").cast(touchpoint),
+        # touchpoints may come as an enum of their own (reconstruct's edges)
+        pl.col("from_touchpoint", "to_touchpoint").cast(pl.String).cast(touchpoint),
         "seconds",
     )
     if memberships is None:
