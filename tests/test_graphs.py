@@ -7,12 +7,15 @@ from pathlib import Path
 import networkx as nx
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from journey_analytics.graphs import (
     compare_graphs,
     export_graph,
+    graphs_of_segments,
     node_frame,
     segment_graphs,
+    segment_marts,
     segment_memberships,
     segment_transitions,
     transition_edges,
@@ -281,3 +284,22 @@ def test_transitions_per_segment_are_the_graph_of_the_segment_s_journeys() -> No
         alone = transition_graph(edges.filter(pl.col("journey_id").is_in(members.implode())))
         assert dict(graph.edges.items()) == dict(alone.edges.items()), segment
         assert dict(graph.nodes.items()) == dict(alone.nodes.items()), segment
+
+
+def test_segment_marts_are_the_transition_and_node_frames() -> None:
+    edges, journeys = _edges()
+    memberships = segment_memberships(
+        journeys.select("journey_id", "status", "first_channel"),
+        dimensions=("status", "first_channel"),
+    )
+    transitions, nodes = segment_marts(edges, memberships)
+    assert_frame_equal(transitions, transition_frame(edges, memberships))
+    assert_frame_equal(nodes, node_frame(edges, memberships))
+    # the graphs taken from the marts' rows are those segment_graphs computes anew
+    exported = ["all", "converted"]
+    from_marts = graphs_of_segments(transitions, nodes, exported)
+    anew = segment_graphs(edges, memberships, segments=tuple(exported))
+    assert list(from_marts) == exported
+    for segment in exported:
+        assert dict(from_marts[segment].edges.items()) == dict(anew[segment].edges.items())
+        assert dict(from_marts[segment].nodes.items()) == dict(anew[segment].nodes.items())

@@ -5,6 +5,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -120,3 +121,36 @@ def test_a_derived_table_of_an_older_shape_is_made_anew(tmp_path: Path) -> None:
         wh.ensure_tables()
         assert "store_id" in wh.tables("journeys")["journeys.steps"]
         assert wh.query("select count(*) from core.customers").item() == 1
+
+
+def test_recreate_replaces_the_rows_and_keeps_the_primary_key(tmp_path: Path) -> None:
+    first = pl.DataFrame(
+        {"journey_id": ["j1", "j1"], "dimension": ["all", "status"], "segment": ["all", "dropped"]}
+    )
+    second = pl.DataFrame({"journey_id": ["j2"], "dimension": ["all"], "segment": ["all"]})
+    with Warehouse.open(tmp_path / "j.duckdb") as wh:
+        wh.ensure_tables()
+        wh.recreate("marts.journey_segments", first)
+        wh.recreate("marts.journey_segments", second)
+        assert wh.read("marts.journey_segments").rows() == [("j2", "all", "all")]
+        # the table is made from its DDL file again: the key still refuses a duplicate
+        with pytest.raises(duckdb.ConstraintException):
+            wh.append("marts.journey_segments", second)
+
+
+def test_recreate_leaves_a_table_that_holds_the_rows_already(tmp_path: Path) -> None:
+    frame = pl.DataFrame({"journey_id": ["j1"], "dimension": ["all"], "segment": ["all"]})
+    with Warehouse.open(tmp_path / "j.duckdb") as wh:
+        wh.ensure_tables()
+        wh.recreate("marts.journey_segments", frame)
+        oid = wh.query(
+            "select table_oid from duckdb_tables() where table_name = 'journey_segments'"
+        ).item()
+        wh.recreate("marts.journey_segments", frame)
+        assert (
+            wh.query(
+                "select table_oid from duckdb_tables() where table_name = 'journey_segments'"
+            ).item()
+            == oid
+        )  # not dropped and made again
+        assert wh.read("marts.journey_segments").rows() == [("j1", "all", "all")]

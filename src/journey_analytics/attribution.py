@@ -24,9 +24,9 @@ START, CONVERSION, NULL = "START", "CONVERSION", "NULL"
 
 
 def _shares(model: str) -> tuple[pl.Expr, pl.Expr]:
-    """(numerator, denominator) of each step's share of its journey's conversion."""
-    position = pl.int_range(pl.len()).over("journey_id")
-    size = pl.len().over("journey_id")
+    """(numerator, denominator) of each step's share of its journey's conversion, from the
+    step's place among its journey's touches (``touch``, from 0) and their number (``size``)."""
+    position, size = pl.col("touch"), pl.col("size")
     if model == "first_touch":
         return (position == 0).cast(pl.Int64), pl.lit(1, dtype=pl.Int64)
     if model == "last_touch":
@@ -46,34 +46,45 @@ def _shares(model: str) -> tuple[pl.Expr, pl.Expr]:
     return pl.lit(1, dtype=pl.Int64), size.cast(pl.Int64)
 
 
-def _credit(steps: pl.DataFrame, model: str, dimension: str) -> pl.DataFrame:
-    """Each journey's credit per value: (steps with the value) / (denominator), so a journey
-    with three web steps gives web exactly 1.0 under the linear model, not 3 x 1/3."""
-    numerator, denominator = _shares(model)
-    return (
-        steps.with_columns(numerator.alias("numerator"), denominator.alias("denominator"))
-        .group_by("journey_id", dimension, maintain_order=True)
-        .agg(pl.col("numerator").sum(), pl.col("denominator", "journey_revenue").first())
-        .with_columns(
-            (pl.col("numerator") / pl.col("denominator")).alias("credit"),
-            (pl.col("journey_revenue") * pl.col("numerator") / pl.col("denominator")).alias(
-                "revenue_credit"
-            ),
+def _credits(touches: pl.DataFrame, dimension: str) -> dict[str, pl.DataFrame]:
+    """Each model's credit of each journey per value: (steps with the value) /
+    (denominator), so a journey with three web steps gives web exactly 1.0 under the linear
+    model, not 3 x 1/3. ``touches``: as :func:`_numbered` gives them. One group-by for all
+    the models; each frame lists the journeys in their order."""
+    shares = {model: _shares(model) for model in MODELS}
+    per_journey = (
+        touches.with_columns(
+            *(numerator.alias(f"{model}_numerator") for model, (numerator, _) in shares.items()),
+            *(share.alias(f"{model}_denominator") for model, (_, share) in shares.items()),
+        )
+        .group_by("journey", dimension, maintain_order=True)
+        .agg(
+            pl.col([f"{model}_numerator" for model in MODELS]).sum(),
+            pl.col([f"{model}_denominator" for model in MODELS]).first(),
+            pl.col("journey_revenue").first(),
         )
     )
+    return {
+        model: per_journey.select(
+            dimension,
+            (pl.col(f"{model}_numerator") / pl.col(f"{model}_denominator")).alias("credit"),
+            (
+                pl.col("journey_revenue")
+                * pl.col(f"{model}_numerator")
+                / pl.col(f"{model}_denominator")
+            ).alias("revenue_credit"),
+        )
+        for model in MODELS
+    }
 
 
 def _sum_in_order(weighted: pl.DataFrame, dimension: str) -> pl.DataFrame:
-    """Credits summed per value in a fixed row order (running sums), so that re-runs give
-    bit-identical floats; a parallel group-by sum may add in any order."""
-    return (
-        weighted.sort(dimension, "journey_id")
-        .with_columns(
-            pl.col("credit").cum_sum().over(dimension).alias("conversions"),
-            pl.col("revenue_credit").cum_sum().over(dimension).alias("revenue"),
-        )
-        .group_by(pl.col(dimension).alias("value"), maintain_order=True)
-        .agg(pl.col("conversions", "revenue").last())
+    """Credits summed per value in a fixed row order, that of the journeys (running sums:
+    a group keeps the order of its rows), so that re-runs give bit-identical floats; a
+    parallel sum may add in any order."""
+    return weighted.group_by(pl.col(dimension).alias("value")).agg(
+        pl.col("credit").cum_sum().last().alias("conversions"),
+        pl.col("revenue_credit").cum_sum().last().alias("revenue"),
     )
 
 
@@ -139,7 +150,11 @@ def removal_effects(paths: pl.DataFrame) -> pl.DataFrame:
         >>> removal_effects(paths).rows()
         [('C1', 0.5), ('C2', 1.0), ('C3', 1.0)]
     """
-    counts = transitions(paths)
+    return _removal_effects(transitions(paths))
+
+
+def _removal_effects(counts: pl.DataFrame) -> pl.DataFrame:
+    """:func:`removal_effects` from the transition counts of the chain."""
     values = sorted(set(counts.get_column("from").to_list()) - {START, CONVERSION, NULL})
     base = conversion_probability(counts) if values else 0.0
     effects = [
@@ -151,20 +166,41 @@ def removal_effects(paths: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _chain_transitions(touches: pl.DataFrame, dimension: str) -> pl.DataFrame:
+    """:func:`transitions` of the journeys' paths of ``dimension`` values, counted from the
+    touches themselves (:func:`_numbered`, with ``converted``) rather than from lists: each
+    touch is a move from the one before it (or ``START``) and each journey's last touch
+    moves on to ``CONVERSION`` or ``NULL``. Every count is a whole number, so the order of
+    adding does not matter."""
+    value = pl.col(dimension).cast(pl.String)
+    moves = touches.select(
+        pl.when(pl.col("touch") == 0).then(pl.lit(START)).otherwise(value.shift()).alias("from"),
+        value.alias("to"),
+    )
+    ends = touches.group_by("journey", maintain_order=True).agg(
+        value.last().alias("from"),
+        pl.when(pl.col("converted").first())
+        .then(pl.lit(CONVERSION))
+        .otherwise(pl.lit(NULL))
+        .alias("to"),
+    )
+    return (
+        pl.concat([moves, ends.drop("journey")])
+        .drop_nulls("to")
+        .group_by("from", "to")
+        .agg(pl.len().cast(pl.Float64).alias("count"))
+        .sort("from", "to")
+    )
+
+
 def _markov(touches: pl.DataFrame, journeys: pl.DataFrame, dimension: str) -> pl.DataFrame:
     """Conversions and revenue shared out in proportion to the removal effects over the
-    finished journeys' paths of ``dimension`` values."""
-    finished = journeys.filter(pl.col("status") != "open")
-    paths = (
-        touches.sort("journey_id", "position")
-        .group_by("journey_id", maintain_order=True)
-        .agg(pl.col(dimension).alias("path"))
-        .join(finished.select("journey_id", "converted"), on="journey_id")
-    )
-    converted = finished.filter("converted")
+    finished journeys' paths of ``dimension`` values (``touches``: as for
+    :func:`_chain_transitions`)."""
+    converted = journeys.filter(pl.col("status") != "open").filter("converted")
     conversions = float(converted.height)
     revenue = float(converted.get_column("revenue").cast(pl.Float64).fill_null(0.0).sum())
-    effects = removal_effects(paths)
+    effects = _removal_effects(_chain_transitions(touches, dimension))
     total = effects.get_column("removal_effect").sum()
     if not total:
         return pl.DataFrame(
@@ -173,6 +209,15 @@ def _markov(touches: pl.DataFrame, journeys: pl.DataFrame, dimension: str) -> pl
     share = pl.col("removal_effect") / total
     return effects.select(
         "value", (share * conversions).alias("conversions"), (share * revenue).alias("revenue")
+    )
+
+
+def _numbered(touches: pl.DataFrame) -> pl.DataFrame:
+    """Touches (in journey order, with ``journey``: a number per journey) with ``touch``
+    (its place in the journey, from 0) and ``size`` (the journey's touches)."""
+    return touches.with_columns(
+        pl.int_range(pl.len()).over("journey").alias("touch"),
+        pl.len().over("journey").alias("size"),
     )
 
 
@@ -185,34 +230,38 @@ def attribute(
 ) -> pl.DataFrame:
     """Credit of each model for each value of each dimension; every model's credits sum to the
     number of conversions and to their revenue. Values with no credit have no row."""
-    revenue = journeys.filter("converted").select(
-        "journey_id", pl.col("revenue").cast(pl.Float64).fill_null(0.0).alias("journey_revenue")
+    outcomes = journeys.select(
+        "journey_id",
+        "status",
+        "converted",
+        pl.when("converted")
+        .then(pl.col("revenue").cast(pl.Float64).fill_null(0.0))
+        .alias("journey_revenue"),
     )
-    before = steps.filter(~pl.col("is_fulfilment")).join(revenue, on="journey_id")
-    touches = before.filter(
-        ~pl.col("is_conversion") & ~pl.col("touchpoint").is_in(list(drop_touchpoints))
+    # steps in journey order (the order every sum below adds in), with their journey's outcome
+    ordered = (
+        steps.filter(~pl.col("is_fulfilment"))
+        .sort("journey_id", "position")
+        .join(outcomes, on="journey_id", how="left", maintain_order="left")
+        .with_columns(pl.col("journey_id").rle_id().alias("journey"))
     )
-    out_of_the_blue = before.filter("is_conversion").join(
-        touches.select("journey_id").unique(), on="journey_id", how="anti"
+    kept = ~pl.col("touchpoint").is_in(list(drop_touchpoints))
+    touch = ~pl.col("is_conversion") & kept
+    # a converted journey's touches; one without any (a purchase out of the blue) credits its
+    # conversion step. For the Markov chain, also every dropped journey's touches to its end
+    credited = pl.col("converted") & (
+        touch | (pl.col("is_conversion") & ~touch.any().over("journey"))
     )
-    converted = pl.concat([touches, out_of_the_blue]).sort("journey_id", "position")
-    # every finished journey's touches (dropped ones up to their end) for the Markov chain
-    finished_touches = pl.concat(
-        [
-            converted.drop("journey_revenue"),
-            steps.filter(
-                ~pl.col("is_fulfilment") & ~pl.col("touchpoint").is_in(list(drop_touchpoints))
-            ).join(
-                journeys.filter(pl.col("status") == "dropped").select("journey_id"), on="journey_id"
-            ),
-        ],
-        how="diagonal_relaxed",
+    finished_touches = _numbered(
+        ordered.filter(credited | ((pl.col("status") == "dropped") & kept))
     )
+    converted = finished_touches.filter("converted")
     frames = []
-    for model in MODELS:
-        for dimension in dimensions:
+    for dimension in dimensions:
+        credits = _credits(converted, dimension)
+        for model in MODELS:
             frames.append(
-                _sum_in_order(_credit(converted, model, dimension), dimension)
+                _sum_in_order(credits[model], dimension)
                 .select(
                     pl.lit(model).alias("model"),
                     pl.lit(dimension).alias("dimension"),

@@ -27,22 +27,27 @@ START, CONVERSION, DROP_OFF = "START", "CONVERSION", "DROP_OFF"
 def _runs(
     steps: pl.DataFrame, *, drop_touchpoints: tuple[str, ...], collapse_repeats: bool
 ) -> pl.DataFrame:
-    """Consecutive steps of one touchpoint folded into one run with its first and last time."""
-    kept = steps.filter(
-        ~pl.col("is_fulfilment") & ~pl.col("touchpoint").is_in(list(drop_touchpoints))
-    ).sort("journey_id", "position")
-    changed = (pl.col("touchpoint") != pl.col("touchpoint").shift()).fill_null(True)
+    """Consecutive steps of one touchpoint folded into one run with its first and last time,
+    in journey order, with ``journey``: a number per journey (in their order), so that what
+    follows compares numbers rather than journey ids."""
+    kept = (
+        steps.filter(~pl.col("is_fulfilment") & ~pl.col("touchpoint").is_in(list(drop_touchpoints)))
+        .sort("journey_id", "position")
+        .with_columns(pl.col("journey_id").rle_id().alias("journey"))
+    )
+    starts = (pl.col("journey") != pl.col("journey").shift()).fill_null(True) | (
+        pl.col("touchpoint") != pl.col("touchpoint").shift()
+    ).fill_null(True)
     run = (
-        changed.cast(pl.Int64).cum_sum()
+        starts.cast(pl.Int64).cum_sum()
         if collapse_repeats
-        else pl.int_range(1, pl.len() + 1)  # every step its own run
+        else pl.int_range(pl.len())  # every step its own run
     )
     return (
-        kept.with_columns(run.over("journey_id").alias("run"))
-        .group_by("journey_id", "run", maintain_order=True)
+        kept.with_columns(run.set_sorted().alias("run"))
+        .group_by("run", maintain_order=True)
         .agg(
-            pl.col("customer_key").first(),
-            pl.col("touchpoint").first(),
+            pl.col("journey_id", "journey", "customer_key", "touchpoint").first(),
             pl.col("occurred_at").min().alias("first_at"),
             pl.col("occurred_at").max().alias("last_at"),
         )
@@ -60,18 +65,21 @@ def transition_edges(
     ``-> DROP_OFF`` edges: columns journey_id, customer_key, from_touchpoint, to_touchpoint,
     seconds."""
     runs = _runs(steps, drop_touchpoints=drop_touchpoints, collapse_repeats=collapse_repeats)
-    inner = runs.with_columns(
-        pl.col("touchpoint").shift().over("journey_id").alias("from_touchpoint"),
-        (pl.col("first_at") - pl.col("last_at").shift().over("journey_id"))
+    same_journey = pl.col("journey") == pl.col("journey").shift()
+    inner = runs.select(
+        "journey",
+        "journey_id",
+        "customer_key",
+        pl.when(same_journey)
+        .then(pl.col("touchpoint").shift())
+        .fill_null(START)
+        .alias("from_touchpoint"),
+        pl.col("touchpoint").alias("to_touchpoint"),
+        pl.when(same_journey)
+        .then(pl.col("first_at") - pl.col("last_at").shift())
         .dt.total_microseconds()
         .truediv(1e6)
         .alias("seconds"),
-    ).select(
-        "journey_id",
-        "customer_key",
-        pl.col("from_touchpoint").fill_null(START),
-        pl.col("touchpoint").alias("to_touchpoint"),
-        "seconds",
     )
     end_node = (
         pl.when(pl.col("status") == "converted")
@@ -79,20 +87,22 @@ def transition_edges(
         .when(pl.col("status") == "dropped")
         .then(pl.lit(DROP_OFF))
     )
+    last_run = (pl.col("journey") != pl.col("journey").shift(-1)).fill_null(True)
     ends = (
-        runs.group_by("journey_id", maintain_order=True)
-        .agg(pl.col("customer_key").last(), pl.col("touchpoint").last().alias("from_touchpoint"))
+        runs.filter(last_run)
         .join(journeys.select("journey_id", "status"), on="journey_id")
         .select(
+            "journey",
             "journey_id",
             "customer_key",
-            "from_touchpoint",
+            pl.col("touchpoint").alias("from_touchpoint"),
             end_node.alias("to_touchpoint"),
             pl.lit(None, dtype=pl.Float64).alias("seconds"),
         )
         .filter(pl.col("to_touchpoint").is_not_null())
     )
-    return pl.concat([inner, ends]).sort("journey_id", maintain_order=True)
+    # each journey's end after its transitions
+    return pl.concat([inner, ends]).sort("journey", maintain_order=True).drop("journey")
 
 
 TRANSITION_SCHEMA: dict[str, pl.DataType] = {
@@ -160,13 +170,66 @@ def transition_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = Non
     """``marts.transitions``: one row per (segment, from, to) edge with transitions, distinct
     customers, probability (the edge's share of its origin's transitions in the segment),
     median and p90 seconds. Without ``memberships`` every edge is in segment ``all``."""
-    keyed, segment = _in_segments(edges, memberships)
+    return _transitions(*_keyed(edges, memberships))
+
+
+def node_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> pl.DataFrame:
+    """``marts.transition_nodes``: one row per (segment, node): visits (transitions into it;
+    for ``START`` the journeys), distinct journeys and customers, conversions (moves to
+    ``CONVERSION``), exits (moves to ``DROP_OFF``) and the exit rate (exits / visits)."""
+    return _nodes(*_keyed(edges, memberships))
+
+
+def segment_marts(
+    edges: pl.DataFrame, memberships: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`transition_frame` and :func:`node_frame` together, from one join of the edges
+    to their segments."""
+    keyed, segment = _keyed(edges, memberships)
+    return _transitions(keyed, segment), _nodes(keyed, segment)
+
+
+def _keyed(edges: pl.DataFrame, memberships: pl.DataFrame | None) -> tuple[pl.DataFrame, list[str]]:
+    """The edges with the columns of their segments, and those columns (none for one
+    segment, all). Journeys and customers are numbered (their codes within the edges) and
+    touchpoints and segments are enums, so that the group-bys hash integers rather than
+    strings; :func:`_with_segment` turns them back into strings."""
+    names = pl.concat(
+        [
+            edges.get_column(column).cast(pl.String)
+            for column in ("from_touchpoint", "to_touchpoint")
+        ]
+        + [pl.Series([START], dtype=pl.String)]
+    )
+    touchpoint = pl.Enum(names.drop_nulls().unique().sort())
+    numbered = edges.select(
+        "journey_id",
+        pl.col("journey_id").cast(pl.Categorical).to_physical().alias("journey"),
+        pl.col("customer_key").cast(pl.Categorical).to_physical().alias("customer"),
+        # touchpoints may come as an enum of their own (reconstruct's edges)
+        pl.col("from_touchpoint", "to_touchpoint").cast(pl.String).cast(touchpoint),
+        "seconds",
+    )
+    if memberships is None:
+        return numbered.drop("journey_id"), []
+    segments = memberships.select(
+        "journey_id",
+        *(
+            pl.col(column).cast(pl.Enum(memberships.get_column(column).unique().sort()))
+            for column in ("dimension", "segment")
+        ),
+    )
+    return numbered.join(segments, on="journey_id").drop("journey_id"), ["dimension", "segment"]
+
+
+def _transitions(keyed: pl.DataFrame, segment: list[str]) -> pl.DataFrame:
+    """``marts.transitions`` from the numbered edges with their segments."""
     origin = [*segment, "from_touchpoint"]
     return _with_segment(
         keyed.group_by(*origin, "to_touchpoint")
         .agg(
             pl.len().cast(pl.Int64).alias("transitions"),
-            pl.col("customer_key").n_unique().cast(pl.Int64).alias("customers"),
+            pl.col("customer").n_unique().cast(pl.Int64).alias("customers"),
             pl.col("seconds").median().alias("median_seconds"),
             pl.col("seconds").quantile(0.9, interpolation="linear").alias("p90_seconds"),
         )
@@ -177,13 +240,10 @@ def transition_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = Non
     )
 
 
-def node_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> pl.DataFrame:
-    """``marts.transition_nodes``: one row per (segment, node): visits (transitions into it;
-    for ``START`` the journeys), distinct journeys and customers, conversions (moves to
-    ``CONVERSION``), exits (moves to ``DROP_OFF``) and the exit rate (exits / visits)."""
-    keyed, segment = _in_segments(edges, memberships)
+def _nodes(keyed: pl.DataFrame, segment: list[str]) -> pl.DataFrame:
+    """``marts.transition_nodes`` from the numbered edges with their segments."""
     node = keyed.get_column("to_touchpoint").dtype
-    who = [*segment, "journey_id", "customer_key"]
+    who = [*segment, "journey", "customer"]
     entered = pl.concat(
         [
             keyed.filter(pl.col("from_touchpoint") == START).select(
@@ -194,12 +254,17 @@ def node_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> 
     )
     visits = entered.group_by(*segment, "touchpoint").agg(
         pl.len().cast(pl.Int64).alias("visits"),
-        pl.col("journey_id").n_unique().cast(pl.Int64).alias("journeys"),
-        pl.col("customer_key").n_unique().cast(pl.Int64).alias("customers"),
+        pl.col("journey").n_unique().cast(pl.Int64).alias("journeys"),
+        pl.col("customer").n_unique().cast(pl.Int64).alias("customers"),
     )
-    ends = keyed.group_by(*segment, pl.col("from_touchpoint").alias("touchpoint")).agg(
-        (pl.col("to_touchpoint") == CONVERSION).sum().cast(pl.Int64).alias("conversions"),
-        (pl.col("to_touchpoint") == DROP_OFF).sum().cast(pl.Int64).alias("exits"),
+    # only moves to an end count; a node without any gets 0 from the join below
+    ends = (
+        keyed.filter(pl.col("to_touchpoint").is_in([CONVERSION, DROP_OFF]))
+        .group_by(*segment, pl.col("from_touchpoint").alias("touchpoint"))
+        .agg(
+            (pl.col("to_touchpoint") == CONVERSION).sum().cast(pl.Int64).alias("conversions"),
+            (pl.col("to_touchpoint") == DROP_OFF).sum().cast(pl.Int64).alias("exits"),
+        )
     )
     return _with_segment(
         visits.join(ends, on=[*segment, "touchpoint"], how="left")
@@ -208,15 +273,6 @@ def node_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> 
         segment,
         schema=NODE_SCHEMA,
     )
-
-
-def _in_segments(
-    edges: pl.DataFrame, memberships: pl.DataFrame | None
-) -> tuple[pl.DataFrame, list[str]]:
-    """The edges with the columns of their segments, and those columns (none for ``all``)."""
-    if memberships is None:
-        return edges, []
-    return edges.join(memberships, on="journey_id"), ["dimension", "segment"]
 
 
 def _with_segment(
@@ -275,14 +331,26 @@ def segment_graphs(
     attributes."""
     if segments is not None:
         memberships = memberships.filter(pl.col("segment").is_in(list(segments)))
-    transitions = transition_frame(edges, memberships)
-    nodes = node_frame(edges, memberships)
+    return graphs_of_segments(
+        transition_frame(edges, memberships),
+        node_frame(edges, memberships),
+        memberships.get_column("segment").unique(maintain_order=True).to_list(),
+    )
+
+
+def graphs_of_segments(
+    transitions: pl.DataFrame, nodes: pl.DataFrame, segments: list[str]
+) -> dict[str, nx.DiGraph]:
+    """The graph of each of ``segments`` from the rows of ``marts.transitions`` and
+    ``marts.transition_nodes`` (those of other segments are left out): a segment's rows do
+    not depend on the other segments, so the marts already computed give its graph. A
+    segment without rows (its journeys have no transitions) has an empty graph."""
     return {
         segment: graph_from_frames(
             transitions.filter(pl.col("segment") == segment),
             nodes.filter(pl.col("segment") == segment),
         )
-        for segment in memberships.get_column("segment").unique(maintain_order=True)
+        for segment in segments
     }
 
 

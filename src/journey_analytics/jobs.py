@@ -1320,8 +1320,14 @@ def build_marts(settings: Settings) -> dict[str, int]:
     with _open(settings) as wh:
         # in one order whatever order the rows were written in (an incremental run appends
         # the customers it rebuilt): sums of floats, as in attribution, depend on the order
-        steps = wh.read("journeys.steps").sort("journey_id", "position")
-        summary = wh.read("journeys.journeys").sort("journey_id")
+        steps = wh.query("select * exclude (session_id) from journeys.steps").sort(
+            "journey_id", "position"
+        )
+        # what the stages below read of a journey (not its path, pattern list, ...)
+        summary = wh.query(
+            "select journey_id, customer_key, started_at, status, converted, revenue, "
+            "first_channel from journeys.journeys"
+        ).sort("journey_id")
         edges = graphs.transition_edges(
             steps.with_columns(
                 journeys.alias_touchpoints(pl.col("touchpoint"), settings.paths.aliases)
@@ -1339,8 +1345,14 @@ def build_marts(settings: Settings) -> dict[str, int]:
             ),
             dimensions=tuple(dict.fromkeys(("status", *settings.graphs.segments))),
         )
-        exported = ("all", "converted", "dropped")
-        for segment, graph in graphs.segment_graphs(edges, memberships, segments=exported).items():
+        transitions, nodes = graphs.segment_marts(edges, memberships)
+        exported = (
+            memberships.filter(pl.col("segment").is_in(["all", "converted", "dropped"]))
+            .get_column("segment")
+            .unique(maintain_order=True)
+            .to_list()
+        )
+        for segment, graph in graphs.graphs_of_segments(transitions, nodes, exported).items():
             for suffix in graphs.GRAPH_FORMATS:
                 graphs.export_graph(
                     graph, settings.reports_path / "graphs" / f"transitions-{segment}{suffix}"
@@ -1353,9 +1365,9 @@ def build_marts(settings: Settings) -> dict[str, int]:
             drop_touchpoints=settings.paths.drop_touchpoints,
         )
         with wh.transaction():
-            wh.replace("marts.journey_segments", memberships)
-            wh.replace("marts.transitions", graphs.transition_frame(edges, memberships))
-            wh.replace("marts.transition_nodes", graphs.node_frame(edges, memberships))
+            wh.recreate("marts.journey_segments", memberships)
+            wh.replace("marts.transitions", transitions)
+            wh.replace("marts.transition_nodes", nodes)
             wh.replace("marts.leakage", leakage.leakage_summary(leaked))
             wh.replace(
                 "marts.attribution",

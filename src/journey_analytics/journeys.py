@@ -285,7 +285,9 @@ def journey_attributes(
         msg = f"period: expected one of {', '.join(PERIOD_FORMATS)}, found {period!r}"
         raise ValueError(msg)
     stores = (
-        steps.sort("journey_id", "position")
+        # only the steps that can name the store: fewer rows to sort
+        steps.filter(pl.col("store_id").is_not_null() | pl.col("is_conversion"))
+        .sort("journey_id", "position")
         .group_by("journey_id")
         .agg(
             pl.coalesce(

@@ -45,23 +45,26 @@ def leaked_journeys(
     A conversion more than ``window`` after the last online step is not leakage: the online
     visit did not lead to it.
     """
-    before = steps.filter(~pl.col("is_fulfilment")).sort("journey_id", "position")
-    conversions = before.filter(
-        pl.col("is_conversion") & pl.col("channel").is_in(list(offline_channels))
-    ).select(
-        "journey_id",
-        "customer_key",
-        "position",
-        pl.col("channel").alias("to_channel"),
-        pl.col("touchpoint").alias("to_touchpoint"),
-        pl.col("event_id").alias("conversion_event_id"),
-        pl.col("occurred_at").alias("converted_at"),
-        "revenue",
+    before = steps.filter(~pl.col("is_fulfilment"))
+    conversions = (
+        before.filter(pl.col("is_conversion") & pl.col("channel").is_in(list(offline_channels)))
+        .sort("journey_id", "position")
+        .select(
+            "journey_id",
+            "customer_key",
+            "position",
+            pl.col("channel").alias("to_channel"),
+            pl.col("touchpoint").alias("to_touchpoint"),
+            pl.col("event_id").alias("conversion_event_id"),
+            pl.col("occurred_at").alias("converted_at"),
+            "revenue",
+        )
     )
+    # the online steps of the journeys that converted offline only
     online = before.filter(
         pl.col("channel").is_in(list(online_channels))
         & ~pl.col("touchpoint").is_in(list(drop_touchpoints))
-    )
+    ).join(conversions.select("journey_id"), on="journey_id", how="semi")
     last_online = online.group_by("journey_id").agg(
         pl.all().sort_by("position").last().name.prefix("online_")
     )
