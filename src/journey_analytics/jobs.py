@@ -1079,7 +1079,7 @@ def _store_journey_rows(
     with wh.transaction(), wh.registered(_rebuilt=rebuilt.to_frame()):
         for table in JOURNEY_TABLES:
             if wanted is None:
-                wh.execute(f"delete from {table}")
+                wh.empty(table)
             else:
                 wh.delete(table, "customer_key in (select customer_key from _rebuilt)")
             write(table)
