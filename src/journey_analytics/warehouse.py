@@ -144,44 +144,53 @@ class Warehouse:
         """Creates every schema and every table of ``sql/tables/`` that does not exist yet."""
         for schema in SCHEMAS:
             self._con.execute(f"create schema if not exists {schema}")
-        for ddl in sorted((sql_dir() / "tables").glob("*.sql")):
-            text = ddl.read_text(encoding="utf-8")
-            table = ddl.stem
-            schema = table.split(".", maxsplit=1)[0]
-            # Derived tables are rebuilt by every run: one made by an older version with other
-            # columns is dropped and made anew, rather than migrated.
-            if (
-                schema in DERIVED_SCHEMAS
-                and self.table_exists(table)
-                and self._columns(table) != self._ddl_columns(text, table)
-            ):
+        ddls = {
+            ddl.stem: ddl.read_text(encoding="utf-8")
+            for ddl in sorted((sql_dir() / "tables").glob("*.sql"))
+        }
+        # Derived tables are rebuilt by every run: one made by an older version with other
+        # columns is dropped and made anew, rather than migrated.
+        present = self._columns()
+        derived = {
+            table: text
+            for table, text in ddls.items()
+            if table.split(".", maxsplit=1)[0] in DERIVED_SCHEMAS and table in present
+        }
+        wanted = self._ddl_columns(derived)
+        for table in derived:
+            if present[table] != wanted.get(table):
                 self._con.execute(f"drop table {_checked_table(table)}")
+        for text in ddls.values():
             self._con.execute(text)
 
-    def _columns(self, table: str) -> list[tuple[str, str]]:
-        schema, name = table.split(".")
-        return [
-            (column, kind)
-            for column, kind in self._con.execute(
-                "select column_name, data_type from information_schema.columns "
-                "where table_catalog = current_database() and table_schema = $schema "
-                "and table_name = $name order by ordinal_position",
-                {"schema": schema, "name": name},
-            ).fetchall()
-        ]
+    def _columns(self) -> dict[str, list[tuple[str, str]]]:
+        """Every table of the current catalog with its columns (name, type) in order."""
+        columns: dict[str, list[tuple[str, str]]] = {}
+        for table, column, kind in self._con.execute(
+            "select table_schema || '.' || table_name, column_name, data_type "
+            "from information_schema.columns where table_catalog = current_database() "
+            "order by table_schema, table_name, ordinal_position"
+        ).fetchall():
+            columns.setdefault(table, []).append((column, kind))
+        return columns
 
-    def _ddl_columns(self, ddl: str, table: str) -> list[tuple[str, str]]:
-        """The columns a DDL file creates, found by running it in a scratch catalog."""
-        current = self._con.execute("select current_database()").fetchone()
+    def _ddl_columns(self, ddls: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
+        """The columns the DDL files of these tables create, found by running them in a
+        scratch catalog."""
+        if not ddls:
+            return {}
+        current = self._con.execute("select current_database()").fetchall()
         self._con.execute("attach if not exists ':memory:' as ddl_scratch")
         self._con.execute("use ddl_scratch")
         try:
-            self._con.execute(f"create schema if not exists {table.split('.', maxsplit=1)[0]}")
-            self._con.execute(ddl)
-            return self._columns(table)
+            for table, ddl in ddls.items():
+                self._con.execute(f"create schema if not exists {table.split('.', maxsplit=1)[0]}")
+                self._con.execute(ddl)
+            return self._columns()
         finally:
-            self._con.execute(f"drop table if exists {_checked_table(table)}")
-            self._con.execute(f"use {current[0] if current else 'memory'}")
+            for table in ddls:
+                self._con.execute(f"drop table if exists {_checked_table(table)}")
+            self._con.execute(f"use {current[0][0] if current else 'memory'}")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
