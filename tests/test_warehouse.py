@@ -5,6 +5,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -120,3 +121,21 @@ def test_a_derived_table_of_an_older_shape_is_made_anew(tmp_path: Path) -> None:
         wh.ensure_tables()
         assert "store_id" in wh.tables("journeys")["journeys.steps"]
         assert wh.query("select count(*) from core.customers").item() == 1
+
+
+def test_replace_makes_the_table_anew_with_its_constraints_and_rolls_back(tmp_path: Path) -> None:
+    prints = pl.DataFrame(
+        {"customer_key": ["a", "b"], "events": [1, 2], "hash_high": [3, 4], "hash_low": [5, 6]}
+    )
+    with Warehouse.open(tmp_path / "j.duckdb") as wh:
+        wh.ensure_tables()
+        wh.replace("ops.customer_fingerprints", prints)
+        wh.replace("ops.customer_fingerprints", prints.head(1))
+        assert wh.read("ops.customer_fingerprints").rows() == [("a", 1, 3, 5)]
+        # the primary key came back with the table
+        with pytest.raises(duckdb.ConstraintException):
+            wh.append("ops.customer_fingerprints", prints)
+        with pytest.raises(RuntimeError), wh.transaction():
+            wh.replace("ops.customer_fingerprints", prints.tail(1))
+            raise RuntimeError
+        assert wh.read("ops.customer_fingerprints").rows() == [("a", 1, 3, 5)]
