@@ -442,3 +442,84 @@ def test_connected_components_of_a_long_chain_in_any_order() -> None:
     edges = pl.DataFrame({"a": order[:-1], "b": order[1:]})
     found = connected_components(pl.DataFrame({"node": range(2000)}), edges)
     assert found.get_column("component").unique().to_list() == [0]
+
+
+def test_evidence_anchors_each_record_on_its_strongest_usable_identifier() -> None:
+    day = {d: at(f"2026-01-0{d} 00:00") for d in (1, 2)}
+    records = pl.DataFrame(
+        [
+            ("a", day[2], "u1", None, None, "x1"),
+            # the user id is blocked: the e-mail anchors the record
+            ("b", day[1], " Unknown ", None, "e1", "x1"),
+            ("c", day[1], "u1", "l1", None, "x1"),
+            # no time: seen after every timed record, and its source never comes first
+            ("d", None, None, None, "e1", "x1"),
+            # the same time as "c": the earlier record gives the source
+            ("e", day[1], "u1", "l1", None, None),
+        ],
+        schema={
+            "source": pl.String,
+            "seen_at": pl.Datetime("us", "UTC"),
+            "user_id": pl.String,
+            "loyalty_id": pl.String,
+            "email_hash": pl.String,
+            "anonymous_id": pl.String,
+        },
+        orient="row",
+    )
+    found = evidence(records, blocked_values=["unknown"])
+    assert found.links.rows() == [
+        ("email_hash", "e1", "anonymous_id", "x1", "b", day[1], day[1], 2),
+        ("user_id", "u1", "anonymous_id", "x1", "c", day[1], day[2], 2),
+        ("user_id", "u1", "loyalty_id", "l1", "c", day[1], day[1], 2),
+    ]
+    assert found.identifiers.rows() == [
+        ("anonymous_id", "x1"),
+        ("email_hash", "e1"),
+        ("loyalty_id", "l1"),
+        ("user_id", "u1"),
+    ]
+
+
+def _reference_links(rows: list[dict[str, str]], blocked: list[str]) -> list[tuple[object, ...]]:
+    """Links as the module docstring describes them, one record at a time."""
+    seen: dict[tuple[str, str, str, str], list[tuple[bool, datetime | None, int, str]]] = {}
+    for number, row in enumerate(rows):
+        day = at(f"2026-01-0{row['seen']} 00:00") if row.get("seen") else None
+        usable = [
+            (kind, value)
+            for kind in IDENTIFIER_TYPES
+            if (value := row.get(kind)) is not None and value.strip().lower() not in blocked
+        ]
+        for other in usable[1:]:
+            seen.setdefault((*usable[0], *other), []).append((day is None, day, number, "t"))
+    links = []
+    for pair, sightings in sorted(seen.items()):
+        times = [day for _, day, _, _ in sightings if day is not None]
+        first = min(sightings, key=lambda s: (s[0], s[1] or at("2026-01-01 00:00"), s[2]))
+        links.append(
+            (*pair, first[3], min(times, default=None), max(times, default=None), len(sightings))
+        )
+    return links
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_record | st.fixed_dictionaries({}, optional={"user_id": st.just("0")})))
+def test_evidence_equals_a_record_by_record_reference(rows: list[dict[str, str]]) -> None:
+    # Reference check: blocked values ("0"), records without a time, identifiers of any types.
+    frame = pl.DataFrame(
+        [
+            {
+                "source": "t",
+                "seen_at": at(f"2026-01-0{r['seen']} 00:00") if r.get("seen") else None,
+                **{c: r.get(c) for c in COLUMNS},
+            }
+            for r in rows
+        ],
+        schema={
+            "source": pl.String,
+            "seen_at": pl.Datetime("us", "UTC"),
+            **dict.fromkeys(COLUMNS, pl.String),
+        },
+    )
+    assert evidence(frame, blocked_values=["0"]).links.rows() == _reference_links(rows, ["0"])

@@ -123,30 +123,30 @@ def test_a_derived_table_of_an_older_shape_is_made_anew(tmp_path: Path) -> None:
         assert wh.query("select count(*) from core.customers").item() == 1
 
 
-def test_recreate_replaces_the_rows_and_keeps_the_primary_key(tmp_path: Path) -> None:
+def test_replace_if_changed_replaces_the_rows_and_keeps_the_primary_key(tmp_path: Path) -> None:
     first = pl.DataFrame(
         {"journey_id": ["j1", "j1"], "dimension": ["all", "status"], "segment": ["all", "dropped"]}
     )
     second = pl.DataFrame({"journey_id": ["j2"], "dimension": ["all"], "segment": ["all"]})
     with Warehouse.open(tmp_path / "j.duckdb") as wh:
         wh.ensure_tables()
-        wh.recreate("marts.journey_segments", first)
-        wh.recreate("marts.journey_segments", second)
+        wh.replace_if_changed("marts.journey_segments", first)
+        wh.replace_if_changed("marts.journey_segments", second)
         assert wh.read("marts.journey_segments").rows() == [("j2", "all", "all")]
         # the table is made from its DDL file again: the key still refuses a duplicate
         with pytest.raises(duckdb.ConstraintException):
             wh.append("marts.journey_segments", second)
 
 
-def test_recreate_leaves_a_table_that_holds_the_rows_already(tmp_path: Path) -> None:
+def test_replace_if_changed_leaves_a_table_that_holds_the_rows_already(tmp_path: Path) -> None:
     frame = pl.DataFrame({"journey_id": ["j1"], "dimension": ["all"], "segment": ["all"]})
     with Warehouse.open(tmp_path / "j.duckdb") as wh:
         wh.ensure_tables()
-        wh.recreate("marts.journey_segments", frame)
+        wh.replace_if_changed("marts.journey_segments", frame)
         oid = wh.query(
             "select table_oid from duckdb_tables() where table_name = 'journey_segments'"
         ).item()
-        wh.recreate("marts.journey_segments", frame)
+        wh.replace_if_changed("marts.journey_segments", frame)
         assert (
             wh.query(
                 "select table_oid from duckdb_tables() where table_name = 'journey_segments'"
@@ -154,3 +154,21 @@ def test_recreate_leaves_a_table_that_holds_the_rows_already(tmp_path: Path) -> 
             == oid
         )  # not dropped and made again
         assert wh.read("marts.journey_segments").rows() == [("j1", "all", "all")]
+
+
+def test_replace_makes_the_table_anew_with_its_constraints_and_rolls_back(tmp_path: Path) -> None:
+    prints = pl.DataFrame(
+        {"customer_key": ["a", "b"], "events": [1, 2], "hash_high": [3, 4], "hash_low": [5, 6]}
+    )
+    with Warehouse.open(tmp_path / "j.duckdb") as wh:
+        wh.ensure_tables()
+        wh.replace("ops.customer_fingerprints", prints)
+        wh.replace("ops.customer_fingerprints", prints.head(1))
+        assert wh.read("ops.customer_fingerprints").rows() == [("a", 1, 3, 5)]
+        # the primary key came back with the table
+        with pytest.raises(duckdb.ConstraintException):
+            wh.append("ops.customer_fingerprints", prints)
+        with pytest.raises(RuntimeError), wh.transaction():
+            wh.replace("ops.customer_fingerprints", prints.tail(1))
+            raise RuntimeError
+        assert wh.read("ops.customer_fingerprints").rows() == [("a", 1, 3, 5)]

@@ -51,6 +51,7 @@ IDENTIFIER_TYPES = (
 )
 _RANK = {kind: rank for rank, kind in enumerate(IDENTIFIER_TYPES)}
 _PAIR = ["left_type", "left_value", "right_type", "right_value"]
+_PAIR_SCHEMA: dict[str, pl.DataType] = {"source": pl.String(), **dict.fromkeys(_PAIR, pl.String())}
 _UTC = pl.Datetime("us", "UTC")
 
 LINK_SCHEMA: dict[str, pl.DataType] = {
@@ -120,31 +121,50 @@ class Guards:
 # ---------------------------------------------------------------- evidence
 
 
-def _long_identifiers(records: pl.DataFrame, *, blocked_values: Iterable[str]) -> pl.DataFrame:
-    """One row per (record, identifier), blocked values removed, with the type's priority."""
+def _usable_identifiers(records: pl.DataFrame, *, blocked_values: Iterable[str]) -> pl.DataFrame:
+    """One row per record (``record`` its row number) with ``source``, ``seen_at`` and its
+    identifier columns in priority order, blocked values set to null."""
     present = [name for name in IDENTIFIER_TYPES if name in records.columns]
     blocked = [value.strip().lower() for value in blocked_values]
-    return (
-        records.with_row_index("record")
-        .select("record", "source", pl.col("seen_at").cast(_UTC), *present)
-        .unpivot(
-            index=["record", "source", "seen_at"],
-            on=present,
-            variable_name="identifier_type",
-            value_name="identifier_value",
-        )
-        .filter(
-            pl.col("identifier_value").is_not_null()
-            & ~pl.col("identifier_value").str.strip_chars().str.to_lowercase().is_in(blocked)
-        )
-        .with_columns(pl.col("identifier_type").replace_strict(_RANK).alias("priority"))
+    text = {name: pl.col(name).cast(pl.String) for name in present}
+    return records.select(
+        "source",
+        pl.col("seen_at").cast(_UTC),
+        *[
+            pl.when(~value.str.strip_chars().str.to_lowercase().is_in(blocked))
+            .then(value)
+            .alias(name)
+            for name, value in text.items()
+        ],
+    ).with_row_index("record")
+
+
+def _pairs_with_anchor(wide: pl.DataFrame, stronger: list[str], name: str) -> pl.DataFrame:
+    """The records' pairs (anchor, identifier of column ``name``): of the records that have
+    one and one of the ``stronger`` columns, the first of which is their anchor."""
+    return wide.filter(
+        pl.col(name).is_not_null() & pl.any_horizontal(pl.col(s).is_not_null() for s in stronger)
+    ).select(
+        "record",
+        "source",
+        "seen_at",
+        pl.coalesce(pl.when(pl.col(s).is_not_null()).then(pl.lit(s)) for s in stronger).alias(
+            "left_type"
+        ),
+        pl.coalesce(stronger).alias("left_value"),
+        pl.lit(name).alias("right_type"),
+        pl.col(name).alias("right_value"),
     )
 
 
 def evidence(records: pl.DataFrame, *, blocked_values: Iterable[str]) -> Evidence:
     """The identifiers and links of records with ``source``, ``seen_at`` and any of the
     identifier columns. Each record links its anchor (its strongest identifier) to each of its
-    other identifiers; a pair seen in several records is one link with their count.
+    other identifiers; a pair seen in several records is one link with their count, the
+    ``source`` of its first record (by ``seen_at``, then record order; nulls last).
+
+    Worked on the records' own columns: the identifier columns are in priority order, so a
+    record's anchor is the first one it has, and its pairs with the anchor are its later ones.
 
     Example:
         >>> records = pl.DataFrame({"source": ["web"], "seen_at": [None],
@@ -152,24 +172,16 @@ def evidence(records: pl.DataFrame, *, blocked_values: Iterable[str]) -> Evidenc
         >>> evidence(records, blocked_values=[]).links.select(_PAIR).rows()
         [('user_id', 'u1', 'anonymous_id', 'a1')]
     """
-    long = _long_identifiers(records, blocked_values=blocked_values)
-    anchors = long.sort("record", "priority").group_by("record", maintain_order=True).first()
-    pairs = (
-        anchors.select(
-            "record",
-            pl.col("identifier_type").alias("left_type"),
-            pl.col("identifier_value").alias("left_value"),
-            pl.col("priority").alias("left_priority"),
-        )
-        .join(long, on="record")
-        .filter(pl.col("priority") > pl.col("left_priority"))
-        .rename({"identifier_type": "right_type", "identifier_value": "right_value"})
+    wide = _usable_identifiers(records, blocked_values=blocked_values)
+    present = wide.columns[3:]
+    pairs = pl.concat(
+        [_pairs_with_anchor(wide, present[:i], name) for i, name in enumerate(present) if i]
+        or [pl.DataFrame(schema={"seen_at": _UTC, "record": pl.UInt32, **_PAIR_SCHEMA})]
     )
     links = (
-        pairs.sort("seen_at", "record", nulls_last=True)
-        .group_by(_PAIR, maintain_order=True)
+        pairs.group_by(_PAIR)
         .agg(
-            pl.col("source").first(),
+            pl.col("source").sort_by("seen_at", "record", nulls_last=True).first(),
             pl.col("seen_at").min().alias("first_seen_at"),
             pl.col("seen_at").max().alias("last_seen_at"),
             pl.len().cast(pl.Int64).alias("records"),
@@ -177,11 +189,17 @@ def evidence(records: pl.DataFrame, *, blocked_values: Iterable[str]) -> Evidenc
         .sort(_PAIR)
         .match_to_schema(LINK_SCHEMA)
     )
-    identifiers = (
-        long.select("identifier_type", "identifier_value")
-        .unique()
-        .sort("identifier_type", "identifier_value")
-    )
+    identifiers = pl.concat(
+        [
+            wide.select(
+                pl.lit(name).alias("identifier_type"), pl.col(name).alias("identifier_value")
+            )
+            .drop_nulls()
+            .unique()
+            for name in present
+        ]
+        or [pl.DataFrame(schema=IDENTIFIER_SCHEMA)]
+    ).sort("identifier_type", "identifier_value")
     return Evidence(identifiers, links)
 
 

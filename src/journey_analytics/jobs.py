@@ -777,9 +777,14 @@ def check_key(wh: Warehouse, fingerprint: str) -> None:
 
 
 def _raw(wh: Warehouse, table: str, source: str) -> pl.DataFrame | None:
+    """A source's rows of a raw table, without where in which file they were (no event
+    carries it: reading the file names of a million rows costs as much as two columns)."""
     if not wh.table_exists(table):
         return None
-    return wh.query(f"select * from {table} where source = $source", {"source": source})
+    return wh.query(
+        f"select * exclude (file, line_no) from {table} where source = $source",
+        {"source": source},
+    )
 
 
 def canonical_events(
@@ -1079,7 +1084,7 @@ def _store_journey_rows(
     with wh.transaction(), wh.registered(_rebuilt=rebuilt.to_frame()):
         for table in JOURNEY_TABLES:
             if wanted is None:
-                wh.execute(f"delete from {table}")
+                wh.empty(table)
             else:
                 wh.delete(table, "customer_key in (select customer_key from _rebuilt)")
             write(table)
@@ -1365,7 +1370,7 @@ def build_marts(settings: Settings) -> dict[str, int]:
             drop_touchpoints=settings.paths.drop_touchpoints,
         )
         with wh.transaction():
-            wh.recreate("marts.journey_segments", memberships)
+            wh.replace_if_changed("marts.journey_segments", memberships)
             wh.replace("marts.transitions", transitions)
             wh.replace("marts.transition_nodes", nodes)
             wh.replace("marts.leakage", leakage.leakage_summary(leaked))
