@@ -161,14 +161,11 @@ class RowRejected(Exception):
 
 def _text(value: Any) -> str | None:
     """A non-empty string, or None; numbers are accepted as their decimal text."""
-    if value is None or isinstance(value, bool):
+    if isinstance(value, str):  # first: nearly every value is text
+        return value.strip() or None
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if isinstance(value, int | float):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    stripped = value.strip()
-    return stripped or None
+    return str(value).strip() or None
 
 
 def _utc_timestamp(value: Any, field: str) -> datetime:
@@ -441,6 +438,7 @@ def _csv_rows(
         )
         raise SourceError(msg)
     previous = reader.line_num
+    not_utf8 = _NOT_UTF8.search(text) is not None
     while True:
         try:
             fields = next(reader, None)
@@ -454,10 +452,13 @@ def _csv_rows(
         start, previous = previous + 1, reader.line_num
         if not fields:
             continue
-        record = "\n".join(lines[start - 1 : previous]).rstrip("\r")
-        if any(_NOT_UTF8.search(field) for field in fields):
+        # the record's text is only kept for a reject; a field can hold a byte that was not
+        # UTF-8 only if the file does
+        if not_utf8 and any(_NOT_UTF8.search(field) for field in fields):
+            record = "\n".join(lines[start - 1 : previous]).rstrip("\r")
             yield start, "invalid_utf8", redact(_printable(record)), None
         elif len(fields) != len(header):
+            record = "\n".join(lines[start - 1 : previous]).rstrip("\r")
             yield start, "wrong_field_count", redact(record), None
         else:
             row = dict(zip(header, fields, strict=True))
