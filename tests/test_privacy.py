@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import polars as pl
+import pytest
 
 from journey_analytics.privacy import keyed_hash, normalise_email, normalise_phone, redact
 
@@ -12,6 +16,22 @@ def test_keyed_hash_is_hmac_sha256_rfc4231_case_2() -> None:
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
         None,
     ]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "k",
+        "x" * 64,  # exactly one block: used as it is
+        "y" * 65,  # longer than a block: hashed first (RFC 2104)
+        "clé-ünïcode-🔑" * 9,
+    ],
+)
+def test_keyed_hash_is_hmac_of_the_standard_library(key: str) -> None:
+    values = ["", "anna@example.com", "+393331234567", "ünïcode ✓", "a" * 200]
+    expected = [hmac.new(key.encode(), v.encode(), hashlib.sha256).hexdigest() for v in values]
+    assert keyed_hash(pl.Series(values), key=key).to_list() == expected
 
 
 def test_normalise_email_and_phone() -> None:

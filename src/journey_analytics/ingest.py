@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import polars as pl
 
 from journey_analytics._segment_columns import SEGMENT_TYPES, segment_rows
@@ -160,14 +161,11 @@ class RowRejected(Exception):
 
 def _text(value: Any) -> str | None:
     """A non-empty string, or None; numbers are accepted as their decimal text."""
-    if value is None or isinstance(value, bool):
+    if isinstance(value, str):  # first: nearly every value is text
+        return value.strip() or None
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if isinstance(value, int | float):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    stripped = value.strip()
-    return stripped or None
+    return str(value).strip() or None
 
 
 def _utc_timestamp(value: Any, field: str) -> datetime:
@@ -280,13 +278,20 @@ def _hash_pii(frame: pl.DataFrame, *, key: str) -> pl.DataFrame:
 def _lines(data: bytes) -> Iterator[tuple[int, str | None, bytes]]:
     """(1-based line number, decoded text or None if not UTF-8, raw bytes) of non-blank lines."""
     for line_no, raw in enumerate(data.split(b"\n"), start=1):
-        stripped = raw.rstrip(b"\r")
-        if not stripped.strip():
-            continue
-        try:
-            yield line_no, stripped.decode("utf-8"), stripped
-        except UnicodeDecodeError:
-            yield line_no, None, stripped
+        line = _line(line_no, raw)
+        if line is not None:
+            yield line
+
+
+def _line(line_no: int, raw: bytes) -> tuple[int, str | None, bytes] | None:
+    """One line as ``_lines`` gives it; None for a blank line."""
+    stripped = raw.rstrip(b"\r")
+    if not stripped.strip():
+        return None
+    try:
+        return line_no, stripped.decode("utf-8"), stripped
+    except UnicodeDecodeError:
+        return line_no, None, stripped
 
 
 def _reject(file: str, line_no: int, reason: str, detail: str, raw: str) -> dict[str, Any]:
@@ -433,6 +438,7 @@ def _csv_rows(
         )
         raise SourceError(msg)
     previous = reader.line_num
+    not_utf8 = _NOT_UTF8.search(text) is not None
     while True:
         try:
             fields = next(reader, None)
@@ -446,10 +452,13 @@ def _csv_rows(
         start, previous = previous + 1, reader.line_num
         if not fields:
             continue
-        record = "\n".join(lines[start - 1 : previous]).rstrip("\r")
-        if any(_NOT_UTF8.search(field) for field in fields):
+        # the record's text is only kept for a reject; a field can hold a byte that was not
+        # UTF-8 only if the file does
+        if not_utf8 and any(_NOT_UTF8.search(field) for field in fields):
+            record = "\n".join(lines[start - 1 : previous]).rstrip("\r")
             yield start, "invalid_utf8", redact(_printable(record)), None
         elif len(fields) != len(header):
+            record = "\n".join(lines[start - 1 : previous]).rstrip("\r")
             yield start, "wrong_field_count", redact(record), None
         else:
             row = dict(zip(header, fields, strict=True))
@@ -764,10 +773,13 @@ def read_segment_files(
         fields = _segment_fields(paths, checked=False)
     except ComputeError as error:
         try:
-            fields, checked = _segment_fields(paths, checked=True), True
+            fields = _segment_fields_stood_in(paths, lines, tries=_STAND_IN_TRIES)
         except ComputeError:
-            wanted = {path: lines[path] for path in paths}
-            return found | _read_again(wanted, str(error), smallest=smallest, tries=tries)
+            try:
+                fields, checked = _segment_fields(paths, checked=True), True
+            except ComputeError:
+                wanted = {path: lines[path] for path in paths}
+                return found | _read_again(wanted, str(error), smallest=smallest, tries=tries)
     # The rows come file after file, each in the order of its lines: one slice per file (a
     # file in two runs would mean the order was lost; then Python reads every file)
     runs = fields.get_column("filename").rle()
@@ -785,6 +797,99 @@ def read_segment_files(
             found[path] = _read_in_pieces(path, _halves(lines[path]), smallest, tries)
         start += length
     return found
+
+
+# The bytes _doubtful_lines looks at: braces, line ends and other control characters.
+_STRUCTURE = bytes(byte for byte in range(256) if byte < 0x20 or byte in b"{}")
+_NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in _STRUCTURE)
+_OPEN, _CLOSE, _NEWLINE, _RETURN = b"{}\n\r"
+# How many more lines the reader may name before the files are read line by line instead
+_STAND_IN_TRIES = 4
+# What stands in for a doubtful line in the copy the reader reads: an object with no field,
+# which no line is sure of (it has no messageId), so the Python parser reads the line itself.
+_STAND_IN = b"{}"
+
+
+def _doubtful_lines(data: bytes) -> set[int]:
+    """The numbers of the lines of a JSON-lines file that DuckDB's reader may refuse or skip,
+    found without parsing: a line without braces (a blank line too), whose braces do not
+    pair up (a line cut short), with a control character other than its line end (JSON
+    strings hold none), or that is not UTF-8. A cheap guess, not a decision: a line that
+    passes may still be refused (the reader says which), and a line that fails goes to the
+    Python parser, the reference. One pass over the bytes, the rest over what it keeps."""
+    lines = line_count(data)
+    kept = np.frombuffer(data.translate(None, _NOT_STRUCTURE), dtype=np.uint8)
+    newline = kept == _NEWLINE
+    line = np.cumsum(newline) - newline  # the 0-based line of each byte kept, its end too
+
+    def per_line(wanted: np.ndarray) -> np.ndarray:
+        return np.bincount(line[wanted], minlength=lines)[:lines]
+
+    opens, closes = per_line(kept == _OPEN), per_line(kept == _CLOSE)
+    controls = per_line((kept < _NEWLINE) | ((kept > _NEWLINE) & (kept < 0x20) & (kept != _RETURN)))
+    doubtful = (opens == 0) | (opens != closes) | (controls > 0)
+    found = {int(n) + 1 for n in np.flatnonzero(doubtful)}
+    position = 0
+    while position < len(data):  # lines that are not UTF-8
+        try:
+            data[position:].decode("utf-8")
+        except UnicodeDecodeError as error:
+            start = data.rfind(b"\n", 0, position + error.start) + 1
+            found.add(data.count(b"\n", 0, start) + 1)
+            end = data.find(b"\n", position + error.start)
+            position = len(data) if end < 0 else end + 1
+        else:
+            break
+    return found
+
+
+def _stood_in(data: bytes, doubtful: set[int]) -> bytes:
+    """``data`` with each line numbered in ``doubtful`` replaced by ``_STAND_IN``."""
+    lines = data.split(b"\n")
+    for line_no in doubtful:
+        lines[line_no - 1] = _STAND_IN
+    return b"\n".join(lines)
+
+
+def _segment_fields_stood_in(
+    paths: list[Path], lines: dict[Path, int], *, tries: int
+) -> pl.DataFrame:
+    """``_segment_fields`` with DuckDB's reader of files it refused: each file's doubtful
+    lines (``_doubtful_lines``) replaced by ``_STAND_IN`` in a copy, so the reader takes the
+    rest in one pass, line numbers unchanged, and the Python parser reads those lines from
+    the file itself. When the reader still refuses a line, that line and the one before it
+    (DuckDB names the line after malformed JSON) are stood in for too, ``tries`` times.
+
+    Raises:
+        ComputeError: when the reader still refuses the copies.
+    """
+    doubtful = {path: _doubtful_lines(path.read_bytes()) for path in paths}
+    with tempfile.TemporaryDirectory(prefix="segment-") as folder:
+        for _ in range(tries):
+            copies: dict[Path, Path] = {}  # what the reader reads: the original, or a copy
+            for index, path in enumerate(paths):
+                copy = path
+                if doubtful[path]:
+                    copy = Path(folder) / f"{index}.jsonl"
+                    copy.write_bytes(_stood_in(path.read_bytes(), doubtful[path]))
+                copies[copy] = path
+            try:
+                fields = _segment_fields(list(copies), checked=False)
+            except ComputeError as error:
+                refused = _REFUSED_LINE.search(str(error))
+                original = copies.get(Path(refused["file"])) if refused else None
+                if refused is None or original is None:
+                    raise
+                named = int(refused["line"])
+                more = {n for n in (named - 1, named) if 1 <= n <= lines[original]}
+                if not more - doubtful[original]:
+                    raise
+                doubtful[original] |= more
+                continue
+            names = {str(copy): str(path) for copy, path in copies.items()}
+            return fields.with_columns(pl.col("filename").replace(names))
+    msg = f"DuckDB's reader refused the files {tries} times: {', '.join(map(str, paths))}"
+    raise ComputeError(msg)
 
 
 def _read_checked(path: Path, count: int, smallest: int, tries: int) -> pl.DataFrame | None:
@@ -883,10 +988,12 @@ def _read_in_pieces(
 
 
 def _numbered_lines(data: bytes, wanted: set[int]) -> Iterator[tuple[int, str | None, bytes]]:
-    """The lines numbered in ``wanted``, as ``_lines`` gives them."""
-    for line_no, text, raw in _lines(data):
-        if line_no in wanted:
-            yield line_no, text, raw
+    """The lines numbered in ``wanted``, as ``_lines`` gives them (only those are decoded)."""
+    raw = data.split(b"\n")
+    for line_no in sorted(wanted):
+        line = _line(line_no, raw[line_no - 1]) if 1 <= line_no <= len(raw) else None
+        if line is not None:
+            yield line
 
 
 def parse_segment_lines(

