@@ -63,11 +63,13 @@ def _child_stages(config: str) -> dict[str, Any]:
 
     settings = load_settings(Path(config))
     seconds: dict[str, float] = {}
+    peaks: dict[str, float] = {}  # the process's peak after each stage (it only grows)
 
     def timed(stage: str, function: Any) -> Any:
         started = time.perf_counter()
         result = function()
         seconds[stage] = time.perf_counter() - started
+        peaks[stage] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return result
 
     batches = timed("ingest", lambda: jobs.ingest_sources(settings))
@@ -77,6 +79,7 @@ def _child_stages(config: str) -> dict[str, Any]:
     timed("dashboard", lambda: jobs.export_dashboard(settings))
     return {
         "seconds": seconds,
+        "peak_rss_mb_after": peaks,
         "rows_read": sum(b.rows_read for b in batches),
         "files": len(batches),
         "events": core.events,
@@ -200,6 +203,7 @@ def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:
         stages[stage] = {
             "seconds": round(seconds, 2),
             "events_per_second": round(events / seconds) if seconds else None,
+            "peak_rss_mb_after": round(max(r["peak_rss_mb_after"][stage] for r in results), 1),
         }
     total = statistics.median(sum(r["seconds"].values()) for r in results)
     return {
