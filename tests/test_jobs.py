@@ -246,3 +246,23 @@ def test_a_memory_limit_caps_duckdb_and_spills_to_the_work_dir(tmp_path: Path) -
             "select current_setting('memory_limit'), current_setting('temp_directory')"
         ).row(0)
     assert (limit, spill) == ("244.1 MiB", str(tmp_path / "work" / "duckdb-spill"))
+
+
+def test_a_shard_refuses_rules_other_than_the_ones_its_run_planned_with(tmp_path: Path) -> None:
+    # a Dask worker reads the pattern rules and journey settings itself: if they changed
+    # between the plan and the shard (or the worker runs another version), the shard stops
+    # instead of building journeys that disagree with the other shards and the fingerprint
+    from journey_analytics.errors import JourneyError  # noqa: PLC0415
+
+    from ._project import REPO, sample_config  # noqa: PLC0415
+
+    settings = load_settings(sample_config(REPO / "data" / "sample", tmp_path))
+    jobs.ingest_sources(settings)
+    jobs.build_core(settings)
+    plan = jobs.plan_journeys(settings, full=True)
+    changed = settings.model_copy(
+        update={"journeys": settings.journeys.model_copy(update={"timeout_days": 7})}
+    )
+    with pytest.raises(JourneyError, match=f"{plan.shards[0].name}: the pattern rules"):
+        jobs.build_journey_shard(changed, plan.shards[0])
+    assert jobs.build_journey_shard(settings, plan.shards[0]) == plan.folder  # the same: built

@@ -1206,8 +1206,18 @@ def build_journey_shard(settings: Settings, shard: Path) -> Path:
     """Builds the journey rows of one shard's events (a worker's task): one Parquet file per
     table in ``<plan folder>/<table>/``, named as the shard. Reads no database."""
     folder = shard.parent.parent
-    as_of = pl.read_parquet(folder / "scope.parquet").item(0, "as_of")
+    scope = pl.read_parquet(folder / "scope.parquet")
     rules = _pattern_rules(settings)
+    # the worker reads the rules itself: they must be the ones the plan was made with (the
+    # fingerprint recorded for this build), or the shards would disagree with each other
+    if rules_fingerprint(settings, rules) != scope.item(0, "fingerprint"):
+        msg = (
+            f"{shard.name}: the pattern rules or journey settings this worker reads differ from "
+            "the ones the run planned with (changed during the run, or another version on the "
+            "worker); run again"
+        )
+        raise JourneyError(msg)
+    as_of = scope.item(0, "as_of")
     rows = _journey_rows(pl.read_parquet(shard), settings, rules=rules, as_of=as_of, workers=1)
     for table, frame in rows.items():
         (folder / table).mkdir(exist_ok=True)
