@@ -1088,7 +1088,20 @@ def _store_journey_rows(
             else:
                 wh.delete(table, "customer_key in (select customer_key from _rebuilt)")
             write(table)
-        wh.replace("ops.customer_fingerprints", scope.prints)
+        if wanted is None:
+            wh.replace("ops.customer_fingerprints", scope.prints)
+        else:  # only the customers whose fingerprint changed, came or went
+            before = wh.read("ops.customer_fingerprints")
+            columns = list(scope.prints.columns)
+            gone = before.join(scope.prints, on=columns, how="anti", nulls_equal=True)
+            with wh.registered(_gone=gone.select("customer_key")):
+                wh.delete(
+                    "ops.customer_fingerprints", "customer_key in (select customer_key from _gone)"
+                )
+            wh.append(
+                "ops.customer_fingerprints",
+                scope.prints.join(before, on=columns, how="anti", nulls_equal=True),
+            )
         totals = wh.query(
             "select (select count(*) from journeys.sessions) as sessions, "
             "count(*) as journeys, "
