@@ -278,8 +278,8 @@ def check_server(api_url: str, *, timeout_seconds: float = 10.0) -> None:
         reason = getattr(error, "reason", error)
         msg = (
             f"No Prefect server answers at {api_url} ({reason}). Start one with "
-            "`prefect server start --host 127.0.0.1` and pass its API address, for example "
-            "--api-url http://127.0.0.1:4200/api (or set PREFECT_API_URL)."
+            "`prefect server start --host 127.0.0.1` and set PREFECT_API_URL to its API "
+            "address, for example http://127.0.0.1:4200/api (journey serve: or --api-url)."
         )
         raise ServerError(msg) from None
     if status != 200:

@@ -130,6 +130,19 @@ def test_local_to_utc_at_daylight_saving_changes(zone: str, local: str, utc: str
     assert frame.select(local_to_utc(pl.col("local"), zone)).item() == at(utc)
 
 
+def test_a_lone_surrogate_escape_is_quarantined_as_invalid_json() -> None:
+    # "\ud800" is JSON grammar but half of a UTF-16 pair: no text column can hold it, so the
+    # line is rejected (it used to stop the whole file); an escaped pair whole is one emoji
+    line = (
+        b'{"type":"track","event":"Product Viewed","messageId":"%s","anonymousId":"a1",'
+        b'"timestamp":"2026-03-01T10:00:00.000Z","properties":{"product_id":"P1"}}'
+    )
+    data = b"\n".join([line % b"m1", line % b"m\\ud800", line % b"m\\ud83d\\ude00"])
+    parsed = parse_segment(data, file="web.jsonl", known_events=KNOWN, hash_key="k")
+    assert parsed.rows.select("line_no", "record_key").rows() == [(1, "m1"), (3, "m\U0001f600")]
+    assert parsed.rejects.select("line_no", "reason").rows() == [(2, "invalid_json")]
+
+
 def test_pos_receipts_and_lines_become_one_event_per_receipt_and_line_type() -> None:
     receipts = parse_pos_receipts(
         b"receipt_id,store_id,receipt_ts,loyalty_id,payment_token,currency,total\n"

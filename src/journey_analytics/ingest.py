@@ -346,10 +346,25 @@ def _json_rows(lines: Iterable[tuple[int, str | None, bytes]]) -> Iterator[Row]:
         except (json.JSONDecodeError, RecursionError):
             yield line_no, "invalid_json", redact(text), None
             continue
-        if not isinstance(value, dict):
+        if not isinstance(value, dict) or _lone_surrogate(text, value):
             yield line_no, "invalid_json", redact(text), None
             continue
         yield line_no, None, partial(masked_json, value), value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(text: str, value: Any) -> bool:
+    """Whether the JSON text escapes half of a UTF-16 surrogate pair with no other half
+    (``"\\ud800"``): valid JSON grammar, but no Unicode text; no column can hold it."""
+    if not _SURROGATE_ESCAPE.search(text):  # a pair escaped whole decodes to one character
+        return False
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
@@ -829,18 +844,17 @@ def _doubtful_lines(data: bytes) -> set[int]:
     controls = per_line((kept < _NEWLINE) | ((kept > _NEWLINE) & (kept < 0x20) & (kept != _RETURN)))
     doubtful = (opens == 0) | (opens != closes) | (controls > 0)
     found = {int(n) + 1 for n in np.flatnonzero(doubtful)}
-    position = 0
-    while position < len(data):  # lines that are not UTF-8
-        try:
-            data[position:].decode("utf-8")
-        except UnicodeDecodeError as error:
-            start = data.rfind(b"\n", 0, position + error.start) + 1
-            found.add(data.count(b"\n", 0, start) + 1)
-            end = data.find(b"\n", position + error.start)
-            position = len(data) if end < 0 else end + 1
-        else:
-            break
+    # lines that are not UTF-8: each byte that is not becomes a lone surrogate, in one pass
+    text = data.decode("utf-8", "surrogateescape")
+    line_no, counted = 1, 0
+    for match in _ESCAPED_BYTE.finditer(text):
+        line_no += text.count("\n", counted, match.start())
+        counted = match.start()
+        found.add(line_no)
     return found
+
+
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 def _stood_in(data: bytes, doubtful: set[int]) -> bytes:

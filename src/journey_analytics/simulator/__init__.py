@@ -171,6 +171,8 @@ def _remove_owned(out_dir: Path) -> None:
     for pattern in _OWNED_GLOBS:
         for path in sorted(out_dir.glob(pattern)):
             path.unlink()
+    for folder in sorted(out_dir.glob(".part-*")):  # left by a run that was killed
+        shutil.rmtree(folder)
 
 
 def _write_reference(files: _Files, products: tuple[Product, ...]) -> None:
@@ -381,7 +383,10 @@ def generate_sample(
                 )
             _join_parts(folders, out_dir)
             tally = _Tally.merged([part_tally for part_tally, _ in done])
-            rows = dict(sum((Counter(part_rows) for _, part_rows in done), Counter()))
+            rows = {}  # summed by hand: adding Counters would drop a file of 0 rows
+            for _, part_rows in done:
+                for path, count in part_rows.items():
+                    rows[path] = rows.get(path, 0) + count
         finally:
             for folder in folders:
                 shutil.rmtree(folder, ignore_errors=True)
