@@ -134,6 +134,41 @@ def test_rebuild_equals_the_stage_functions(
     _assert_same(_reference(frame, **options), _fast(frame, **options))
 
 
+# the columns whose text a result takes from the input's channel and touchpoint
+TEXT_FROM_INPUT = {
+    "sessions": ["channel", "first_touchpoint", "last_touchpoint"],
+    "journeys": ["first_channel", "last_touchpoint"],
+}
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None)
+@given(event_frames(), OPTIONS, st.sampled_from(["categorical", "enum"]))
+def test_categorical_text_in_gives_the_same_rows_with_categorical_text_out(
+    frame: pl.DataFrame, options: dict[str, object], kind: str
+) -> None:
+    # channel, touchpoint and stage held as codes (a Categorical holds 4 bytes a row, a
+    # string 16): the same rows, and the text taken from them stays Categorical, even from an
+    # Enum input, whose names a renamed or cut path (``…``) may not be among
+    text = pl.Categorical() if kind == "categorical" else None
+    coded = frame.with_columns(
+        pl.col(column).cast(text or pl.Enum(frame.get_column(column).unique().sort()))
+        for column in ("channel", "touchpoint", "stage")
+    )
+    found = _fast(coded, **options)
+    for table, columns in TEXT_FROM_INPUT.items():
+        assert {getattr(found, table).schema[column] for column in columns} <= {pl.Categorical()}
+    as_text = Rebuilt(
+        *(
+            getattr(found, name).with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String))
+            for name in ("sessions", "steps", "journeys")
+        ),
+        found.edges,
+        found.customers,
+    )
+    _assert_same(_reference(frame, **options), as_text)
+
+
 def test_two_customers_whose_keys_share_a_hash_stay_apart(monkeypatch: pytest.MonkeyPatch) -> None:
     # Force the first hash to collide: every key hashes to 0. The second hash tells the two
     # customers apart, and the run falls back to exact customer codes.

@@ -22,8 +22,9 @@ order of the sorted events.
 
 from __future__ import annotations
 
+import ctypes
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -152,10 +153,13 @@ def edge_graph(edges: pl.DataFrame) -> nx.DiGraph:
 
 @dataclass(frozen=True)
 class _Codes:
-    """A text column as small integer codes into ``names`` (sorted, distinct)."""
+    """A text column as small integer codes into ``names`` (sorted, distinct). The rows it
+    names (:meth:`at`) are text of type ``text``: the input column's own, String or
+    Categorical (an Enum input gives Categorical: renamed or cut paths hold other names)."""
 
     codes: _Ints
     names: pl.Series
+    text: pl.DataType
 
     @classmethod
     def of(cls, column: pl.Series) -> _Codes:
@@ -163,21 +167,22 @@ class _Codes:
         return cls.of_categorical(column.cast(pl.Categorical))
 
     @classmethod
-    def of_categorical(cls, categorical: pl.Series) -> _Codes:
+    def of_categorical(cls, categorical: pl.Series, text: pl.DataType | None = None) -> _Codes:
         """The codes of a categorical column without nulls (renumbered by name)."""
         present = categorical.unique()
         physical = present.to_physical().to_numpy()
-        text = present.cast(pl.String)
-        small = np.uint16 if len(text) < 2**16 else np.uint32
+        names = present.cast(pl.String)
+        small = np.uint16 if len(names) < 2**16 else np.uint32
         renumber = np.zeros(int(physical.max()) + 1 if len(physical) else 1, dtype=small)
-        renumber[physical] = text.rank("ordinal").to_numpy() - 1
-        return cls(np.take(renumber, categorical.to_physical().to_numpy()), text.sort())
+        renumber[physical] = names.rank("ordinal").to_numpy() - 1
+        codes = np.take(renumber, categorical.to_physical().to_numpy())
+        return cls(codes, names.sort(), text or pl.String())
 
     def renamed(self, names: pl.Series) -> _Codes:
         """The codes of the same rows after renaming each of ``names`` (same order) to the
         value at its position in ``names``."""
         renamed = _Codes.of(names)
-        return _Codes(np.take(renamed.codes, self.codes), renamed.names)
+        return _Codes(np.take(renamed.codes, self.codes), renamed.names, self.text)
 
     def among(self, wanted: tuple[str, ...]) -> _Ints:
         """Per row: its name is one of ``wanted``."""
@@ -185,8 +190,9 @@ class _Codes:
         return np.take(is_wanted, self.codes)
 
     def at(self, rows: _Ints) -> pl.Series:
-        """The names of ``rows``."""
-        return self.names.gather(pl.Series(_take(self.codes, rows)))
+        """The names of ``rows`` (as ``text``: a Categorical column holds 4 bytes a row
+        instead of Polars' 16 for a string)."""
+        return self.names.cast(self.text).gather(pl.Series(_take(self.codes, rows)))
 
 
 def _index_type(n: int) -> type[np.signedinteger]:
@@ -241,8 +247,8 @@ def _sort_events(events: pl.DataFrame) -> tuple[_Sorted, _Codes, _Codes]:
         channel=pl.col("channel").cast(pl.Categorical),
         touchpoint=pl.col("touchpoint").cast(pl.Categorical),
     ).rechunk()
-    channels = _Codes.of_categorical(keys.get_column("channel"))
-    touchpoints = _Codes.of_categorical(keys.get_column("touchpoint"))
+    channels = _Codes.of_categorical(keys.get_column("channel"), _text(events, "channel"))
+    touchpoints = _Codes.of_categorical(keys.get_column("touchpoint"), _text(events, "touchpoint"))
     order = _order_by(keys.get_column("first"), keys.get_column("key"))
     ordered = keys.select(
         "first",
@@ -283,9 +289,16 @@ def _sort_events(events: pl.DataFrame) -> tuple[_Sorted, _Codes, _Codes]:
     micros, conversion = key_sorted >> 1, (key_sorted & 1).astype(bool)
     return (
         _Sorted(order_rows, customer, micros, conversion, events.schema["occurred_at"]),
-        _Codes(channel, channels.names),
-        _Codes(touchpoint, touchpoints.names),
+        _Codes(channel, channels.names, channels.text),
+        _Codes(touchpoint, touchpoints.names, touchpoints.text),
     )
+
+
+def _text(events: pl.DataFrame, column: str) -> pl.DataType:
+    """The type of the text a result takes from ``column``: Categorical when the column is
+    Categorical or Enum (names held once, a small code per row), else String."""
+    dtype = events.schema[column]
+    return pl.Categorical() if isinstance(dtype, pl.Categorical | pl.Enum) else pl.String()
 
 
 def _time_key() -> pl.Expr:
@@ -631,9 +644,40 @@ def rebuild_groups(
         for rows in _members(events, max(1, shards)):
             running.append(pool.submit(rebuild_group, rows))
             if len(running) > workers:
-                yield running.popleft().result()
+                yield _freed_after(running.popleft().result())
         while running:
-            yield running.popleft().result()
+            yield _freed_after(running.popleft().result())
+
+
+def _freed_after(group: Rebuilt) -> Rebuilt:
+    """``group``, after giving back the memory its rebuild freed."""
+    _give_back_freed_memory()
+    return group
+
+
+def _glibc_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None under another C library (macOS, musl)."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _glibc_malloc_trim()
+
+
+def _give_back_freed_memory() -> None:
+    """Returns to the system the memory that freed NumPy arrays left in glibc's heaps.
+
+    glibc keeps a freed block below its mmap threshold (which grows with the arrays freed, up
+    to 32 MB) for reuse, so each group's temporary arrays stay in the process after the group
+    is done; ``malloc_trim(0)`` gives those pages back (dask.distributed's workers do the
+    same). At 10M events it lowers the peak by about 110 MB at no measurable cost
+    (benchmarks/README.md). Polars' own allocator (jemalloc) returns its memory by itself.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _members(events: pl.DataFrame, shards: int) -> list[_Ints]:
@@ -721,10 +765,10 @@ def _joined(events: pl.DataFrame, parts: Iterable[_Part], rows: Sequence[_Ints] 
     """The rebuilt groups as one: sessions, journeys and customers numbered on, steps in input
     order (``rows``: each part's rows in ``events``, ascending; None for one part of all rows).
 
-    The parts are taken one at a time: each one's step numbers are copied, numbered on, into
-    arrays in group order and dropped, so that only the frames of those done are held. The
-    steps' columns are then put in input order by one parallel gather, and the session and
-    journey ids gathered by number.
+    The parts are taken one at a time: each one's step numbers are numbered on and put in
+    input order (``rows``), then dropped, so that only the frames of those done are held; the
+    memory the part's rebuild freed is given back. The session and journey ids are then
+    gathered by number.
     """
     session_frames, journey_frames, edge_frames, customers = [], [], [], []
     if rows is None:
@@ -739,29 +783,27 @@ def _joined(events: pl.DataFrame, parts: Iterable[_Part], rows: Sequence[_Ints] 
         n = events.height
         index = _index_type(n)
         session, journey = np.empty(n, dtype=index), np.empty(n, dtype=index)
-        # positions 64-bit as in the steps: no cast after the gather
+        # positions 64-bit as in the steps: no cast after
         is_fulfilment, position = np.empty(n, dtype=bool), np.empty(n, dtype=np.int64)
-        into_order = np.empty(n, dtype=index)  # per input row: its row in group order
-        done = sessions_before = journeys_before = 0
+        sessions_before = journeys_before = 0
         for part, at in zip(parts, rows, strict=True):
-            size = len(at)
-            into_order[at] = np.arange(done, done + size, dtype=index)
-            steps, block = part.steps, slice(done, done + size)
-            np.add(steps.session, sessions_before, out=session[block], dtype=index)
-            np.add(steps.journey, journeys_before, out=journey[block], dtype=index)
-            is_fulfilment[block], position[block] = steps.is_fulfilment, steps.position
+            # put in input order as each part comes (while the workers rebuild the next):
+            # no gather of all the steps at the end, whose new columns would come on top of
+            # the memory the groups have just freed
+            steps = part.steps
+            session[at] = steps.session + np.array(sessions_before, dtype=index)
+            journey[at] = steps.journey + np.array(journeys_before, dtype=index)
+            is_fulfilment[at], position[at] = steps.is_fulfilment, steps.position
             session_frames.append(part.sessions)
             journey_frames.append(part.journeys)
             edge_frames.append(part.edges)
             customers.append(part.customers)
-            done += size
             sessions_before += part.sessions.height
             journeys_before += part.journeys.height
             del part, steps
-        numbers = _numbers(session, is_fulfilment, journey, position).gather(
-            _row_numbers(into_order)  # all four at once, in parallel
-        )
-        del session, journey, is_fulfilment, position, into_order
+            _give_back_freed_memory()
+        numbers = _numbers(session, is_fulfilment, journey, position)  # as they are: no copy
+        del session, journey, is_fulfilment, position
     edges = join_edges(
         edge_frames,
         journeys=[frame.height for frame in journey_frames],
@@ -984,6 +1026,7 @@ def _journey_frame(
         journey.step_journey,
         _take(touchpoints.codes, step_at),
         touchpoints.names,
+        text=touchpoints.text,
         journeys=len(step_first),
         drop_touchpoints=drop_touchpoints,
         collapse_repeats=collapse_repeats,
@@ -1030,13 +1073,15 @@ def _paths(
     codes: _Ints,
     names: pl.Series,
     *,
+    text: pl.DataType,
     journeys: int,
     drop_touchpoints: tuple[str, ...],
     collapse_repeats: bool,
     max_length: int | None,
 ) -> pl.DataFrame:
     """Per journey, in number order, the cleaned path and its last touchpoint (all the steps'
-    touchpoints, uncleaned, when cleaning leaves none), as ``journeys.clean_path``.
+    touchpoints, uncleaned, when cleaning leaves none), as ``journeys.clean_path``; the last
+    touchpoint as ``text`` (String or Categorical).
 
     The steps come in journey order. The cleaning selects and caps by index; the text is
     joined by Arrow's ``binary_join`` over the journeys' lists of names (several times faster
@@ -1057,18 +1102,18 @@ def _paths(
     chosen_journey, chosen_code = journey[chosen], codes[chosen].astype(np.int32)
     del chosen, has_kept
     lengths = np.bincount(chosen_journey, minlength=journeys)
-    text = names.to_list()
+    labels = names.to_list()
     if max_length is not None:
         chosen_code, lengths = _capped(
-            chosen_code, lengths, max_length=max_length, ellipsis=len(text)
+            chosen_code, lengths, max_length=max_length, ellipsis=len(labels)
         )
-        text.append(ELLIPSIS)
+        labels.append(ELLIPSIS)
     ends = np.cumsum(lengths)
     offsets = np.r_[0, ends]
     small = offsets[-1] < 2**31
     offsets = offsets.astype(np.int32 if small else np.int64)
     # Arrow arrays from buffers and from Polars: ``pa.array`` would import pandas (0.5 s)
-    names_text = pl.Series(text, dtype=pl.String).to_arrow()  # large_string
+    names_text = pl.Series(labels, dtype=pl.String).to_arrow()  # large_string
     listed = (pa.ListArray if small else pa.LargeListArray).from_arrays(
         _arrow_ints(offsets),
         pa.DictionaryArray.from_arrays(_arrow_ints(chosen_code), names_text).cast(names_text.type),
@@ -1077,7 +1122,10 @@ def _paths(
     return pl.DataFrame(
         [
             pl.Series("path", pc.binary_join(listed, separator)),
-            pl.Series(text).gather(pl.Series(chosen_code[ends - 1])).alias("last_touchpoint"),
+            pl.Series(labels, dtype=pl.String)
+            .cast(text)
+            .gather(pl.Series(chosen_code[ends - 1]))
+            .alias("last_touchpoint"),
         ]
     )
 
