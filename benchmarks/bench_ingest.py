@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import statistics
@@ -29,7 +30,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 CHILD_INGEST = """
-import json, resource, sys, time
+import json, sys, time
+from _memory import peak_rss_mb
 from pathlib import Path
 from journey_analytics import jobs
 from journey_analytics.config import load_settings
@@ -38,10 +40,11 @@ started = time.perf_counter()
 reports = jobs.ingest_sources(settings)
 seconds = time.perf_counter() - started
 print(json.dumps({"seconds": seconds, "rows": sum(r.rows_read for r in reports),
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": peak_rss_mb()}))
 """
 CHILD_FLOOR = """
-import json, resource, sys, time
+import json, sys, time
+from _memory import peak_rss_mb
 import duckdb
 folder, database, ignore = sys.argv[1], sys.argv[2], sys.argv[3]
 started = time.perf_counter()
@@ -52,7 +55,7 @@ rows = con.execute("select count(*) from raw").fetchone()[0]
 con.close()
 seconds = time.perf_counter() - started
 print(json.dumps({"seconds": seconds, "rows": rows,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": peak_rss_mb()}))
 """
 
 
@@ -101,7 +104,11 @@ def write_events(folder: Path, events: int, seed: int = 1, malformed: float = 0.
 
 def _child(code: str, *args: str) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(HERE)},  # for ``_memory``
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 

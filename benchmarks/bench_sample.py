@@ -1,7 +1,7 @@
 """Speed and peak memory of the simulator (``journey sample``) against a plain json.dumps loop.
 
 Each measurement runs in a child process, which reports its wall time and its own peak resident
-memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss``). The baseline writes the same number of
+memory (``VmHWM``, `_memory.peak_rss_mb`). The baseline writes the same number of
 Segment-like JSON lines with a plain ``json.dumps`` loop: the floor for any Python generator
 that writes JSON lines.
 
@@ -18,13 +18,14 @@ import json
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _memory import peak_rss_mb  # the benchmarks folder: this script's own
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sample.json"
 SEED = 42
@@ -96,7 +97,7 @@ def main() -> None:
         kind, size, out = args.child[0], int(args.child[1]), Path(args.child[2])
         runner = _child_simulator if kind == "simulator" else _child_baseline
         result = runner(size, out / "out")
-        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         return
     sizes = args.events or [1_000_000, 10_000_000]
