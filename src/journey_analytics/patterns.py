@@ -101,7 +101,7 @@ def load_rules(path: Path | None = None) -> tuple[Rule, ...]:
     return load_toml_model(path or default_rules_path(), RuleSet, what="Pattern rules file").rules
 
 
-def _hits(frame: pl.DataFrame, rule_name: str, variant: pl.Expr | None = None) -> pl.DataFrame:
+def _hits(frame: pl.LazyFrame, rule_name: str, variant: pl.Expr | None = None) -> pl.LazyFrame:
     return frame.select(
         "journey_id",
         "customer_key",
@@ -113,7 +113,7 @@ def _hits(frame: pl.DataFrame, rule_name: str, variant: pl.Expr | None = None) -
     )
 
 
-def _conversions(steps: pl.DataFrame) -> pl.DataFrame:
+def _conversions(steps: pl.LazyFrame) -> pl.LazyFrame:
     return steps.filter("is_conversion").select(
         "journey_id",
         "customer_key",
@@ -129,7 +129,7 @@ def _conversions(steps: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _sequence_hits(steps: pl.DataFrame, rule: SequenceRule) -> pl.DataFrame:
+def _sequence_hits(steps: pl.LazyFrame, rule: SequenceRule) -> pl.LazyFrame:
     keys = {"product": ["product_id"], "category": ["category"], "any": []}[rule.match]
     then = _conversions(steps.filter(rule.then.expr()))
     first = steps.filter(rule.first.expr() & ~pl.col("is_fulfilment")).select(
@@ -160,7 +160,7 @@ def _sequence_hits(steps: pl.DataFrame, rule: SequenceRule) -> pl.DataFrame:
     return _hits(grouped, rule.name)
 
 
-def _fulfilment_hits(steps: pl.DataFrame, rule: FulfilmentRule) -> pl.DataFrame:
+def _fulfilment_hits(steps: pl.LazyFrame, rule: FulfilmentRule) -> pl.LazyFrame:
     conversions = _conversions(steps.filter(rule.conversion.expr()))
     follow_ups = (
         steps.filter(pl.col("is_fulfilment") & rule.follow_up.expr())
@@ -181,30 +181,39 @@ def _fulfilment_hits(steps: pl.DataFrame, rule: FulfilmentRule) -> pl.DataFrame:
     )
 
 
-def _channels_only_hits(steps: pl.DataFrame, rule: ChannelsOnlyRule) -> pl.DataFrame:
+def _channels_only_hits(steps: pl.LazyFrame, rule: ChannelsOnlyRule) -> pl.LazyFrame:
     conversions = _conversions(steps).filter(
         ~pl.col("fulfilment").is_in(list(rule.exclude_fulfilment)).fill_null(True)
     )
-    before = steps.filter(~pl.col("is_fulfilment")).sort("journey_id", "position")
-    summary = before.group_by("journey_id", maintain_order=True).agg(
-        pl.col("channel").is_in(list(rule.channels)).all().alias("all_in"),
-        pl.col("event_id").alias("evidence_event_ids"),
+    before = steps.filter(~pl.col("is_fulfilment"))
+    outside = before.filter(~pl.col("channel").is_in(list(rule.channels)))
+    # the converted journeys with no step before the sale outside the channels; the evidence
+    # (every such step, in order) listed for those journeys only
+    hits = conversions.join(outside, on="journey_id", how="anti")
+    evidence = (
+        before.join(hits, on="journey_id", how="semi")
+        .sort("journey_id", "position")
+        .group_by("journey_id", maintain_order=True)
+        .agg(pl.col("event_id").alias("evidence_event_ids"))
     )
-    hits = conversions.join(summary.filter("all_in"), on="journey_id")
-    return _hits(hits, rule.name)
+    return _hits(hits.join(evidence, on="journey_id"), rule.name)
 
 
 def detect_patterns(steps: pl.DataFrame, rules: tuple[Rule, ...]) -> pl.DataFrame:
-    """Every (journey, pattern) hit of every rule, with evidence, sorted by journey and rule."""
-    frames = [pl.DataFrame(schema=PATTERN_SCHEMA)]
+    """Every (journey, pattern) hit of every rule, with evidence, sorted by journey and rule.
+
+    The rules run as one lazy query: each reads only the columns it needs of ``steps``."""
+    lazy = steps.lazy()
+    frames = [pl.DataFrame(schema=PATTERN_SCHEMA).lazy()]
     for rule in rules:
         if isinstance(rule, SequenceRule):
-            frames.append(_sequence_hits(steps, rule))
+            frames.append(_sequence_hits(lazy, rule))
         elif isinstance(rule, FulfilmentRule):
-            frames.append(_fulfilment_hits(steps, rule))
+            frames.append(_fulfilment_hits(lazy, rule))
         else:
-            frames.append(_channels_only_hits(steps, rule))
-    return pl.concat([frame.cast(PATTERN_SCHEMA) for frame in frames]).sort("journey_id", "pattern")  # type: ignore[arg-type]
+            frames.append(_channels_only_hits(lazy, rule))
+    hits = pl.concat([frame.cast(PATTERN_SCHEMA) for frame in frames])  # type: ignore[arg-type]
+    return hits.sort("journey_id", "pattern").collect()
 
 
 def with_patterns(journeys: pl.DataFrame, hits: pl.DataFrame) -> pl.DataFrame:
