@@ -108,7 +108,10 @@ def _child(code: str, *args: str) -> dict[str, float]:
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "PYTHONPATH": str(HERE)},  # for ``_memory``
+        env={  # for ``_memory``
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
+        },
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 

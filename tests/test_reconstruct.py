@@ -20,6 +20,7 @@ from journey_analytics.reconstruct import Rebuilt, rebuild
 from journey_analytics.sessions import assign_sessions, summarise_sessions
 from journey_analytics.warehouse import Warehouse
 
+from ._events import events as canonical_events
 from .test_journey_properties import NOISE, SESSION_TIMEOUTS, TIMEOUT, event_frames
 
 KEYS = {
@@ -155,9 +156,10 @@ def test_categorical_text_in_gives_the_same_rows_with_categorical_text_out(
         pl.col(column).cast(text or pl.Enum(frame.get_column(column).unique().sort()))
         for column in ("channel", "touchpoint", "stage")
     )
-    found = _fast(coded, **options)
+    found, as_strings = _fast(coded, **options), _fast(frame, **options)
     for table, columns in TEXT_FROM_INPUT.items():
-        assert {getattr(found, table).schema[column] for column in columns} <= {pl.Categorical()}
+        assert {getattr(found, table).schema[column] for column in columns} == {pl.Categorical()}
+        assert {getattr(as_strings, table).schema[column] for column in columns} == {pl.String()}
     as_text = Rebuilt(
         *(
             getattr(found, name).with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String))
@@ -167,6 +169,34 @@ def test_categorical_text_in_gives_the_same_rows_with_categorical_text_out(
         found.customers,
     )
     _assert_same(_reference(frame, **options), as_text)
+
+
+@pytest.mark.parametrize("kind", ["categorical", "enum"])
+@pytest.mark.parametrize("by_group", [False, True])
+def test_no_events_with_categorical_text_give_empty_tables_of_the_same_types(
+    kind: str, by_group: bool
+) -> None:
+    # no events go through the stage functions, which read text: the same types come out
+    # as from a rebuild of some events (steps as the input, the rest Categorical)
+    touchpoint = pl.Categorical() if kind == "categorical" else pl.Enum(["x"])
+    text = pl.Categorical() if kind == "categorical" else pl.Enum(["web", "store"])
+    empty = canonical_events().cast({"channel": text, "touchpoint": touchpoint, "stage": text})
+    options = {"drop_touchpoints": NOISE, "collapse_repeats": True, "shards": 2, "workers": 2}
+    found = _fast(
+        empty,
+        by_group=by_group,
+        **options,
+        **({} if by_group else {"aliases": {"x|y": "shop"}, "max_length": 3}),
+    )
+    for table, columns in TEXT_FROM_INPUT.items():
+        frame = getattr(found, table)
+        assert frame.is_empty()
+        assert {frame.schema[column] for column in columns} == {pl.Categorical()}
+    assert found.steps.is_empty()
+    assert {found.steps.schema[c] for c in ("channel", "touchpoint", "stage")} == {
+        empty.schema["channel"],
+        empty.schema["touchpoint"],
+    }
 
 
 def test_two_customers_whose_keys_share_a_hash_stay_apart(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -213,7 +213,7 @@ def detect_patterns(steps: pl.DataFrame, rules: tuple[Rule, ...]) -> pl.DataFram
         else:
             frames.append(_channels_only_hits(lazy, rule))
     hits = pl.concat([frame.cast(PATTERN_SCHEMA) for frame in frames])  # type: ignore[arg-type]
-    return hits.sort("journey_id", "pattern").collect()
+    return hits.sort("journey_id", "pattern", maintain_order=True).collect()
 
 
 def with_patterns(journeys: pl.DataFrame, hits: pl.DataFrame) -> pl.DataFrame:

@@ -23,6 +23,7 @@ order of the sorted events.
 from __future__ import annotations
 
 import ctypes
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -176,7 +177,7 @@ class _Codes:
         renumber = np.zeros(int(physical.max()) + 1 if len(physical) else 1, dtype=small)
         renumber[physical] = names.rank("ordinal").to_numpy() - 1
         codes = np.take(renumber, categorical.to_physical().to_numpy())
-        return cls(codes, names.sort(), text or pl.String())
+        return cls(codes, names.sort(), text if text is not None else pl.String())
 
     def renamed(self, names: pl.Series) -> _Codes:
         """The codes of the same rows after renaming each of ``names`` (same order) to the
@@ -296,9 +297,12 @@ def _sort_events(events: pl.DataFrame) -> tuple[_Sorted, _Codes, _Codes]:
 
 def _text(events: pl.DataFrame, column: str) -> pl.DataType:
     """The type of the text a result takes from ``column``: Categorical when the column is
-    Categorical or Enum (names held once, a small code per row), else String."""
+    Categorical (its own type) or Enum (names held once, a small code per row), else String.
+    Not Enum: an alias or a cut path (``…``) may name what the Enum does not."""
     dtype = events.schema[column]
-    return pl.Categorical() if isinstance(dtype, pl.Categorical | pl.Enum) else pl.String()
+    if isinstance(dtype, pl.Categorical):
+        return dtype
+    return pl.Categorical() if isinstance(dtype, pl.Enum) else pl.String()
 
 
 def _time_key() -> pl.Expr:
@@ -662,11 +666,15 @@ def _freed_after(group: Rebuilt) -> Rebuilt:
 
 def _glibc_malloc_trim() -> Callable[[int], int] | None:
     """glibc's ``malloc_trim``, or None under another C library (macOS, musl)."""
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError):
+    if not sys.platform.startswith("linux"):
         return None
-    return trim
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):  # musl has none
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    found: Callable[[int], int] = trim
+    return found
 
 
 _MALLOC_TRIM = _glibc_malloc_trim()
@@ -788,7 +796,7 @@ def _joined(events: pl.DataFrame, parts: Iterable[_Part], rows: Sequence[_Ints] 
         n = events.height
         index = _index_type(n)
         session, journey = np.empty(n, dtype=index), np.empty(n, dtype=index)
-        # positions 64-bit as in the steps: no cast after
+        # positions 64-bit, as the steps table has them: no cast after
         is_fulfilment, position = np.empty(n, dtype=bool), np.empty(n, dtype=np.int64)
         sessions_before = journeys_before = 0
         for part, at in zip(parts, rows, strict=True):
@@ -796,8 +804,8 @@ def _joined(events: pl.DataFrame, parts: Iterable[_Part], rows: Sequence[_Ints] 
             # no gather of all the steps at the end, whose new columns would come on top of
             # the memory the groups have just freed
             steps = part.steps
-            session[at] = steps.session + np.array(sessions_before, dtype=index)
-            journey[at] = steps.journey + np.array(journeys_before, dtype=index)
+            session[at] = np.add(steps.session, sessions_before, dtype=index)
+            journey[at] = np.add(steps.journey, journeys_before, dtype=index)
             is_fulfilment[at], position[at] = steps.is_fulfilment, steps.position
             session_frames.append(part.sessions)
             journey_frames.append(part.journeys)
@@ -1229,7 +1237,35 @@ def _enum(codes: _Ints, dtype: pl.Enum, name: str) -> pl.Series:
 
 
 def _rebuild_by_stages(events: pl.DataFrame, rules: Rules) -> Rebuilt:
-    """The stage functions one after another (for no events: their empty frames)."""
+    """The stage functions one after another (for no events: their empty frames), with the
+    types :func:`rebuild` gives: text columns taken from a Categorical or Enum input's
+    ``channel`` and ``touchpoint`` Categorical, the steps' columns as the input's."""
+    text = {column: _text(events, column) for column in ("channel", "touchpoint")}
+    coded = {name: kind for name, kind in events.schema.items() if kind != _as_string(kind)}
+    built = _rebuild_by_stages_of_text(events.cast(dict.fromkeys(coded, pl.String)), rules)
+    return Rebuilt(
+        built.sessions.cast(
+            {
+                "channel": text["channel"],
+                "first_touchpoint": text["touchpoint"],
+                "last_touchpoint": text["touchpoint"],
+            }
+        ),
+        built.steps.cast(coded),  # type: ignore[arg-type]
+        built.journeys.cast(
+            {"first_channel": text["channel"], "last_touchpoint": text["touchpoint"]}
+        ),
+        built.edges,
+        built.customers,
+    )
+
+
+def _as_string(dtype: pl.DataType) -> pl.DataType:
+    """String for a Categorical or Enum type, else the type itself."""
+    return pl.String() if isinstance(dtype, pl.Categorical | pl.Enum) else dtype
+
+
+def _rebuild_by_stages_of_text(events: pl.DataFrame, rules: Rules) -> Rebuilt:
     in_sessions = sessions.assign_sessions(
         events,
         timeouts_minutes=dict(rules.timeouts_minutes),
