@@ -958,8 +958,30 @@ def end_of_data(events: pl.DataFrame) -> datetime:
 
 # Raise when a change to the code that builds sessions, journeys, paths or patterns changes
 # their rows: the next run then rebuilds every customer instead of keeping stale rows.
-JOURNEY_LOGIC_VERSION = 1
+# 2: the customers' fingerprints hash only ``JOURNEY_EVENT_COLUMNS``
+JOURNEY_LOGIC_VERSION = 2
 JOURNEY_TABLES = ("journeys.sessions", "journeys.journeys", "journeys.steps", "marts.patterns")
+# The columns of core.events a journey build reads: those the sessions, journeys, paths and
+# pattern rules use or the steps table keeps, and ingested_at (the end of the data). Not the
+# identifiers, the source, the currency or the properties (a tenth of the bytes and half the
+# reading time of the whole table): the customers' fingerprints hash these columns only, so a
+# change elsewhere rebuilds no journey.
+JOURNEY_EVENT_COLUMNS = (
+    "event_id",
+    "customer_key",
+    "channel",
+    "touchpoint",
+    "stage",
+    "occurred_at",
+    "ingested_at",
+    "is_conversion",
+    "order_id",
+    "store_id",
+    "product_id",
+    "category",
+    "fulfilment",
+    "revenue",
+)
 
 
 def rules_fingerprint(settings: Settings, rules: tuple[pattern_rules.Rule, ...]) -> str:
@@ -1057,7 +1079,7 @@ class _JourneyScope:
 def _journey_scope(
     wh: Warehouse, settings: Settings, *, as_of: datetime | None, full: bool
 ) -> _JourneyScope:
-    events = wh.read("core.events")
+    events = wh.query(f"select {', '.join(JOURNEY_EVENT_COLUMNS)} from core.events")
     as_of = as_of or end_of_data(events)
     prints = incremental.customer_fingerprints(events)
     rules = _pattern_rules(settings)
