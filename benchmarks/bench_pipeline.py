@@ -263,12 +263,25 @@ def main() -> None:
         )
         print(f"{size:>11,} done", file=sys.stderr)
     key = ("target_events", "noise", "memory_limit")
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "log", "-1", "--format=%h"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    for row in rows:
+        row["commit"] = commit
+    kept: dict[str, Any] = {}  # what an earlier run recorded besides the results (profiles)
     if RESULTS.is_file():  # keep the other sizes of an earlier run: sizes one at a time
-        earlier = json.loads(RESULTS.read_text(encoding="utf-8"))["results"]
+        kept = json.loads(RESULTS.read_text(encoding="utf-8"))
+        earlier, before = kept.pop("results"), kept.pop("commit", None)
+        for row in earlier:  # measured when one commit was recorded for all rows
+            row.setdefault("commit", before)
         measured_keys = {tuple(r[k] for k in key) for r in rows}
         rows = [r for r in earlier if tuple(r[k] for k in key) not in measured_keys] + rows
         rows.sort(key=lambda r: (r["target_events"], not r["noise"], r["memory_limit"] or ""))
     report = {
+        **kept,
         "machine": {
             "python": platform.python_version(),
             "cpus": len(os.sched_getaffinity(0)),
