@@ -77,7 +77,7 @@ IMPLEMENTATIONS = (
     "duckdb-sql",
     "pandas",
 )
-# What all three read from the file: the columns the rules use and those of ``journeys.steps``
+# What all five read from the file: the columns the rules use and those of ``journeys.steps``
 # (the file also has fulfilment, product_id, category, store_id, which none of them reads).
 COLUMNS = (
     "event_id",

@@ -963,9 +963,9 @@ JOURNEY_LOGIC_VERSION = 2
 JOURNEY_TABLES = ("journeys.sessions", "journeys.journeys", "journeys.steps", "marts.patterns")
 # The columns of core.events a journey build reads: those the sessions, journeys, paths and
 # pattern rules use or the steps table keeps, and ingested_at (the end of the data). Not the
-# identifiers, the source, the currency or the properties (a tenth of the bytes and half the
-# reading time of the whole table): the customers' fingerprints hash these columns only, so a
-# change elsewhere rebuilds no journey.
+# identifiers, the source, the currency or the properties (at 1M events these 14 columns read
+# in 0.17 s, the whole table in 1.0-1.2 s): the customers' fingerprints hash these columns
+# only, so a change elsewhere rebuilds no journey.
 JOURNEY_EVENT_COLUMNS = (
     "event_id",
     "customer_key",
