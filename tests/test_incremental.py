@@ -148,7 +148,7 @@ def test_three_daily_loads_with_late_events_equal_one_full_run(tmp_path: Path) -
         assert_frame_equal(
             wh.read("ops.customer_fingerprints").sort("customer_key"),
             incremental.customer_fingerprints(
-                wh.read("core.events").select(jobs.JOURNEY_EVENT_COLUMNS)
+                wh.read("core.events", columns=jobs.JOURNEY_EVENT_COLUMNS)
             ).sort("customer_key"),
         )
     daily_tables, full_tables = _snapshot(daily), _snapshot(full)

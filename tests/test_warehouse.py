@@ -19,6 +19,18 @@ def test_a_file_named_journeys_is_not_confused_with_the_journeys_schema(tmp_path
         assert wh.read("journeys.journeys").height == 0
 
 
+def test_read_gives_the_columns_asked_for_in_their_order(tmp_path: Path) -> None:
+    frame = pl.DataFrame(
+        {"journey_id": ["j1", "j2"], "dimension": ["all"] * 2, "segment": ["a", "b"]}
+    )
+    with Warehouse.open(tmp_path / "j.duckdb") as wh:
+        wh.ensure_tables()
+        wh.append("marts.journey_segments", frame)
+        found = wh.read("marts.journey_segments", columns=("segment", "journey_id"))
+    assert found.sort("journey_id").rows() == [("a", "j1"), ("b", "j2")]
+    assert found.columns == ["segment", "journey_id"]
+
+
 def test_transaction_rolls_back_every_write(tmp_path: Path) -> None:
     frame = pl.DataFrame(
         {

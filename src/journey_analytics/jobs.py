@@ -1079,7 +1079,7 @@ class _JourneyScope:
 def _journey_scope(
     wh: Warehouse, settings: Settings, *, as_of: datetime | None, full: bool
 ) -> _JourneyScope:
-    events = wh.query(f"select {', '.join(JOURNEY_EVENT_COLUMNS)} from core.events")
+    events = wh.read("core.events", columns=JOURNEY_EVENT_COLUMNS)
     as_of = as_of or end_of_data(events)
     prints = incremental.customer_fingerprints(events)
     rules = _pattern_rules(settings)

@@ -1241,7 +1241,11 @@ def _rebuild_by_stages(events: pl.DataFrame, rules: Rules) -> Rebuilt:
     types :func:`rebuild` gives: text columns taken from a Categorical or Enum input's
     ``channel`` and ``touchpoint`` Categorical, the steps' columns as the input's."""
     text = {column: _text(events, column) for column in ("channel", "touchpoint")}
-    coded = {name: kind for name, kind in events.schema.items() if kind != _as_string(kind)}
+    coded = {
+        name: kind
+        for name, kind in events.schema.items()
+        if isinstance(kind, pl.Categorical | pl.Enum)
+    }
     built = _rebuild_by_stages_of_text(events.cast(dict.fromkeys(coded, pl.String)), rules)
     return Rebuilt(
         built.sessions.cast(
@@ -1258,11 +1262,6 @@ def _rebuild_by_stages(events: pl.DataFrame, rules: Rules) -> Rebuilt:
         built.edges,
         built.customers,
     )
-
-
-def _as_string(dtype: pl.DataType) -> pl.DataType:
-    """String for a Categorical or Enum type, else the type itself."""
-    return pl.String() if isinstance(dtype, pl.Categorical | pl.Enum) else dtype
 
 
 def _rebuild_by_stages_of_text(events: pl.DataFrame, rules: Rules) -> Rebuilt:

@@ -8,7 +8,7 @@ Every other module works on Polars frames. Tables are created from the DDL files
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,11 @@ def _checked_table(name: str) -> str:
         msg = f"Table name {name!r} is not of the form schema.table (lower case)."
         raise JourneyError(msg)
     return name
+
+
+def _quoted(column: str) -> str:
+    """A column name as a DuckDB identifier (double quotes, inner quotes doubled)."""
+    return '"' + column.replace('"', '""') + '"'
 
 
 class Warehouse:
@@ -215,9 +220,10 @@ class Warehouse:
         """Runs a statement that returns nothing (a delete, an update)."""
         self._con.execute(sql, params or {})
 
-    def read(self, table: str) -> pl.DataFrame:
-        """The whole table as a Polars frame."""
-        return self.query(f"select * from {_checked_table(table)}")
+    def read(self, table: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
+        """The whole table as a Polars frame; with ``columns``, only those (read from disk)."""
+        selected = "*" if columns is None else ", ".join(_quoted(column) for column in columns)
+        return self.query(f"select {selected} from {_checked_table(table)}")
 
     def table_exists(self, table: str) -> bool:
         schema, name = _checked_table(table).split(".")
