@@ -57,7 +57,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _memory import peak_rss_mb  # the benchmarks folder: this script's own
+from _measure import library_commit, peak_rss_mb  # the benchmarks folder: this script's own
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "analytics.json"
@@ -1397,18 +1397,6 @@ def main() -> None:
     versions = {}
     for module in ("polars", "duckdb", "pandas", "networkx", "numpy", "pyarrow"):
         versions[module] = __import__(module).__version__
-    commit = subprocess.run(
-        ["git", "-C", str(HERE), "log", "-1", "--format=%h"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no", "--", "../src"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
         json.dumps(
@@ -1416,7 +1404,7 @@ def main() -> None:
                 "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "machine": machine,
                 "versions": versions,
-                "library_commit": commit + (" (src/ modified)" if dirty else ""),
+                "library_commit": library_commit(HERE.parent),
                 "counts": [kept[k] for k in sorted(kept)],
                 "results": rows,
                 "profiles": sorted(profiles, key=lambda p: p["events"]),

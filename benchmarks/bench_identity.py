@@ -34,7 +34,7 @@ from pathlib import Path
 
 import networkx as nx
 import polars as pl
-from _memory import peak_rss_mb  # the benchmarks folder: this script's own
+from _measure import peak_rss_mb  # the benchmarks folder: this script's own
 
 from journey_analytics import identity
 from journey_analytics.config import IdentitySettings

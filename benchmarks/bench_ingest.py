@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 
 CHILD_INGEST = """
 import json, sys, time
-from _memory import peak_rss_mb
+from _measure import peak_rss_mb
 from pathlib import Path
 from journey_analytics import jobs
 from journey_analytics.config import load_settings
@@ -44,7 +44,7 @@ print(json.dumps({"seconds": seconds, "rows": sum(r.rows_read for r in reports),
 """
 CHILD_FLOOR = """
 import json, sys, time
-from _memory import peak_rss_mb
+from _measure import peak_rss_mb
 import duckdb
 folder, database, ignore = sys.argv[1], sys.argv[2], sys.argv[3]
 started = time.perf_counter()
@@ -108,7 +108,7 @@ def _child(code: str, *args: str) -> dict[str, float]:
         capture_output=True,
         text=True,
         check=True,
-        env={  # for ``_memory``
+        env={  # for ``_measure``
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
         },

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _memory import peak_rss_mb  # the benchmarks folder: this script's own
+from _measure import library_commit, peak_rss_mb  # the benchmarks folder: this script's own
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -263,12 +263,7 @@ def main() -> None:
         )
         print(f"{size:>11,} done", file=sys.stderr)
     key = ("target_events", "noise", "memory_limit")
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "log", "-1", "--format=%h"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    commit = library_commit(ROOT)
     for row in rows:
         row["commit"] = commit
     kept: dict[str, Any] = {}  # what an earlier run recorded besides the results (profiles)

@@ -1,7 +1,7 @@
 """Speed and peak memory of the simulator (``journey sample``) against a plain json.dumps loop.
 
 Each measurement runs in a child process, which reports its wall time and its own peak resident
-memory (``VmHWM``, `_memory.peak_rss_mb`). The baseline writes the same number of
+memory (``VmHWM``, `_measure.peak_rss_mb`). The baseline writes the same number of
 Segment-like JSON lines with a plain ``json.dumps`` loop: the floor for any Python generator
 that writes JSON lines.
 
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _memory import peak_rss_mb  # the benchmarks folder: this script's own
+from _measure import peak_rss_mb  # the benchmarks folder: this script's own
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sample.json"
 SEED = 42

@@ -1,9 +1,12 @@
-"""The peak resident memory of a benchmark's child process."""
+"""What every benchmark records with its figures: a child process's peak resident memory and
+the commit of the library measured."""
 
 from __future__ import annotations
 
 import resource
+import subprocess
 import sys
+from pathlib import Path
 
 
 def peak_rss_mb() -> float:
@@ -24,3 +27,17 @@ def peak_rss_mb() -> float:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def library_commit(repository: Path) -> str:
+    """The short hash of the checked-out commit, with " (src/ modified)" when ``src/`` has
+    changes not committed (the figures are then not those of the commit alone)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(repository), *args], capture_output=True, text=True, check=False
+        )
+        return done.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "src")
+    return git("log", "-1", "--format=%h") + (" (src/ modified)" if dirty else "")
