@@ -148,8 +148,8 @@ def ingest_each_source(settings: Settings) -> tuple[list[jobs.BatchReport], dict
 
 
 @_step("stitch-identities")
-def build_core(settings: Settings) -> jobs.CoreReport:
-    return jobs.build_core(settings)
+def build_core(settings: Settings, full: bool) -> jobs.CoreReport:
+    return jobs.build_core(settings, full=full)
 
 
 @_step("build-journeys")
@@ -236,13 +236,14 @@ def journey_run(
 ) -> RunSummary:
     """Runs the whole pipeline for the sources named in ``config_path``, holding the run lock
     of its database (a second run waits up to ``wait_seconds``, then stops with a message).
-    Journeys are rebuilt only for the customers whose events changed, unless
-    ``full_rebuild``; per customer shard on a Dask cluster with ``executor="dask"`` (default:
-    ``[scale] executor`` and ``dask_address`` of the config; see :func:`dask_runner`)."""
+    Core events are made only of the files loaded since the last run, and journeys rebuilt
+    only for the customers whose events changed, unless ``full_rebuild``; per customer
+    shard on a Dask cluster with ``executor="dask"`` (default: ``[scale] executor`` and
+    ``dask_address`` of the config; see :func:`dask_runner`)."""
     settings = load_settings(config_path)
     with run_lock(settings.database_path, wait_seconds=wait_seconds):
         batches, failed = ingest_each_source(settings)
-        core = build_core(settings)
+        core = build_core(settings, full_rebuild)
         if (executor or settings.scale.executor) == "dask":
             journeys = build_journeys_on_workers(settings, full_rebuild, dask_address)
         else:

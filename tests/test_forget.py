@@ -110,8 +110,9 @@ def test_forget_leaves_no_trace_and_other_customers_unchanged(tmp_path: Path) ->
     ]
     assert json.loads(erasure.item(0, "tables")) == report.rows_deleted
 
-    # The next morning's run loads nothing new and brings no one back.
-    run_all(settings)
+    # The next morning's run loads nothing new and brings no one back. Its core build is
+    # full: after the erasure, the stored links no longer hold every raw row's evidence.
+    assert run_all(settings)[0].mode == "full"
     assert _traces(settings.database_path, needles) == {}
     assert_frame_equal(
         _snapshot(settings.database_path)["journeys.journeys"], after["journeys.journeys"]
@@ -140,7 +141,7 @@ def test_forget_leaves_no_trace_and_other_customers_unchanged(tmp_path: Path) ->
         bad + 1,
     )
     assert export.rows_duplicate == len(lines) - bad - 2
-    jobs.build_core(settings)
+    assert jobs.build_core(settings).mode == "incremental"
     assert _traces(settings.database_path, needles) == {}
     with Warehouse.open(settings.database_path, read_only=True) as wh:
         rejected = wh.query(

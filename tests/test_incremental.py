@@ -158,6 +158,18 @@ def test_three_daily_loads_with_late_events_equal_one_full_run(tmp_path: Path) -
         runs = wh.query(
             "select mode, customers, customers_rebuilt from ops.journey_runs order by run_at"
         ).rows()
+    with Warehouse.open(daily.database_path, read_only=True) as wh:
+        core_runs = wh.query(
+            "select mode, batches, events, events_written, events_rekeyed from ops.core_runs "
+            "order by run_at"
+        ).rows()
+    # the core builds read only the batches loaded since the last one
+    assert core_runs == [
+        ("full", 41, 1427, 1427, 0),
+        ("incremental", 45, 3569, 2142, 0),
+        ("incremental", 43, 4759, 1190, 0),
+        ("incremental", 0, 4759, 0, 0),
+    ]
     # the first run builds everyone; then only the customers with new or changed events,
     # open journeys, or an order in common with those; a day without files rebuilds no one
     assert runs == [

@@ -4,6 +4,7 @@ one run over all of it gives, and the guards' settings decide when a run starts 
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import polars as pl
@@ -67,6 +68,12 @@ def test_sample_in_two_slices_stitches_incrementally_to_the_one_shot_result(
         "incremental",
         "full",
     )
+    # the second build made events of the second slice's rows only (no receipt has lines
+    # in both slices), and keyed again only the stored events whose customer changed
+    assert (first.mode, second.mode, once.mode) == ("full", "incremental", "full")
+    assert (first.events_written, second.events_written, second.events) == (2544, 2215, 4759)
+    assert first.events_written + second.events_written == once.events
+    assert second.events_rekeyed == 115
     # Only the identifiers the new files touch are decided again, not all of them.
     assert 0 < second.identifiers_decided < second.identifiers == once.identifiers
     incremental, scratch = _tables(sliced.database_path), _tables(whole.database_path)
@@ -95,3 +102,55 @@ def test_changing_the_guards_stitches_from_scratch(tmp_path: Path) -> None:
     config.write_text(config.read_text() + "\n[identity]\nshared_limits = { anonymous_id = 3 }\n")
     changed = load_settings(config)
     assert jobs.build_core(changed).stitch_mode == "full"
+
+
+def test_receipts_after_their_lines_and_a_late_line_give_the_one_shot_events(
+    tmp_path: Path,
+) -> None:
+    sample = tmp_path / "sample"
+    shutil.copytree(REPO / "data" / "sample", sample)
+    held = tmp_path / "held" / "pos"
+    held.mkdir(parents=True)
+    # The receipts of April onwards come a day after their lines.
+    for path in sorted((sample / "pos").glob("receipts-*.csv")):
+        if _later(path):
+            path.rename(held / path.name)
+    # One receipt of March with several lines has its last line in a later file of its own.
+    lines_file = sample / "pos" / "receipt_lines-2026-03-02.csv"
+    rows = lines_file.read_text().splitlines(keepends=True)
+    counts = Counter(row.split(",")[0] for row in rows[1:])
+    receipt = next(receipt for receipt, n in counts.items() if n >= 2)
+    last = max(i for i, row in enumerate(rows) if row.startswith(f"{receipt},"))
+    lines_file.write_text("".join(rows[:last] + rows[last + 1 :]))
+    (held / "receipt_lines-2026-07-06.csv").write_text(rows[0] + rows[last])
+
+    sliced = load_settings(sample_config(sample, tmp_path / "sliced"))
+    jobs.ingest_sources(sliced)
+    first = jobs.build_core(sliced)
+    with Warehouse.open(sliced.database_path, read_only=True) as wh:
+        waiting = wh.query(
+            "select count(*) from raw.pos_lines where receipt_id not in "
+            "(select record_key from raw.pos_receipts)"
+        ).item()
+        sale = wh.query(
+            "select revenue from core.events where event_id = $id", {"id": f"pos:{receipt}:sale"}
+        )
+    assert first.pending == {"receipt lines without their receipt": waiting} != {}
+    shutil.copytree(held, sample / "pos", dirs_exist_ok=True)
+    jobs.ingest_sources(sliced)
+    second = jobs.build_core(sliced)
+
+    whole = load_settings(sample_config(REPO / "data" / "sample", tmp_path / "whole"))
+    jobs.ingest_sources(whole)
+    once = jobs.build_core(whole)
+
+    assert (second.mode, second.pending, once.pending) == ("incremental", {}, {})
+    incremental, scratch = _tables(sliced.database_path), _tables(whole.database_path)
+    for name in _TABLES:
+        columns = [c for c in scratch[name].columns if c not in {"ingested_at", "batch_id"}]
+        assert_frame_equal(incremental[name].select(columns), scratch[name].select(columns))
+    # the receipt's sale was made anew with its late line: more revenue, one event
+    after = incremental["core.events"].filter(pl.col("event_id") == f"pos:{receipt}:sale")
+    assert after.get_column("revenue").item() > sale.get_column("revenue").item()
+    made = first.events_written + second.events_written
+    assert made == once.events + 1  # the sale, made twice

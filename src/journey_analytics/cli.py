@@ -115,7 +115,8 @@ def run(
         bool,
         typer.Option(
             "--full/--incremental",
-            help="Rebuild every customer's journeys, not only those whose events changed.",
+            help="Make every event and every customer's journeys again, not only what the "
+            "files loaded since the last run changed.",
         ),
     ] = False,
     executor: Annotated[
@@ -219,6 +220,10 @@ def run(
         f"{core.events} events, {core.customers} customers, {journeys.sessions} sessions, "
         f"{journeys.journeys} journeys ({journeys.conversions} converted, "
         f"{journeys.dropped} dropped, {journeys.open} open)"
+    )
+    console.print(
+        f"core: {core.mode} build, {core.events_written} events made, "
+        f"{core.events_rekeyed} stored events given another customer"
     )
     console.print(
         f"identity: {core.stitch_mode} stitch, {core.identifiers_decided} of "

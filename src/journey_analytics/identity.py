@@ -161,7 +161,9 @@ def evidence(records: pl.DataFrame, *, blocked_values: Iterable[str]) -> Evidenc
     """The identifiers and links of records with ``source``, ``seen_at`` and any of the
     identifier columns. Each record links its anchor (its strongest identifier) to each of its
     other identifiers; a pair seen in several records is one link with their count, the
-    ``source`` of its first record (by ``seen_at``, then record order; nulls last).
+    ``source`` of its first record (by ``seen_at``, nulls last, then by source name: not
+    by record order, so that :func:`merged` of the evidence of two slices of records equals
+    the evidence of all of them).
 
     Worked on the records' own columns: the identifier columns are in priority order, so a
     record's anchor is the first one it has, and its pairs with the anchor are its later ones.
@@ -181,7 +183,7 @@ def evidence(records: pl.DataFrame, *, blocked_values: Iterable[str]) -> Evidenc
     links = (
         pairs.group_by(_PAIR)
         .agg(
-            pl.col("source").sort_by("seen_at", "record", nulls_last=True).first(),
+            pl.col("source").sort_by("seen_at", "source", nulls_last=True).first(),
             pl.col("seen_at").min().alias("first_seen_at"),
             pl.col("seen_at").max().alias("last_seen_at"),
             pl.len().cast(pl.Int64).alias("records"),
@@ -200,6 +202,40 @@ def evidence(records: pl.DataFrame, *, blocked_values: Iterable[str]) -> Evidenc
         ]
         or [pl.DataFrame(schema=IDENTIFIER_SCHEMA)]
     ).sort("identifier_type", "identifier_value")
+    return Evidence(identifiers, links)
+
+
+def merged(earlier: Evidence, later: Evidence) -> Evidence:
+    """The evidence of two slices of records (e.g. the records already stitched and a new
+    batch's), as :func:`evidence` of all of them gives it: a link seen in both counts the
+    records of both, spans both, and takes the source of the first record.
+
+    Example:
+        >>> def seen(day, source):
+        ...     return evidence(pl.DataFrame({"source": [source], "seen_at": [day],
+        ...         "user_id": ["u1"], "anonymous_id": ["a1"]}), blocked_values=[])
+        >>> from datetime import datetime as dt
+        >>> both = merged(seen(dt(2026, 3, 2), "web"), seen(dt(2026, 3, 1), "app"))
+        >>> both.links.select("source", "records").rows()
+        [('app', 2)]
+    """
+    links = (
+        pl.concat([earlier.links.select(list(LINK_SCHEMA)), later.links.select(list(LINK_SCHEMA))])
+        .group_by(_PAIR)
+        .agg(
+            pl.col("source").sort_by("first_seen_at", "source", nulls_last=True).first(),
+            pl.col("first_seen_at").min(),
+            pl.col("last_seen_at").max(),
+            pl.col("records").sum(),
+        )
+        .sort(_PAIR)
+        .match_to_schema(LINK_SCHEMA)
+    )
+    identifiers = (
+        pl.concat([earlier.identifiers, later.identifiers])
+        .unique()
+        .sort("identifier_type", "identifier_value")
+    )
     return Evidence(identifiers, links)
 
 
@@ -624,11 +660,14 @@ def assign_customer_keys(events: pl.DataFrame, customers: pl.DataFrame) -> pl.Da
     keyed = events.with_columns(pl.coalesce(keys).alias("customer_key")).drop(keys)
     # An event with no usable identifier that names an order (a pickup, a return) belongs to
     # the customer who placed the order; any other is a customer of its own, not lost.
+    # (of several such conversions, the first by time, then event id: not by row order, so
+    # that keys given to a new batch's events agree with keys given to all events at once)
     ordered_by = (
         keyed.filter(pl.col("is_conversion") & pl.col("customer_key").is_not_null())
-        .select("order_id", pl.col("customer_key").alias("_orderer"))
         .drop_nulls("order_id")
-        .unique("order_id", keep="first")
+        .sort("order_id", "occurred_at", "event_id")
+        .select("order_id", pl.col("customer_key").alias("_orderer"))
+        .unique("order_id", keep="first", maintain_order=True)
     )
     unknown = pl.lit("c_event:") + pl.col("event_id")
     return (

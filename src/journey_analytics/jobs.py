@@ -125,6 +125,9 @@ class CoreReport:
     stitch_mode: str = "full"  # or "incremental": only the groups new links touch
     identifiers_decided: int = 0
     identity_changes: int = 0  # rows of the merge ledger (ops.identity_changes)
+    mode: str = "full"  # or "incremental": only the rows of batches loaded since the last build
+    events_written: int = 0  # events inserted or made anew by this build
+    events_rekeyed: int = 0  # events already stored whose customer_key this build changed
 
 
 @dataclass(frozen=True)
@@ -776,54 +779,91 @@ def check_key(wh: Warehouse, fingerprint: str) -> None:
         raise ConfigError(msg)
 
 
-def _raw(wh: Warehouse, table: str, source: str) -> pl.DataFrame | None:
-    """A source's rows of a raw table, without where in which file they were (no event
-    carries it: reading the file names of a million rows costs as much as two columns)."""
+def _raw(wh: Warehouse, table: str, source: str, where: str = "true") -> pl.DataFrame | None:
+    """A source's rows of a raw table (those ``where`` selects), without where in which file
+    they were (no event carries it: reading the file names of a million rows costs as much
+    as two columns)."""
     if not wh.table_exists(table):
         return None
     return wh.query(
-        f"select * exclude (file, line_no) from {table} where source = $source",
+        f"select * exclude (file, line_no) from {table} where source = $source and ({where})",
         {"source": source},
     )
 
 
+# Rows of the batches registered as ``_batches`` (incremental builds).
+_NEW_ROWS = "batch_id in (select batch_id from _batches)"
+
+
+def _pos_rows(
+    wh: Warehouse, source: str, *, incremental: bool
+) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """A POS source's receipts and lines: all of them, or (``incremental``) those of every
+    receipt a new batch brought or brought lines of (a receipt's event is made anew with
+    the lines that came after it)."""
+    if not (wh.table_exists("raw.pos_receipts") and wh.table_exists("raw.pos_lines")):
+        return None
+    if not incremental:
+        receipts, lines = _raw(wh, "raw.pos_receipts", source), _raw(wh, "raw.pos_lines", source)
+        assert receipts is not None and lines is not None
+        return receipts, lines
+    touched = wh.query(
+        f"select record_key as receipt_id from raw.pos_receipts where source = $source "
+        f"and {_NEW_ROWS} union select receipt_id from raw.pos_lines where source = $source "
+        f"and {_NEW_ROWS}",
+        {"source": source},
+    )
+    with wh.registered(_receipts=touched):
+        receipts = _raw(
+            wh, "raw.pos_receipts", source, "record_key in (select receipt_id from _receipts)"
+        )
+        lines = _raw(
+            wh, "raw.pos_lines", source, "receipt_id in (select receipt_id from _receipts)"
+        )
+    assert receipts is not None and lines is not None
+    return receipts, lines
+
+
 def canonical_events(
-    wh: Warehouse, settings: Settings, taxonomy: pl.DataFrame
-) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
-    """All canonical events and all CRM contact records, from the raw tables, and the count
-    of loaded rows that make no event yet, by reason (nothing is dropped unseen)."""
-    referrers = load_referrers(settings.resolve(settings.referrers) if settings.referrers else None)
+    wh: Warehouse,
+    settings: Settings,
+    taxonomy: pl.DataFrame,
+    *,
+    referrers: pl.DataFrame | None = None,
+    incremental: bool = False,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The canonical events and CRM contact records of the raw tables: of every row, or
+    (``incremental``) of the rows of the batches registered as ``_batches``, with every
+    event of a receipt that one of them brought lines of."""
+    if referrers is None:
+        referrers = load_referrers(
+            settings.resolve(settings.referrers) if settings.referrers else None
+        )
+    where = _NEW_ROWS if incremental else "true"
     events = [pl.DataFrame(schema=ingest.EVENT_SCHEMA)]
     contacts = []
-    pending: dict[str, int] = {}
-
-    def add(frame: pl.DataFrame, rows: int, reason: str) -> None:
-        events.append(frame)
-        if rows > frame.height:
-            pending[reason] = pending.get(reason, 0) + rows - frame.height
-
     for name, source in settings.sources.items():
         if isinstance(source, SegmentSource):
-            rows = _raw(wh, "raw.clickstream", name)
+            rows = _raw(wh, "raw.clickstream", name, where)
             if rows is not None:
-                frame = ingest.events_from_segment(
-                    rows,
-                    source=name,
-                    channel=source.channel,
-                    taxonomy=taxonomy,
-                    referrers=referrers,
+                events.append(
+                    ingest.events_from_segment(
+                        rows,
+                        source=name,
+                        channel=source.channel,
+                        taxonomy=taxonomy,
+                        referrers=referrers,
+                    )
                 )
-                add(frame, rows.height, "event name no longer in the taxonomy")
         elif isinstance(source, CrmSource):
-            rows = _raw(wh, "raw.crm_interactions", name)
+            rows = _raw(wh, "raw.crm_interactions", name, where)
             if rows is not None:
-                frame = ingest.events_from_crm(rows, source=name, taxonomy=taxonomy)
-                add(frame, rows.height, "event name no longer in the taxonomy")
-            contact_rows = _raw(wh, "raw.crm_contacts", name)
+                events.append(ingest.events_from_crm(rows, source=name, taxonomy=taxonomy))
+            contact_rows = _raw(wh, "raw.crm_contacts", name, where)
             if contact_rows is not None:
                 contacts.append(contact_rows)
         elif isinstance(source, TableSource):
-            rows = _raw(wh, "raw.tables", name)
+            rows = _raw(wh, "raw.tables", name, where)
             if rows is not None:
                 events.append(
                     ingest.events_from_table(
@@ -837,51 +877,223 @@ def canonical_events(
                     )
                 )
         elif isinstance(source, PosSource):
-            receipts = _raw(wh, "raw.pos_receipts", name)
-            lines = _raw(wh, "raw.pos_lines", name)
-            if receipts is not None and lines is not None:
-                events.append(
-                    ingest.events_from_pos(receipts, lines, source=name, taxonomy=taxonomy)
-                )
-                for reason, count in ingest.unmatched_pos(receipts, lines).items():
-                    pending[reason] = pending.get(reason, 0) + count
+            pos = _pos_rows(wh, name, incremental=incremental)
+            if pos is not None:
+                events.append(ingest.events_from_pos(*pos, source=name, taxonomy=taxonomy))
     contact_frame = (
         pl.concat(contacts)
         if contacts
         else pl.DataFrame(schema={"source": pl.String, "created_at": ingest.UTC_TIME})
     )
-    return pl.concat(events), contact_frame, pending
+    return pl.concat(events), contact_frame
 
 
-def build_core(settings: Settings) -> CoreReport:
-    """Rebuilds ``core.events``, ``core.identity_links`` and ``core.customers`` from raw."""
+def pending_rows(wh: Warehouse, settings: Settings) -> dict[str, int]:
+    """Loaded rows that make no event yet, by reason: rows whose event name the taxonomy no
+    longer has, receipt lines whose receipt has not arrived, receipts without lines (counted
+    in the warehouse over every raw row: nothing is dropped unseen)."""
+    pending: dict[str, int] = {}
+    events = wh.query("select source, count(*) as n from core.events group by source")
+    made = dict(events.iter_rows())
+    for name, source in settings.sources.items():
+        table = (
+            "raw.clickstream"
+            if isinstance(source, SegmentSource)
+            else "raw.crm_interactions"
+            if isinstance(source, CrmSource)
+            else None
+        )
+        if table and wh.table_exists(table):
+            rows = wh.query(
+                f"select count(*) from {table} where source = $source", {"source": name}
+            ).item()
+            reason = "event name no longer in the taxonomy"
+            if rows > made.get(name, 0):
+                pending[reason] = pending.get(reason, 0) + rows - made.get(name, 0)
+        elif (
+            isinstance(source, PosSource)
+            and wh.table_exists("raw.pos_receipts")
+            and wh.table_exists("raw.pos_lines")
+        ):
+            counts = wh.query(
+                "select (select count(*) from raw.pos_lines l where l.source = $source and "
+                "not exists (select 1 from raw.pos_receipts r where r.source = $source and "
+                "r.record_key = l.receipt_id)) as orphans, "
+                "(select count(*) from raw.pos_receipts r where r.source = $source and "
+                "not exists (select 1 from raw.pos_lines l where l.source = $source and "
+                "l.receipt_id = r.record_key)) as empty",
+                {"source": name},
+            ).row(0)
+            for reason, count in zip(
+                ("receipt lines without their receipt", "receipts without lines"),
+                counts,
+                strict=True,
+            ):
+                if count:
+                    pending[reason] = pending.get(reason, 0) + count
+    return pending
+
+
+# Raise when a change to the code that makes canonical events, identity evidence or customer
+# keys of raw rows changes their rows: the next build is then full.
+CORE_LOGIC_VERSION = 1
+
+
+def core_fingerprint(settings: Settings, taxonomy: pl.DataFrame, referrers: pl.DataFrame) -> str:
+    """sha256 of everything that makes events and identity evidence of raw rows besides the
+    rows themselves: the sources' settings, the taxonomy, the referrer rules and the
+    identity settings (a change in any of them makes the next build full)."""
+    described = {
+        "logic": CORE_LOGIC_VERSION,
+        "sources": {
+            name: source.model_dump(mode="json") for name, source in settings.sources.items()
+        },
+        "identity": settings.identity.model_dump(mode="json"),
+        "taxonomy": taxonomy.write_csv(),
+        "referrers": referrers.write_csv(),
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _identity_records(events: pl.DataFrame, contacts: pl.DataFrame) -> pl.DataFrame:
+    """What stitching reads of events and CRM contacts: source, time and identifiers."""
+    return pl.concat(
+        [
+            events.select("source", pl.col("occurred_at").alias("seen_at"), *IDENTIFIER_COLUMNS),
+            contacts.select(
+                "source",
+                pl.col("created_at").alias("seen_at"),
+                *[c for c in IDENTIFIER_COLUMNS if c in contacts.columns],
+            ),
+        ],
+        how="diagonal_relaxed",
+    )
+
+
+# What customer keys are decided from (identity.assign_customer_keys).
+_KEYING_COLUMNS = ("event_id", "occurred_at", "is_conversion", "order_id", *IDENTIFIER_COLUMNS)
+
+
+def _events_to_key_again(wh: Warehouse, made: pl.DataFrame, changed: pl.DataFrame) -> pl.DataFrame:
+    """The stored events (their keying columns) whose customer key may change: those with an
+    identifier whose customer changed or is new, and every event of an order that one of
+    those or of the ``made`` events names (an event with no identifier of its own takes
+    its order's customer). ``made`` events themselves are left out: they are stored anew."""
+    columns = ", ".join(_KEYING_COLUMNS)
+    by_identifier = " or ".join(
+        f"{kind} in (select identifier_value from _changed where identifier_type = '{kind}')"
+        for kind in IDENTIFIER_COLUMNS
+    )
+    with wh.registered(_changed=changed, _made=made.select("event_id", "order_id")):
+        return wh.query(
+            f"with orders as (select order_id from core.events where {by_identifier} "
+            "union select order_id from _made) "
+            f"select {columns} from core.events "
+            "where event_id not in (select event_id from _made) and "
+            f"({by_identifier} or order_id in "
+            "(select order_id from orders where order_id is not null))"
+        )
+
+
+def build_core(settings: Settings, *, full: bool = False) -> CoreReport:
+    """Builds ``core.events``, ``core.identity_links`` and ``core.customers`` from raw.
+
+    Incremental when the inputs' fingerprint is that of the last build (and ``full`` is not
+    asked): the events of the batches loaded since (and of the receipts they complete) are
+    made and stored, identity evidence of their records is merged with the stored links
+    and stitched again where it touches, and the stored events of customers that changed
+    are keyed again. Equals a full build, row for row (``tests/test_stitching_runs.py``).
+    """
     taxonomy = load_taxonomy(settings.resolve(settings.taxonomy) if settings.taxonomy else None)
+    referrers = load_referrers(settings.resolve(settings.referrers) if settings.referrers else None)
+    fingerprint = core_fingerprint(settings, taxonomy, referrers)
     with _open(settings) as wh:
         wh.ensure_tables()
-        events, contacts, pending = canonical_events(wh, settings, taxonomy)
-        records = pl.concat(
-            [
-                events.select(
-                    "source", pl.col("occurred_at").alias("seen_at"), *IDENTIFIER_COLUMNS
-                ),
-                contacts.select(
-                    "source",
-                    pl.col("created_at").alias("seen_at"),
-                    *[c for c in IDENTIFIER_COLUMNS if c in contacts.columns],
-                ),
-            ],
-            how="diagonal_relaxed",
+        last = wh.query("select inputs_fingerprint from ops.core_runs order by run_at desc limit 1")
+        incremental = not full and last.height > 0 and last.item() == fingerprint
+        batches = wh.query(
+            "select batch_id from ops.batches"
+            + (" anti join ops.core_batches using (batch_id)" if incremental else "")
         )
-        stitched, identity_run = _stitch(wh, records, settings)
-        keyed = identity.assign_customer_keys(events, stitched.customers)
-        with wh.transaction():
-            wh.replace("core.events", keyed)
-            wh.replace("core.identity_links", stitched.links)
-            wh.replace("core.customers", stitched.customers)
-            wh.append("ops.identity_changes", identity_run.changes)
-            wh.append("ops.identity_runs", identity_run.row)
+        before = wh.read("core.customers")
+        previous = identity.Stitched(wh.read("core.identity_links"), before)
+        with wh.registered(_batches=batches):
+            events, contacts = canonical_events(
+                wh, settings, taxonomy, referrers=referrers, incremental=incremental
+            )
+        blocked = settings.identity.blocked_values
+        if incremental:
+            with wh.registered(_made=events.select("event_id")):
+                stored = wh.query(
+                    "select event_id from core.events where event_id in "
+                    "(select event_id from _made)"
+                )
+            # a receipt's event made anew with later lines is no new record
+            records = _identity_records(events.join(stored, on="event_id", how="anti"), contacts)
+            found = identity.merged(
+                identity.Evidence(
+                    before.select(list(identity.IDENTIFIER_SCHEMA)),
+                    previous.links.select(list(identity.LINK_SCHEMA)),
+                ),
+                identity.evidence(records, blocked_values=blocked),
+            )
+        else:
+            found = identity.evidence(_identity_records(events, contacts), blocked_values=blocked)
+        del contacts
+        stitched, identity_run = _stitch(wh, found, previous, settings)
+        now = datetime.now(UTC)
+        if incremental:
+            changed = stitched.customers.join(
+                before, on=["identifier_type", "identifier_value", "customer_key"], how="anti"
+            ).select(list(identity.IDENTIFIER_SCHEMA))
+            again = _events_to_key_again(wh, events, changed)
+            keyed_again = identity.assign_customer_keys(
+                pl.concat([again, events.select(_KEYING_COLUMNS)]), stitched.customers
+            ).select("event_id", "customer_key")
+            keyed = events.drop("customer_key").join(keyed_again, on="event_id", how="left")
+            with wh.transaction():
+                rekeyed = wh.update_from(
+                    "core.events",
+                    keyed_again.join(again, on="event_id", how="semi"),
+                    key="event_id",
+                    column="customer_key",
+                )
+                with wh.registered(_made=keyed.select("event_id")):
+                    wh.delete("core.events", "event_id in (select event_id from _made)")
+                wh.append("core.events", keyed.select(events.columns))
+                _store_core(wh, stitched, identity_run, batches, now=now)
+                total = wh.query("select count(*) from core.events").item()
+                _record_core_run(
+                    wh,
+                    now=now,
+                    mode="incremental",
+                    fingerprint=fingerprint,
+                    batches=batches,
+                    events=total,
+                    written=keyed.height,
+                    rekeyed=rekeyed,
+                )
+        else:
+            keyed = identity.assign_customer_keys(events, stitched.customers)
+            del events
+            with wh.transaction():
+                wh.replace("core.events", keyed)
+                wh.empty("ops.core_batches")
+                _store_core(wh, stitched, identity_run, batches, now=now)
+                _record_core_run(
+                    wh,
+                    now=now,
+                    mode="full",
+                    fingerprint=fingerprint,
+                    batches=batches,
+                    events=keyed.height,
+                    written=keyed.height,
+                    rekeyed=0,
+                )
+            total, rekeyed = keyed.height, 0
+        pending = pending_rows(wh, settings)
     return CoreReport(
-        events=keyed.height,
+        events=total,
         customers=stitched.customers.get_column("customer_key").n_unique(),
         identifiers=stitched.customers.height,
         links=stitched.links.height,
@@ -890,6 +1102,51 @@ def build_core(settings: Settings) -> CoreReport:
         stitch_mode=identity_run.mode,
         identifiers_decided=identity_run.decided,
         identity_changes=identity_run.changes.height,
+        mode="incremental" if incremental else "full",
+        events_written=keyed.height,
+        events_rekeyed=rekeyed,
+    )
+
+
+def _store_core(
+    wh: Warehouse,
+    stitched: identity.Stitched,
+    identity_run: _IdentityRun,
+    batches: pl.DataFrame,
+    *,
+    now: datetime,
+) -> None:
+    wh.replace("core.identity_links", stitched.links)
+    wh.replace("core.customers", stitched.customers)
+    wh.append("ops.identity_changes", identity_run.changes)
+    wh.append("ops.identity_runs", identity_run.row)
+    wh.append("ops.core_batches", batches.with_columns(pl.lit(now).alias("built_at")))
+
+
+def _record_core_run(
+    wh: Warehouse,
+    *,
+    now: datetime,
+    mode: str,
+    fingerprint: str,
+    batches: pl.DataFrame,
+    events: int,
+    written: int,
+    rekeyed: int,
+) -> None:
+    wh.append(
+        "ops.core_runs",
+        pl.DataFrame(
+            {
+                "run_at": [now],
+                "mode": [mode],
+                "inputs_fingerprint": [fingerprint],
+                "batches": [batches.height],
+                "events": [events],
+                "events_written": [written],
+                "events_rekeyed": [rekeyed],
+            }
+        ),
     )
 
 
@@ -910,16 +1167,14 @@ def identity_guards(settings: Settings) -> identity.Guards:
 
 
 def _stitch(
-    wh: Warehouse, records: pl.DataFrame, settings: Settings
+    wh: Warehouse, found: identity.Evidence, previous: identity.Stitched, settings: Settings
 ) -> tuple[identity.Stitched, _IdentityRun]:
     """Stitches incrementally on the last run's decisions when they were made with the same
     identity settings (and the database has them all), else from scratch."""
     guards = identity_guards(settings)
     fingerprint = hashlib.sha256(settings.identity.model_dump_json().encode("utf-8")).hexdigest()
-    found = identity.evidence(records, blocked_values=settings.identity.blocked_values)
     last = wh.query("select guards_fingerprint from ops.identity_runs order by run_at desc limit 1")
-    before = wh.read("core.customers")
-    previous = identity.Stitched(wh.read("core.identity_links"), before)
+    before = previous.customers
     complete = before.get_column("group_key").null_count() == 0
     if last.height and last.item() == fingerprint and complete:
         stitched, decided = identity.update(previous, found, guards)
@@ -1663,6 +1918,18 @@ def forget(settings: Settings, *, by: str, value: str) -> ErasureReport:
                 {"customer": customer},
             )
             deleted = {table: count for table, count in deleted.items() if count}
+            # identities are not stitched again now; the next core build is full (the
+            # stored links no longer hold the evidence of every raw row)
+            _record_core_run(
+                wh,
+                now=datetime.now(UTC),
+                mode="erasure",
+                fingerprint="",
+                batches=pl.DataFrame(schema={"batch_id": pl.String}),
+                events=wh.query("select count(*) from core.events").item(),
+                written=0,
+                rekeyed=0,
+            )
             # kept so that a file written before the erasure does not bring the person back
             wh.append(
                 "ops.erased_identifiers",

@@ -294,6 +294,17 @@ class Warehouse:
         ).fetchone()
         return int(deleted[0]) if deleted else 0
 
+    def update_from(self, table: str, frame: pl.DataFrame, *, key: str, column: str) -> int:
+        """Sets ``column`` of the rows whose ``key`` is in the frame to the frame's value,
+        where it differs (nulls compare as values); returns how many rows changed."""
+        name, key_, column_ = _checked_table(table), _quoted(key), _quoted(column)
+        with self.registered(_updates=frame.select(key, column)):
+            changed = self._con.execute(
+                f"update {name} set {column_} = u.{column_} from _updates u "
+                f"where {name}.{key_} = u.{key_} and {name}.{column_} is distinct from u.{column_}"
+            ).fetchone()
+        return int(changed[0]) if changed else 0
+
     def tables(self, schema: str) -> dict[str, list[str]]:
         """The tables of a schema with their column names."""
         rows = self.query(
