@@ -1009,8 +1009,12 @@ def build_core(settings: Settings, *, full: bool = False) -> CoreReport:
     fingerprint = core_fingerprint(settings, taxonomy, referrers)
     with _open(settings) as wh:
         wh.ensure_tables()
-        last = wh.query("select inputs_fingerprint from ops.core_runs order by run_at desc limit 1")
-        incremental = not full and last.height > 0 and last.item() == fingerprint
+        last = wh.query(
+            "select inputs_fingerprint, events = (select count(*) from core.events) "
+            "from ops.core_runs order by run_at desc limit 1"
+        )
+        # (and core.events holds what the last build left: not emptied or copied in since)
+        incremental = not full and last.rows() == [(fingerprint, True)]
         batches = wh.query(
             "select batch_id from ops.batches"
             + (" anti join ops.core_batches using (batch_id)" if incremental else "")
