@@ -207,8 +207,9 @@ def evidence(records: pl.DataFrame, *, blocked_values: Iterable[str]) -> Evidenc
 
 def merged(earlier: Evidence, later: Evidence) -> Evidence:
     """The evidence of two slices of records (e.g. the records already stitched and a new
-    batch's), as :func:`evidence` of all of them gives it: a link seen in both counts the
-    records of both, spans both, and takes the source of the first record.
+    batch's), as :func:`evidence` of all of them gives it (in no particular row order): a
+    link seen in both counts the records of both, spans both, and takes the source of the
+    first record.
 
     Example:
         >>> def seen(day, source):
@@ -219,8 +220,11 @@ def merged(earlier: Evidence, later: Evidence) -> Evidence:
         >>> both.links.select("source", "records").rows()
         [('app', 2)]
     """
-    links = (
-        pl.concat([earlier.links.select(list(LINK_SCHEMA)), later.links.select(list(LINK_SCHEMA))])
+    earlier_links = earlier.links.select(list(LINK_SCHEMA))
+    later_links = later.links.select(list(LINK_SCHEMA))
+    # only the pairs both slices have are summed up again (a day's few against millions)
+    both = (
+        pl.concat([earlier_links.join(later_links, on=_PAIR, how="semi"), later_links])
         .group_by(_PAIR)
         .agg(
             pl.col("source").sort_by("first_seen_at", "source", nulls_last=True).first(),
@@ -228,13 +232,15 @@ def merged(earlier: Evidence, later: Evidence) -> Evidence:
             pl.col("last_seen_at").max(),
             pl.col("records").sum(),
         )
-        .sort(_PAIR)
         .match_to_schema(LINK_SCHEMA)
     )
-    identifiers = (
-        pl.concat([earlier.identifiers, later.identifiers])
-        .unique()
-        .sort("identifier_type", "identifier_value")
+    links = pl.concat([earlier_links.join(later_links, on=_PAIR, how="anti"), both])
+    key = list(IDENTIFIER_SCHEMA)
+    identifiers = pl.concat(
+        [
+            earlier.identifiers.select(key),
+            later.identifiers.select(key).join(earlier.identifiers, on=key, how="anti"),
+        ]
     )
     return Evidence(identifiers, links)
 
@@ -616,6 +622,26 @@ def identity_changes(
     only renamed (``rekey``: a stronger identifier joined). Unchanged customers give no row.
     """
     key = ["identifier_type", "identifier_value"]
+    # Only customers an identifier came to, left or was new in can be in the ledger: the
+    # rest keep every identifier under the same key (a day's run compares thousands of
+    # identifiers, not millions).
+    keyed = [*key, "customer_key"]
+    moved = pl.concat(
+        [
+            after.join(before, on=keyed, how="anti").select("customer_key"),
+            before.join(after, on=keyed, how="anti").select("customer_key"),
+        ]
+    ).unique()
+    involved = pl.concat(
+        [
+            before.join(moved, on="customer_key").select(key),
+            after.join(moved, on="customer_key").select(key),
+        ]
+    ).unique()
+    before, after = (
+        before.join(involved, on=key, how="semi"),
+        after.join(involved, on=key, how="semi"),
+    )
     moves = (
         before.select(*key, pl.col("customer_key").alias("customer_key_before"))
         .join(after.select(*key, pl.col("customer_key").alias("customer_key_after")), on=key)

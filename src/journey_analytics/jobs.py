@@ -1098,7 +1098,7 @@ def build_core(settings: Settings, *, full: bool = False) -> CoreReport:
         pending = pending_rows(wh, settings)
     return CoreReport(
         events=total,
-        customers=stitched.customers.get_column("customer_key").n_unique(),
+        customers=identity_run.customers,
         identifiers=stitched.customers.height,
         links=stitched.links.height,
         links_dropped=stitched.links.filter(~pl.col("is_active")).height,
@@ -1188,6 +1188,7 @@ class _IdentityRun:
     decided: int
     changes: pl.DataFrame
     row: pl.DataFrame
+    customers: int
 
 
 def identity_guards(settings: Settings) -> identity.Guards:
@@ -1216,6 +1217,7 @@ def _stitch(
         decided, mode = stitched.customers.height, "full"
     now = datetime.now(UTC)
     changes = identity.identity_changes(before, stitched.customers, changed_at=now)
+    customers = stitched.customers.get_column("customer_key").n_unique()
     row = pl.DataFrame(
         {
             "run_at": [now],
@@ -1223,13 +1225,13 @@ def _stitch(
             "guards_fingerprint": [fingerprint],
             "identifiers": [stitched.customers.height],
             "identifiers_decided": [decided],
-            "customers": [stitched.customers.get_column("customer_key").n_unique()],
+            "customers": [customers],
             "links": [stitched.links.height],
             "links_dropped": [stitched.links.filter(~pl.col("is_active")).height],
             "changes": [changes.height],
         }
     )
-    return stitched, _IdentityRun(mode, decided, changes, row)
+    return stitched, _IdentityRun(mode, decided, changes, row, customers)
 
 
 def end_of_data(events: pl.DataFrame) -> datetime:
