@@ -588,7 +588,9 @@ def update(previous: Stitched, found: Evidence, guards: Guards) -> tuple[Stitche
     # is (only the touched identifiers' partners can change, and they are decided again).
     outside = _guarded(
         marked.join(decided.select(_PAIR), on=_PAIR, how="anti"),
-        previous.links.select(*_PAIR, pl.col("drop_reason").alias("reason")),
+        previous.links.filter(pl.col("drop_reason").is_not_null()).select(
+            *_PAIR, pl.col("drop_reason").alias("reason")
+        ),
     )
     stitched = Stitched(
         pl.concat([decided, outside]).sort(_PAIR),
