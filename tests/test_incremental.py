@@ -32,6 +32,12 @@ TABLES = (
     "journeys.steps",
     *MARTS,
 )
+JOURNEY_KEYS = {
+    "journeys.sessions": "session_id",
+    "journeys.journeys": "journey_id",
+    "journeys.steps": "journey_id, position",
+    "marts.patterns": "journey_id, pattern",
+}
 LOAD_TIME = ("ingested_at", "batch_id", "first_seen_at", "last_seen_at")
 
 
@@ -154,6 +160,14 @@ def test_three_daily_loads_with_late_events_equal_one_full_run(tmp_path: Path) -
     daily_tables, full_tables = _snapshot(daily), _snapshot(full)
     differ = [table for table in TABLES if not daily_tables[table].equals(full_tables[table])]
     assert differ == []
+    # the journey tables' keys (unique by construction, not declared) after either kind of run
+    for settings in (daily, full):
+        with Warehouse.open(settings.database_path, read_only=True) as wh:
+            repeated = {
+                table: wh.query(f"select count(*) - count(distinct ({key})) from {table}").item()
+                for table, key in JOURNEY_KEYS.items()
+            }
+        assert repeated == dict.fromkeys(JOURNEY_KEYS, 0)
     with Warehouse.open(daily.database_path, read_only=True) as wh:
         runs = wh.query(
             "select mode, customers, customers_rebuilt from ops.journey_runs order by run_at"

@@ -184,3 +184,21 @@ def test_replace_makes_the_table_anew_with_its_constraints_and_rolls_back(tmp_pa
             wh.replace("ops.customer_fingerprints", prints.tail(1))
             raise RuntimeError
         assert wh.read("ops.customer_fingerprints").rows() == [("a", 1, 3, 5)]
+
+
+def test_a_derived_table_with_another_primary_key_is_made_anew(tmp_path: Path) -> None:
+    # journeys.steps had a primary key before 2026-12-02; the same columns without it now
+    with Warehouse.open(tmp_path / "j.duckdb") as wh:
+        wh.ensure_tables()
+        columns = wh.query(
+            "select string_agg(column_name || ' ' || data_type, ', ' order by column_index) "
+            "from duckdb_columns() where schema_name = 'journeys' and table_name = 'steps'"
+        ).item()
+        wh.execute("drop table journeys.steps")
+        wh.execute(f"create table journeys.steps ({columns}, primary key (journey_id, position))")
+        wh.ensure_tables()
+        keys = wh.query(
+            "select count(*) from duckdb_constraints() where schema_name = 'journeys' "
+            "and table_name = 'steps' and constraint_type = 'PRIMARY KEY'"
+        ).item()
+        assert keys == 0

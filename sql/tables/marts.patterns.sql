@@ -1,4 +1,7 @@
 -- marts.patterns: one row per (journey, pattern), with the events that matched as evidence.
+-- Its key (journey_id, pattern) is unique by construction (checked by the tests), not
+-- declared: an incremental build deletes a day's customers, and with an index DuckDB's
+-- commit of that costs seconds at 10M rows (5.3 s against 0.1 s for journeys.steps).
 create table if not exists marts.patterns (
     journey_id varchar not null,
     customer_key varchar not null,
@@ -6,6 +9,5 @@ create table if not exists marts.patterns (
     variant varchar,                    -- collected | no_show for click_and_collect
     evidence_event_ids varchar[] not null,
     converted_at timestamptz not null,
-    revenue decimal(18, 2),
-    primary key (journey_id, pattern)
+    revenue decimal(18, 2)
 );

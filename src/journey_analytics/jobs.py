@@ -1248,7 +1248,8 @@ def end_of_data(events: pl.DataFrame) -> datetime:
 # Raise when a change to the code that builds sessions, journeys, paths or patterns changes
 # their rows: the next run then rebuilds every customer instead of keeping stale rows.
 # 2: the customers' fingerprints hash only ``JOURNEY_EVENT_COLUMNS``
-JOURNEY_LOGIC_VERSION = 2
+# 3: the journey tables have no primary key (an older database's are made anew, empty)
+JOURNEY_LOGIC_VERSION = 3
 JOURNEY_TABLES = ("journeys.sessions", "journeys.journeys", "journeys.steps", "marts.patterns")
 # The columns of core.events a journey build reads: those the sessions, journeys, paths and
 # pattern rules use or the steps table keeps, and ingested_at (the end of the data). Not the
@@ -1298,6 +1299,9 @@ def _to_rebuild(
         "select rules_fingerprint, as_of from ops.journey_runs order by run_at desc limit 1"
     )
     if not last.height or last.item(0, 0) != fingerprint or last.item(0, 1) > as_of:
+        return None
+    # journey tables made anew (empty) since, e.g. by a newer version's definition
+    if wh.query("select count(*) from journeys.journeys").item() == 0 and events.height:
         return None
     changed = incremental.changed_customers(wh.read("ops.customer_fingerprints"), prints)
     open_journeys = wh.query(

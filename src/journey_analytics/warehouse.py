@@ -154,7 +154,7 @@ class Warehouse:
             for ddl in sorted((sql_dir() / "tables").glob("*.sql"))
         }
         # Derived tables are rebuilt by every run: one made by an older version with other
-        # columns is dropped and made anew, rather than migrated.
+        # columns (or another primary key) is dropped and made anew, rather than migrated.
         present = self._columns()
         derived = {
             table: text
@@ -169,7 +169,8 @@ class Warehouse:
             self._con.execute(text)
 
     def _columns(self) -> dict[str, list[tuple[str, str]]]:
-        """Every table of the current catalog with its columns (name, type) in order."""
+        """Every table of the current catalog with its columns (name, type) in order, then
+        its primary key (``("primary key", "a, b")``) if it has one."""
         columns: dict[str, list[tuple[str, str]]] = {}
         for table, column, kind in self._con.execute(
             "select table_schema || '.' || table_name, column_name, data_type "
@@ -177,6 +178,12 @@ class Warehouse:
             "order by table_schema, table_name, ordinal_position"
         ).fetchall():
             columns.setdefault(table, []).append((column, kind))
+        for table, key in self._con.execute(
+            "select schema_name || '.' || table_name, array_to_string(constraint_column_names, "
+            "', ') from duckdb_constraints() where database_name = current_database() "
+            "and constraint_type = 'PRIMARY KEY'"
+        ).fetchall():
+            columns.setdefault(table, []).append(("primary key", key))
         return columns
 
     def _ddl_columns(self, ddls: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
