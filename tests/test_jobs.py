@@ -104,6 +104,7 @@ def test_rows_quarantined_as_unmapped_load_once_the_taxonomy_knows_them(tmp_path
     settings = project(tmp_path, {"web.jsonl": web}, extra_toml="[ingest]\nmax_reject_rate = 1\n")
     first = [r for r in jobs.ingest_sources(settings) if r.source == "web"]
     assert first == [jobs.BatchReport("web", "web.jsonl", "loaded", 2, 1, 0, 1)]
+    assert jobs.build_core(settings).events == 1
 
     # the analyst maps the name; the next run loads the quarantined row into its batch
     taxonomy = tmp_path / "taxonomy.csv"
@@ -114,6 +115,9 @@ def test_rows_quarantined_as_unmapped_load_once_the_taxonomy_knows_them(tmp_path
     config = tmp_path / "journey.toml"
     config.write_text('taxonomy = "taxonomy.csv"\n' + config.read_text())
     settings = load_settings(config)
+    # (a core build with the new taxonomy before the row is reloaded: full, one event)
+    before_reload = jobs.build_core(settings)
+    assert (before_reload.mode, before_reload.events) == ("full", 1)
     second = [r for r in jobs.ingest_sources(settings) if r.source == "web"]
     assert second == [
         jobs.BatchReport("web", "web.jsonl", "reloaded", 0, 1, 0, 0),
@@ -128,6 +132,9 @@ def test_rows_quarantined_as_unmapped_load_once_the_taxonomy_knows_them(tmp_path
             "select rows_read, rows_loaded, rows_duplicate, rows_rejected from ops.batches "
             "where source = 'web'"
         ).rows() == [(2, 2, 0, 0)]
+    # the incremental core build reads the reloaded batch again: the row is an event now
+    core = jobs.build_core(settings)
+    assert (core.mode, core.events, core.pending) == ("incremental", 2, {})
     # nothing left to retry: a third run changes nothing
     third = [r for r in jobs.ingest_sources(settings) if r.source == "web"]
     assert third == [jobs.BatchReport("web", "web.jsonl", "skipped")]
@@ -266,3 +273,30 @@ def test_a_shard_refuses_rules_other_than_the_ones_its_run_planned_with(tmp_path
     with pytest.raises(JourneyError, match=f"{plan.shards[0].name}: the pattern rules"):
         jobs.build_journey_shard(changed, plan.shards[0])
     assert jobs.build_journey_shard(settings, plan.shards[0]) == plan.folder  # the same: built
+
+
+def test_a_full_core_build_of_whole_row_groups_sees_its_own_events(tmp_path: Path) -> None:
+    # DuckDB 2.0 hides the rows of whole row groups (122,880) written to a table made anew in
+    # the same transaction from later scans until a checkpoint: the full build's keying, its
+    # counts and the pending rows must see all 130,000 events, and the next build too.
+    line = (
+        '{{"type":"track","event":"Product Viewed","messageId":"m{n}","anonymousId":"a{n}",'
+        '"userId":"u{m}","timestamp":"2026-03-01T10:00:00Z"}}\n'
+    )
+    first = "".join(line.format(n=n, m=n // 2) for n in range(130_000))
+    settings = project(tmp_path, {"web-1.jsonl": first})
+    jobs.ingest_sources(settings)
+    core = jobs.build_core(settings)
+    assert (core.mode, core.events, core.customers, core.pending) == ("full", 130_000, 65_000, {})
+    again = jobs.build_core(settings)
+    assert (again.mode, again.events, again.events_written, again.pending) == (
+        "incremental",
+        130_000,
+        0,
+        {},
+    )
+    with Warehouse.open(settings.database_path, read_only=True) as wh:
+        keys = wh.query(
+            "select count(*), count(customer_key), count(distinct customer_key) from core.events"
+        ).row(0)
+    assert keys == (130_000, 130_000, 65_000)

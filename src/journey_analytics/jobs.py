@@ -384,6 +384,11 @@ def retry_unmapped(
                 "and reason = 'unmapped_event' and list_contains($lines, line_no)",
                 {"batch_id": batch_id, "lines": released},
             )
+            # the batch is read again by the next core build (its other rows are made anew
+            # as they were)
+            wh.execute(
+                "delete from ops.core_batches where batch_id = $batch_id", {"batch_id": batch_id}
+            )
             wh.execute(
                 "update ops.batches set rows_loaded = rows_loaded + $loaded, "
                 "rows_duplicate = rows_duplicate + $duplicates, "
@@ -1011,104 +1016,213 @@ def build_core(settings: Settings, *, full: bool = False) -> CoreReport:
         wh.ensure_tables()
         last = wh.query(
             "select inputs_fingerprint, events = (select count(*) from core.events) "
+            "and identifiers = (select count(*) from core.customers) "
+            "and links = (select count(*) from core.identity_links) "
             "from ops.core_runs order by run_at desc limit 1"
         )
-        # (and core.events holds what the last build left: not emptied or copied in since)
+        # (and the core tables hold what the last build left: not emptied or copied in since)
         incremental = not full and last.rows() == [(fingerprint, True)]
         batches = wh.query(
-            "select batch_id from ops.batches"
+            "select batch_id, rows_loaded from ops.batches"
             + (" anti join ops.core_batches using (batch_id)" if incremental else "")
+            + " order by started_at, batch_id"
         )
         before = wh.read("core.customers")
         previous = identity.Stitched(wh.read("core.identity_links"), before)
+        inputs = _CoreInputs(taxonomy, referrers, fingerprint, batches)
+        if not incremental:
+            return _build_core_in_full(wh, settings, inputs, previous)
         with wh.registered(_batches=batches):
             events, contacts = canonical_events(
-                wh, settings, taxonomy, referrers=referrers, incremental=incremental
+                wh, settings, taxonomy, referrers=referrers, incremental=True
             )
-        blocked = settings.identity.blocked_values
-        if incremental:
-            with wh.registered(_made=events.select("event_id")):
-                stored = wh.query(
-                    "select event_id from core.events where event_id in "
-                    "(select event_id from _made)"
-                )
-            # a receipt's event made anew with later lines is no new record
-            records = _identity_records(events.join(stored, on="event_id", how="anti"), contacts)
-            found = identity.merged(
-                identity.Evidence(
-                    before.select(list(identity.IDENTIFIER_SCHEMA)),
-                    previous.links.select(list(identity.LINK_SCHEMA)),
-                ),
-                identity.evidence(records, blocked_values=blocked),
-            )
-        else:
-            found = identity.evidence(_identity_records(events, contacts), blocked_values=blocked)
+        found = identity.merged(
+            identity.Evidence(
+                before.select(list(identity.IDENTIFIER_SCHEMA)),
+                previous.links.select(list(identity.LINK_SCHEMA)),
+            ),
+            identity.evidence(
+                _new_records(wh, events, contacts), blocked_values=settings.identity.blocked_values
+            ),
+        )
         del contacts
         stitched, identity_run = _stitch(wh, found, previous, settings)
         now = datetime.now(UTC)
-        if incremental:
-            changed = stitched.customers.join(
-                before, on=["identifier_type", "identifier_value", "customer_key"], how="anti"
-            ).select(list(identity.IDENTIFIER_SCHEMA))
-            again = _events_to_key_again(wh, events, changed)
-            keyed_again = identity.assign_customer_keys(
-                pl.concat([again, events.select(_KEYING_COLUMNS)]), stitched.customers
-            ).select("event_id", "customer_key")
-            keyed = events.drop("customer_key").join(keyed_again, on="event_id", how="left")
-            with wh.transaction():
-                rekeyed = wh.update_from(
-                    "core.events",
-                    keyed_again.join(again, on="event_id", how="semi"),
-                    key="event_id",
-                    column="customer_key",
-                )
-                with wh.registered(_made=keyed.select("event_id")):
-                    wh.delete("core.events", "event_id in (select event_id from _made)")
-                wh.append("core.events", keyed.select(events.columns))
-                _store_core(wh, stitched, identity_run, batches, now=now, previous=previous)
-                total = wh.query("select count(*) from core.events").item()
-                _record_core_run(
-                    wh,
-                    now=now,
-                    mode="incremental",
-                    fingerprint=fingerprint,
-                    batches=batches,
-                    events=total,
-                    written=keyed.height,
-                    rekeyed=rekeyed,
-                )
-        else:
-            keyed = identity.assign_customer_keys(events, stitched.customers)
-            del events
-            with wh.transaction():
-                wh.replace("core.events", keyed)
-                wh.empty("ops.core_batches")
-                _store_core(wh, stitched, identity_run, batches, now=now)
-                _record_core_run(
-                    wh,
-                    now=now,
-                    mode="full",
-                    fingerprint=fingerprint,
-                    batches=batches,
-                    events=keyed.height,
-                    written=keyed.height,
-                    rekeyed=0,
-                )
-            total, rekeyed = keyed.height, 0
-        pending = pending_rows(wh, settings)
+        changed = stitched.customers.join(
+            before, on=["identifier_type", "identifier_value", "customer_key"], how="anti"
+        ).select(list(identity.IDENTIFIER_SCHEMA))
+        again = _events_to_key_again(wh, events, changed)
+        keyed_again = identity.assign_customer_keys(
+            pl.concat([again, events.select(_KEYING_COLUMNS)]), stitched.customers
+        ).select("event_id", "customer_key")
+        keyed = events.drop("customer_key").join(keyed_again, on="event_id", how="left")
+        with wh.transaction():
+            rekeyed = wh.update_from(
+                "core.events",
+                keyed_again.join(again, on="event_id", how="semi"),
+                key="event_id",
+                column="customer_key",
+            )
+            with wh.registered(_made=keyed.select("event_id")):
+                wh.delete("core.events", "event_id in (select event_id from _made)")
+            wh.append("core.events", keyed.select(events.columns))
+            _store_core(wh, stitched, identity_run, batches, now=now, previous=previous)
+            total = wh.query("select count(*) from core.events").item()
+            _record_core_run(
+                wh,
+                now=now,
+                mode="incremental",
+                fingerprint=fingerprint,
+                batches=batches,
+                events=total,
+                written=keyed.height,
+                rekeyed=rekeyed,
+            )
+        return _core_report(
+            wh,
+            settings,
+            stitched,
+            identity_run,
+            events=total,
+            written=keyed.height,
+            rekeyed=rekeyed,
+            mode="incremental",
+        )
+
+
+@dataclass(frozen=True)
+class _CoreInputs:
+    """What a build makes events of: the rules, their fingerprint, the batches to read."""
+
+    taxonomy: pl.DataFrame
+    referrers: pl.DataFrame
+    fingerprint: str
+    batches: pl.DataFrame  # batch_id, rows_loaded; in load order
+
+
+def _core_report(
+    wh: Warehouse,
+    settings: Settings,
+    stitched: identity.Stitched,
+    identity_run: _IdentityRun,
+    *,
+    events: int,
+    written: int,
+    rekeyed: int,
+    mode: str,
+) -> CoreReport:
     return CoreReport(
-        events=total,
+        events=events,
         customers=identity_run.customers,
         identifiers=stitched.customers.height,
         links=stitched.links.height,
         links_dropped=stitched.links.filter(~pl.col("is_active")).height,
-        pending=pending,
+        pending=pending_rows(wh, settings),
         stitch_mode=identity_run.mode,
         identifiers_decided=identity_run.decided,
         identity_changes=identity_run.changes.height,
-        mode="incremental" if incremental else "full",
-        events_written=keyed.height,
+        mode=mode,
+        events_written=written,
         events_rekeyed=rekeyed,
+    )
+
+
+def _new_records(wh: Warehouse, events: pl.DataFrame, contacts: pl.DataFrame) -> pl.DataFrame:
+    """The identity records of events not stored yet and of CRM contacts: a receipt's event
+    made anew with lines that came later is no new record."""
+    with wh.registered(_made=events.select("event_id")):
+        stored = wh.query(
+            "select event_id from core.events where event_id in (select event_id from _made)"
+        )
+    return _identity_records(events.join(stored, on="event_id", how="anti"), contacts)
+
+
+# A full build makes the events of about this many loaded rows at a time (of whole batches):
+# at 10M events, making them all at once held ~17 GB.
+CORE_CHUNK_ROWS = 2_000_000
+
+
+def _chunks(batches: pl.DataFrame, rows: int) -> list[pl.DataFrame]:
+    """Consecutive runs of ``batches`` of about ``rows`` loaded rows each (at least one
+    batch each)."""
+    chunk = (pl.col("rows_loaded").cum_sum() - pl.col("rows_loaded")) // max(rows, 1)
+    return [
+        part.drop("_chunk")
+        for part in batches.with_columns(chunk.alias("_chunk")).partition_by(
+            "_chunk", maintain_order=True
+        )
+    ]
+
+
+def customer_keys_sql() -> str:
+    """The query that gives every row of ``core.events`` its customer key from
+    ``core.customers``, as :func:`identity.assign_customer_keys` does: the customer of its
+    highest-priority known identifier, or else of its order's first conversion with one (by
+    time, then event id), or else a customer of its own."""
+    joins = "\n".join(
+        f"left join core.customers k{i} on k{i}.identifier_type = '{kind}' "
+        f"and k{i}.identifier_value = e.{kind}"
+        for i, kind in enumerate(identity.IDENTIFIER_TYPES)
+    )
+    known = ", ".join(f"k{i}.customer_key" for i in range(len(identity.IDENTIFIER_TYPES)))
+    return (
+        "with keyed as (select e.event_id, e.order_id, e.is_conversion, e.occurred_at, "
+        f"coalesce({known}) as customer_key from core.events e\n{joins}), "
+        "orderers as (select order_id, first(customer_key order by occurred_at, event_id) "
+        "as orderer from keyed where is_conversion and customer_key is not null "
+        "and order_id is not null group by order_id) "
+        "select event_id, coalesce(customer_key, orderer, 'c_event:' || event_id) "
+        "as customer_key from keyed left join orderers using (order_id)"
+    )
+
+
+def _build_core_in_full(
+    wh: Warehouse, settings: Settings, inputs: _CoreInputs, previous: identity.Stitched
+) -> CoreReport:
+    """Makes every event again, a chunk of batches at a time (as an incremental build does:
+    a receipt with lines in a later chunk is made anew then), merging each chunk's identity
+    evidence; then stitches once and keys every event in the warehouse. Memory holds one
+    chunk's rows and the identity graph, not every raw row."""
+    blocked = settings.identity.blocked_values
+    found = identity.evidence(
+        pl.DataFrame(schema={"source": pl.String, "seen_at": ingest.UTC_TIME}),
+        blocked_values=blocked,
+    )
+    with wh.transaction():
+        wh.empty("core.events")
+        for chunk in _chunks(inputs.batches, CORE_CHUNK_ROWS):
+            with wh.registered(_batches=chunk):
+                events, contacts = canonical_events(
+                    wh, settings, inputs.taxonomy, referrers=inputs.referrers, incremental=True
+                )
+            evidence = identity.evidence(_new_records(wh, events, contacts), blocked_values=blocked)
+            found = identity.merged(found, evidence)
+            with wh.registered(_made=events.select("event_id")):
+                wh.delete("core.events", "event_id in (select event_id from _made)")
+            wh.append("core.events", events)
+            del events, contacts, evidence
+        stitched, identity_run = _stitch(wh, found, previous, settings)
+        del found
+        now = datetime.now(UTC)
+        wh.empty("ops.core_batches")
+        _store_core(wh, stitched, identity_run, inputs.batches, now=now)
+        wh.execute(
+            "update core.events set customer_key = k.customer_key "
+            f"from ({customer_keys_sql()}) k where core.events.event_id = k.event_id"
+        )
+        total = wh.query("select count(*) from core.events").item()
+        _record_core_run(
+            wh,
+            now=now,
+            mode="full",
+            fingerprint=inputs.fingerprint,
+            batches=inputs.batches,
+            events=total,
+            written=total,
+            rekeyed=0,
+        )
+    return _core_report(
+        wh, settings, stitched, identity_run, events=total, written=total, rekeyed=0, mode="full"
     )
 
 
@@ -1131,7 +1245,7 @@ def _store_core(
         _store_changed(wh, "core.customers", previous.customers, stitched.customers)
     wh.append("ops.identity_changes", identity_run.changes)
     wh.append("ops.identity_runs", identity_run.row)
-    wh.append("ops.core_batches", batches.with_columns(pl.lit(now).alias("built_at")))
+    wh.append("ops.core_batches", batches.select("batch_id", pl.lit(now).alias("built_at")))
 
 
 # The primary key of each identity table.
@@ -1175,6 +1289,8 @@ def _record_core_run(
                 "inputs_fingerprint": [fingerprint],
                 "batches": [batches.height],
                 "events": [events],
+                "identifiers": [wh.query("select count(*) from core.customers").item()],
+                "links": [wh.query("select count(*) from core.identity_links").item()],
                 "events_written": [written],
                 "events_rekeyed": [rekeyed],
             }
