@@ -6,12 +6,13 @@ from __future__ import annotations
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from journey_analytics import jobs
+from journey_analytics import identity, jobs
 from journey_analytics.config import load_settings
 from journey_analytics.warehouse import Warehouse
 
@@ -195,3 +196,31 @@ def _batches(database: Path) -> pl.DataFrame:
         return wh.query(
             "select batch_id, rows_loaded from ops.batches order by started_at, batch_id"
         )
+
+
+def test_a_full_build_interrupted_midway_is_redone_in_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full build commits its events a chunk at a time: stopped after two chunks, it leaves
+    # a part of them, and the next build (asked for nothing) makes them all again.
+    settings = load_settings(sample_config(REPO / "data" / "sample", tmp_path))
+    jobs.ingest_sources(settings)
+    monkeypatch.setattr(jobs, "CORE_CHUNK_ROWS", 300)
+    keyed = identity.assign_customer_keys
+    calls: list[int] = []
+
+    def failing(*args: Any, **kwargs: Any) -> pl.DataFrame:
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("No space left on device")
+        return keyed(*args, **kwargs)
+
+    monkeypatch.setattr(identity, "assign_customer_keys", failing)
+    with pytest.raises(OSError, match="No space"):
+        jobs.build_core(settings)
+    with Warehouse.open(settings.database_path, read_only=True) as wh:
+        assert 0 < wh.query("select count(*) from core.events").item() < 4759
+    monkeypatch.setattr(identity, "assign_customer_keys", keyed)
+    report = jobs.build_core(settings)
+    assert (report.mode, report.events, report.events_written) == ("full", 4759, 4759)
+    assert not (settings.work_path / "core-chunks").exists()

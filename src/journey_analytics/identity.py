@@ -671,13 +671,9 @@ def identity_changes(
     )
 
 
-def assign_customer_keys(events: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
-    """Sets each event's ``customer_key`` to that of its highest-priority known identifier,
-    or else to that of the customer who placed the order the event names.
-
-    Stitching is retroactive: anonymous events before a login get the customer's key because
-    the key comes from the whole graph, not from the order events arrived in.
-    """
+def _identifier_keys(events: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
+    """The events with ``customer_key`` that of their highest-priority known identifier (null
+    when they have none)."""
     keys = []
     for kind in IDENTIFIER_TYPES:
         lookup = customers.filter(pl.col("identifier_type") == kind).select(
@@ -685,17 +681,41 @@ def assign_customer_keys(events: pl.DataFrame, customers: pl.DataFrame) -> pl.Da
         )
         events = events.join(lookup, on=kind, how="left", maintain_order="left")
         keys.append(f"_key_{kind}")
-    keyed = events.with_columns(pl.coalesce(keys).alias("customer_key")).drop(keys)
-    # An event with no usable identifier that names an order (a pickup, a return) belongs to
-    # the customer who placed the order; any other is a customer of its own, not lost.
-    # (of several such conversions, the first by time, then event id: not by row order, so
-    # that keys given to a new batch's events agree with keys given to all events at once)
-    ordered_by = (
-        keyed.filter(pl.col("is_conversion") & pl.col("customer_key").is_not_null())
+    return events.with_columns(pl.coalesce(keys).alias("customer_key")).drop(keys)
+
+
+def order_customers(conversions: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
+    """``order_id`` and ``customer_key`` of the customer who placed each order: of the
+    conversions that name it and have a known identifier, the first by time, then event id
+    (not by row order, so that keys given to a batch's events agree with keys given to all
+    events at once). Needs the conversions' ``event_id``, ``occurred_at``, ``is_conversion``,
+    ``order_id`` and identifier columns; other events may be in the frame too."""
+    return (
+        _identifier_keys(conversions, customers)
+        .filter(pl.col("is_conversion") & pl.col("customer_key").is_not_null())
         .drop_nulls("order_id")
         .sort("order_id", "occurred_at", "event_id")
-        .select("order_id", pl.col("customer_key").alias("_orderer"))
+        .select("order_id", "customer_key")
         .unique("order_id", keep="first", maintain_order=True)
+    )
+
+
+def assign_customer_keys(
+    events: pl.DataFrame, customers: pl.DataFrame, *, orders: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Sets each event's ``customer_key`` to that of its highest-priority known identifier,
+    or else to that of the customer who placed the order the event names (:func:`order_customers`
+    of the events, or ``orders`` when given: of every conversion, for events keyed a part at
+    a time).
+
+    Stitching is retroactive: anonymous events before a login get the customer's key because
+    the key comes from the whole graph, not from the order events arrived in.
+    """
+    keyed = _identifier_keys(events, customers)
+    # An event with no usable identifier that names an order (a pickup, a return) belongs to
+    # the customer who placed the order; any other is a customer of its own, not lost.
+    ordered_by = (order_customers(events, customers) if orders is None else orders).select(
+        "order_id", pl.col("customer_key").alias("_orderer")
     )
     unknown = pl.lit("c_event:") + pl.col("event_id")
     return (

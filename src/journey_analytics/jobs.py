@@ -1154,73 +1154,90 @@ def _chunks(batches: pl.DataFrame, rows: int) -> list[pl.DataFrame]:
     ]
 
 
-def customer_keys_sql() -> str:
-    """The query that gives every row of ``core.events`` its customer key from
-    ``core.customers``, as :func:`identity.assign_customer_keys` does: the customer of its
-    highest-priority known identifier, or else of its order's first conversion with one (by
-    time, then event id), or else a customer of its own."""
-    joins = "\n".join(
-        f"left join core.customers k{i} on k{i}.identifier_type = '{kind}' "
-        f"and k{i}.identifier_value = e.{kind}"
-        for i, kind in enumerate(identity.IDENTIFIER_TYPES)
-    )
-    known = ", ".join(f"k{i}.customer_key" for i in range(len(identity.IDENTIFIER_TYPES)))
-    return (
-        "with keyed as (select e.event_id, e.order_id, e.is_conversion, e.occurred_at, "
-        f"coalesce({known}) as customer_key from core.events e\n{joins}), "
-        "orderers as (select order_id, first(customer_key order by occurred_at, event_id) "
-        "as orderer from keyed where is_conversion and customer_key is not null "
-        "and order_id is not null group by order_id) "
-        "select event_id, coalesce(customer_key, orderer, 'c_event:' || event_id) "
-        "as customer_key from keyed left join orderers using (order_id)"
-    )
-
-
 def _build_core_in_full(
     wh: Warehouse, settings: Settings, inputs: _CoreInputs, previous: identity.Stitched
 ) -> CoreReport:
-    """Makes every event again, a chunk of batches at a time (as an incremental build does:
-    a receipt with lines in a later chunk is made anew then), merging each chunk's identity
-    evidence; then stitches once and keys every event in the warehouse. Memory holds one
-    chunk's rows and the identity graph, not every raw row."""
+    """Makes every event again, a chunk of batches at a time, in two passes with bounded
+    memory: the first makes each chunk's events (as an incremental build does: a receipt
+    with lines in a later chunk is made anew then), merges their identity evidence and
+    keeps them in a Parquet file; after one stitch, the second keys each file's events and
+    stores them (the last version of an event made twice)."""
     blocked = settings.identity.blocked_values
+    pos = [name for name, source in settings.sources.items() if isinstance(source, PosSource)]
     found = identity.evidence(
         pl.DataFrame(schema={"source": pl.String, "seen_at": ingest.UTC_TIME}),
         blocked_values=blocked,
     )
-    with wh.transaction():
-        wh.empty("core.events")
-        for chunk in _chunks(inputs.batches, CORE_CHUNK_ROWS):
+    folder = settings.work_path / "core-chunks"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    remade = pl.DataFrame(schema={"event_id": pl.String})  # events a later chunk may make again
+    conversions = [pl.DataFrame(schema=ingest.EVENT_SCHEMA).select(_KEYING_COLUMNS)]
+    try:
+        files = []
+        for number, chunk in enumerate(_chunks(inputs.batches, CORE_CHUNK_ROWS)):
             with wh.registered(_batches=chunk):
                 events, contacts = canonical_events(
                     wh, settings, inputs.taxonomy, referrers=inputs.referrers, incremental=True
                 )
-            evidence = identity.evidence(_new_records(wh, events, contacts), blocked_values=blocked)
-            found = identity.merged(found, evidence)
-            with wh.registered(_made=events.select("event_id")):
-                wh.delete("core.events", "event_id in (select event_id from _made)")
-            wh.append("core.events", events)
-            del events, contacts, evidence
+            records = _identity_records(events.join(remade, on="event_id", how="anti"), contacts)
+            found = identity.merged(found, identity.evidence(records, blocked_values=blocked))
+            remade = pl.concat(
+                [remade, events.filter(pl.col("source").is_in(pos)).select("event_id")]
+            )
+            conversions.append(events.filter(pl.col("is_conversion")).select(_KEYING_COLUMNS))
+            files.append(folder / f"{number:05d}.parquet")
+            events.write_parquet(files[-1])
+            del events, contacts, records
         stitched, identity_run = _stitch(wh, found, previous, settings)
         del found
+        orders = identity.order_customers(
+            pl.concat(conversions).unique("event_id", keep="last"), stitched.customers
+        )
+        del conversions
         now = datetime.now(UTC)
-        wh.empty("ops.core_batches")
-        _store_core(wh, stitched, identity_run, inputs.batches, now=now)
-        wh.execute(
-            "update core.events set customer_key = k.customer_key "
-            f"from ({customer_keys_sql()}) k where core.events.event_id = k.event_id"
-        )
-        total = wh.query("select count(*) from core.events").item()
-        _record_core_run(
-            wh,
-            now=now,
-            mode="full",
-            fingerprint=inputs.fingerprint,
-            batches=inputs.batches,
-            events=total,
-            written=total,
-            rekeyed=0,
-        )
+        # A chunk a transaction: DuckDB holds a transaction's new rows in memory until its
+        # commit (at 10M events one transaction grew by ~1 GB a chunk, to 14 GB). Until the
+        # last commit the build is marked started, so that an interrupted one is redone.
+        with wh.transaction():
+            _record_core_run(
+                wh,
+                now=now,
+                mode="full-started",
+                fingerprint="",
+                batches=inputs.batches,
+                events=0,
+                written=0,
+                rekeyed=0,
+            )
+            wh.empty("core.events")
+        for path in files:
+            events = identity.assign_customer_keys(
+                pl.read_parquet(path), stitched.customers, orders=orders
+            )
+            with (
+                wh.transaction(),
+                wh.registered(_made=events.join(remade, on="event_id", how="semi")),
+            ):
+                wh.delete("core.events", "event_id in (select event_id from _made)")
+                wh.append("core.events", events)
+            del events
+        with wh.transaction():
+            wh.empty("ops.core_batches")
+            _store_core(wh, stitched, identity_run, inputs.batches, now=now)
+            total = wh.query("select count(*) from core.events").item()
+            _record_core_run(
+                wh,
+                now=datetime.now(UTC),  # after the 'full-started' row
+                mode="full",
+                fingerprint=inputs.fingerprint,
+                batches=inputs.batches,
+                events=total,
+                written=total,
+                rekeyed=0,
+            )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return _core_report(
         wh, settings, stitched, identity_run, events=total, written=total, rekeyed=0, mode="full"
     )
