@@ -14,6 +14,7 @@ from polars.testing import assert_frame_equal
 
 from journey_analytics import identity, jobs
 from journey_analytics.config import load_settings
+from journey_analytics.taxonomy import load_taxonomy
 from journey_analytics.warehouse import Warehouse
 
 from ._project import REPO, sample_config
@@ -189,6 +190,15 @@ def test_a_full_build_in_small_chunks_equals_one_in_a_single_chunk(
     for name in _TABLES:
         columns = [c for c in first[name].columns if c not in {"ingested_at", "batch_id"}]
         assert_frame_equal(second[name].select(columns), first[name].select(columns))
+    # the events of every raw row at once (jobs.canonical_events without batches): the same
+    taxonomy = load_taxonomy(whole.resolve(whole.taxonomy) if whole.taxonomy else None)
+    with Warehouse.open(whole.database_path, read_only=True) as wh:
+        everything, contacts = jobs.canonical_events(wh, whole, taxonomy)
+    assert_frame_equal(
+        everything.drop("customer_key").sort("event_id"),
+        first["core.events"].drop("customer_key"),
+    )
+    assert contacts.height == 403  # the loaded rows of crm/contacts.csv
 
 
 def _batches(database: Path) -> pl.DataFrame:

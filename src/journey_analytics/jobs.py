@@ -835,11 +835,25 @@ def canonical_events(
     taxonomy: pl.DataFrame,
     *,
     referrers: pl.DataFrame | None = None,
-    incremental: bool = False,
+    batches: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The canonical events and CRM contact records of the raw tables: of every row, or
-    (``incremental``) of the rows of the batches registered as ``_batches``, with every
-    event of a receipt that one of them brought lines of."""
+    """The canonical events and CRM contact records of the raw tables: of every row, or of
+    the rows of ``batches`` (a frame with ``batch_id``), with every event of a receipt that
+    one of them brought lines of."""
+    if batches is not None:
+        with wh.registered(_batches=batches.select("batch_id")):
+            return _canonical_events(wh, settings, taxonomy, referrers, incremental=True)
+    return _canonical_events(wh, settings, taxonomy, referrers, incremental=False)
+
+
+def _canonical_events(
+    wh: Warehouse,
+    settings: Settings,
+    taxonomy: pl.DataFrame,
+    referrers: pl.DataFrame | None,
+    *,
+    incremental: bool,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     if referrers is None:
         referrers = load_referrers(
             settings.resolve(settings.referrers) if settings.referrers else None
@@ -1032,10 +1046,9 @@ def build_core(settings: Settings, *, full: bool = False) -> CoreReport:
         inputs = _CoreInputs(taxonomy, referrers, fingerprint, batches)
         if not incremental:
             return _build_core_in_full(wh, settings, inputs, previous)
-        with wh.registered(_batches=batches):
-            events, contacts = canonical_events(
-                wh, settings, taxonomy, referrers=referrers, incremental=True
-            )
+        events, contacts = canonical_events(
+            wh, settings, taxonomy, referrers=referrers, batches=batches
+        )
         found = identity.merged(
             identity.Evidence(
                 before.select(list(identity.IDENTIFIER_SCHEMA)),
@@ -1176,10 +1189,9 @@ def _build_core_in_full(
     try:
         files = []
         for number, chunk in enumerate(_chunks(inputs.batches, CORE_CHUNK_ROWS)):
-            with wh.registered(_batches=chunk):
-                events, contacts = canonical_events(
-                    wh, settings, inputs.taxonomy, referrers=inputs.referrers, incremental=True
-                )
+            events, contacts = canonical_events(
+                wh, settings, inputs.taxonomy, referrers=inputs.referrers, batches=chunk
+            )
             records = _identity_records(events.join(remade, on="event_id", how="anti"), contacts)
             found = identity.merged(found, identity.evidence(records, blocked_values=blocked))
             remade = pl.concat(
