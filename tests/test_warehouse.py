@@ -202,3 +202,28 @@ def test_a_derived_table_with_another_primary_key_is_made_anew(tmp_path: Path) -
             "and table_name = 'steps' and constraint_type = 'PRIMARY KEY'"
         ).item()
         assert keys == 0
+
+
+def test_update_from_changes_only_the_rows_whose_value_differs(tmp_path: Path) -> None:
+    prints = pl.DataFrame(
+        {
+            "customer_key": ["a", "b", "c"],
+            "events": [1, 2, 3],
+            "hash_high": [0] * 3,
+            "hash_low": [0] * 3,
+        }
+    )
+    with Warehouse.open(tmp_path / "j.duckdb") as wh:
+        wh.ensure_tables()
+        wh.append("ops.customer_fingerprints", prints)
+        changes = pl.DataFrame({"customer_key": ["a", "b", "z"], "events": [1, 5, 9]})
+        # a: the same value; b: another; z: no such row
+        assert (
+            wh.update_from(
+                "ops.customer_fingerprints", changes, key="customer_key", column="events"
+            )
+            == 1
+        )
+        assert wh.query(
+            "select customer_key, events from ops.customer_fingerprints order by 1"
+        ).rows() == [("a", 1), ("b", 5), ("c", 3)]
