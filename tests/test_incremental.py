@@ -37,6 +37,7 @@ JOURNEY_KEYS = {
     "journeys.journeys": "journey_id",
     "journeys.steps": "journey_id, position",
     "marts.patterns": "journey_id, pattern",
+    "marts.journey_segments": "journey_id, segment",
 }
 LOAD_TIME = ("ingested_at", "batch_id", "first_seen_at", "last_seen_at")
 

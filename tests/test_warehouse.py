@@ -136,18 +136,17 @@ def test_a_derived_table_of_an_older_shape_is_made_anew(tmp_path: Path) -> None:
 
 
 def test_replace_if_changed_replaces_the_rows_and_keeps_the_primary_key(tmp_path: Path) -> None:
-    first = pl.DataFrame(
-        {"journey_id": ["j1", "j1"], "dimension": ["all", "status"], "segment": ["all", "dropped"]}
-    )
-    second = pl.DataFrame({"journey_id": ["j2"], "dimension": ["all"], "segment": ["all"]})
+    columns = ("customer_key", "events", "hash_high", "hash_low")
+    first = pl.DataFrame([("a", 1, 0, 0), ("b", 2, 0, 0)], schema=columns, orient="row")
+    second = pl.DataFrame([("c", 3, 0, 0)], schema=columns, orient="row")
     with Warehouse.open(tmp_path / "j.duckdb") as wh:
         wh.ensure_tables()
-        wh.replace_if_changed("marts.journey_segments", first)
-        wh.replace_if_changed("marts.journey_segments", second)
-        assert wh.read("marts.journey_segments").rows() == [("j2", "all", "all")]
+        wh.replace_if_changed("ops.customer_fingerprints", first)
+        wh.replace_if_changed("ops.customer_fingerprints", second)
+        assert wh.read("ops.customer_fingerprints").rows() == [("c", 3, 0, 0)]
         # the table is made from its DDL file again: the key still refuses a duplicate
         with pytest.raises(duckdb.ConstraintException):
-            wh.append("marts.journey_segments", second)
+            wh.append("ops.customer_fingerprints", second)
 
 
 def test_replace_if_changed_leaves_a_table_that_holds_the_rows_already(tmp_path: Path) -> None:
