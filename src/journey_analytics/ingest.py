@@ -1383,16 +1383,6 @@ def events_from_pos(
     return _canonical(events)
 
 
-def unmatched_pos(receipts: pl.DataFrame, lines: pl.DataFrame) -> dict[str, int]:
-    """Loaded POS rows that make no event: lines whose receipt has not arrived (yet), and
-    receipts without any line."""
-    receipt_ids = receipts.select(pl.col("record_key").alias("receipt_id"))
-    orphans = lines.join(receipt_ids, on="receipt_id", how="anti").height
-    empty = receipt_ids.join(lines.select("receipt_id"), on="receipt_id", how="anti").height
-    counts = {"receipt lines without their receipt": orphans, "receipts without lines": empty}
-    return {reason: count for reason, count in counts.items() if count}
-
-
 # ---------------------------------------------------------------- bring your own table
 
 TABLE_ROW_SCHEMA: dict[str, Any] = {

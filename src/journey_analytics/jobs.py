@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -911,7 +912,7 @@ def pending_rows(wh: Warehouse, settings: Settings) -> dict[str, int]:
     """Loaded rows that make no event yet, by reason: rows whose event name the taxonomy no
     longer has, receipt lines whose receipt has not arrived, receipts without lines (counted
     in the warehouse over every raw row: nothing is dropped unseen)."""
-    pending: dict[str, int] = {}
+    pending: Counter[str] = Counter()
     events = wh.query("select source, count(*) as n from core.events group by source")
     made = dict(events.iter_rows())
     for name, source in settings.sources.items():
@@ -926,9 +927,7 @@ def pending_rows(wh: Warehouse, settings: Settings) -> dict[str, int]:
             rows = wh.query(
                 f"select count(*) from {table} where source = $source", {"source": name}
             ).item()
-            reason = "event name no longer in the taxonomy"
-            if rows > made.get(name, 0):
-                pending[reason] = pending.get(reason, 0) + rows - made.get(name, 0)
+            pending["event name no longer in the taxonomy"] += max(rows - made.get(name, 0), 0)
         elif (
             isinstance(source, PosSource)
             and wh.table_exists("raw.pos_receipts")
@@ -943,14 +942,9 @@ def pending_rows(wh: Warehouse, settings: Settings) -> dict[str, int]:
                 "l.receipt_id = r.record_key)) as empty",
                 {"source": name},
             ).row(0)
-            for reason, count in zip(
-                ("receipt lines without their receipt", "receipts without lines"),
-                counts,
-                strict=True,
-            ):
-                if count:
-                    pending[reason] = pending.get(reason, 0) + count
-    return pending
+            pending["receipt lines without their receipt"] += counts[0]
+            pending["receipts without lines"] += counts[1]
+    return {reason: count for reason, count in pending.items() if count > 0}
 
 
 # Raise when a change to the code that makes canonical events, identity evidence or customer
