@@ -31,6 +31,11 @@ TABLES = (
     "journeys.journeys",
     "journeys.steps",
     *MARTS,
+    # the rows the marts keep between runs, which an incremental build updates
+    "marts.journey_edges",
+    "marts.leaked_journeys",
+    "marts.attribution_numerators",
+    "marts.attribution_chain",
 )
 JOURNEY_KEYS = {
     "journeys.sessions": "session_id",
@@ -194,6 +199,21 @@ def test_three_daily_loads_with_late_events_equal_one_full_run(tmp_path: Path) -
         ("incremental", 500, 205),
         ("incremental", 500, 0),
     ]
+
+    # the marts of each day replace only the rebuilt customers' rows and add or subtract
+    # their counts; the rows they replaced are not kept past the build
+    with Warehouse.open(daily.database_path, read_only=True) as wh:
+        mart_runs = wh.query(
+            "select mode, journeys, customers_rebuilt from ops.mart_runs order by run_at"
+        ).rows()
+        replaced = [wh.query(f"select count(*) from {t}").item() for t in jobs.REPLACED_TABLES]
+    assert mart_runs == [
+        ("full", 247, 214),  # (journeys, customers with journeys)
+        ("incremental", 610, 330),  # the customers the journey build rebuilt
+        ("incremental", 791, 205),
+        ("incremental", 791, 0),
+    ]
+    assert replaced == [0, 0, 0]
 
     # each run records the figures it changed in months already settled; the sample's late
     # events all land in months that were still open (their restatement is unit-tested below)

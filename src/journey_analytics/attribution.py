@@ -24,67 +24,106 @@ START, CONVERSION, NULL = "START", "CONVERSION", "NULL"
 
 
 def _shares(model: str) -> tuple[pl.Expr, pl.Expr]:
-    """(numerator, denominator) of each step's share of its journey's conversion, from the
-    step's place among its journey's touches (``touch``, from 0) and their number (``size``)."""
-    position, size = pl.col("touch"), pl.col("size")
+    """(numerator, denominator) of each step's share of its journey's conversion, whole
+    numbers, from the step's place among its journey's touches (``touch``, from 0) and their
+    number (``size``). Position-based shares are 2/5 at each end and 1/5 shared by those in
+    between: (2 (size - 2)) / (5 (size - 2)) and 1 / (5 (size - 2))."""
+    position, size = pl.col("touch").cast(pl.Int64), pl.col("size").cast(pl.Int64)
+    one = pl.lit(1, dtype=pl.Int64)
     if model == "first_touch":
-        return (position == 0).cast(pl.Int64), pl.lit(1, dtype=pl.Int64)
+        return (position == 0).cast(pl.Int64), one
     if model == "last_touch":
-        return (position == size - 1).cast(pl.Int64), pl.lit(1, dtype=pl.Int64)
+        return (position == size - 1).cast(pl.Int64), one
     if model == "position_based":
         ends = (position == 0) | (position == size - 1)
-        share = (
-            pl.when(size == 1)
-            .then(1.0)
-            .when(size == 2)  # two touches: half each
-            .then(0.5)
+        numerator = (
+            pl.when(size <= 2)  # one touch takes all, two take half each
+            .then(one)
             .when(ends)
-            .then(0.4)
-            .otherwise(0.2 / (size - 2))
+            .then(2 * (size - 2))
+            .otherwise(one)
         )
-        return share, pl.lit(1, dtype=pl.Int64)
-    return pl.lit(1, dtype=pl.Int64), size.cast(pl.Int64)
+        denominator = pl.when(size <= 2).then(size).otherwise(5 * (size - 2))
+        return numerator, denominator
+    return one, size
 
 
-def _credits(touches: pl.DataFrame, dimension: str) -> dict[str, pl.DataFrame]:
-    """Each model's credit of each journey per value: (steps with the value) /
-    (denominator), so a journey with three web steps gives web exactly 1.0 under the linear
-    model, not 3 x 1/3. ``touches``: as :func:`_numbered` gives them. One group-by for all
-    the models; each frame lists the journeys in their order."""
+NUMERATOR_SCHEMA: dict[str, pl.DataType] = {
+    "model": pl.String(),
+    "dimension": pl.String(),
+    "value": pl.String(),
+    "denominator": pl.Int64(),
+    "numerator": pl.Int64(),
+    "revenue_numerator": pl.Decimal(38, 2),
+}
+CHAIN_SCHEMA: dict[str, pl.DataType] = {
+    "dimension": pl.String(),
+    "from_value": pl.String(),
+    "to_value": pl.String(),
+    "transitions": pl.Int64(),
+}
+NUMERATOR_KEYS = ("model", "dimension", "value", "denominator")
+NUMERATOR_SUMS = ("numerator", "revenue_numerator")
+CHAIN_KEYS = ("dimension", "from_value", "to_value")
+
+
+def _numerators(touches: pl.DataFrame, dimension: str) -> pl.DataFrame:
+    """Each model's credit of the converted journeys (``touches``: as :func:`_numbered`
+    gives them) as exact fractions summed per (value, denominator): the journeys' whole
+    numerators (steps with the value) and their revenue times those numerators, so that a
+    journey with three web steps gives web 3/3 under the linear model. Sums of whole numbers
+    and decimals do not depend on the order they are added in, nor on how the journeys are
+    split between runs."""
     shares = {model: _shares(model) for model in MODELS}
     per_journey = (
         touches.with_columns(
             *(numerator.alias(f"{model}_numerator") for model, (numerator, _) in shares.items()),
             *(share.alias(f"{model}_denominator") for model, (_, share) in shares.items()),
         )
-        .group_by("journey", dimension, maintain_order=True)
+        .group_by("journey", dimension)
         .agg(
             pl.col([f"{model}_numerator" for model in MODELS]).sum(),
             pl.col([f"{model}_denominator" for model in MODELS]).first(),
             pl.col("journey_revenue").first(),
         )
     )
-    return {
-        model: per_journey.select(
-            dimension,
-            (pl.col(f"{model}_numerator") / pl.col(f"{model}_denominator")).alias("credit"),
-            (
-                pl.col("journey_revenue")
-                * pl.col(f"{model}_numerator")
-                / pl.col(f"{model}_denominator")
-            ).alias("revenue_credit"),
+    frames = [
+        per_journey.select(
+            pl.lit(model).alias("model"),
+            pl.lit(dimension).alias("dimension"),
+            pl.col(dimension).cast(pl.String).alias("value"),
+            pl.col(f"{model}_denominator").alias("denominator"),
+            pl.col(f"{model}_numerator").alias("numerator"),
+            (pl.col("journey_revenue") * pl.col(f"{model}_numerator")).alias("revenue_numerator"),
         )
         for model in MODELS
-    }
+    ]
+    return (
+        pl.concat(frames)
+        .filter(pl.col("numerator") > 0)
+        .group_by(NUMERATOR_KEYS)
+        .agg(pl.col("numerator").sum(), pl.col("revenue_numerator").sum())
+        .cast(NUMERATOR_SCHEMA)  # type: ignore[arg-type]
+    )
 
 
-def _sum_in_order(weighted: pl.DataFrame, dimension: str) -> pl.DataFrame:
-    """Credits summed per value in a fixed row order, that of the journeys (running sums:
-    a group keeps the order of its rows), so that re-runs give bit-identical floats; a
-    parallel sum may add in any order."""
-    return weighted.group_by(pl.col(dimension).alias("value")).agg(
-        pl.col("credit").cum_sum().last().alias("conversions"),
-        pl.col("revenue_credit").cum_sum().last().alias("revenue"),
+def _credits_from_numerators(numerators: pl.DataFrame) -> pl.DataFrame:
+    """Conversions and revenue credited per (model, dimension, value): the fractions
+    numerator / denominator added in the order of their denominators, so that the same
+    numerators always give the same floats."""
+    return (
+        numerators.sort(NUMERATOR_KEYS)
+        .with_columns(
+            (pl.col("numerator") / pl.col("denominator")).alias("credit"),
+            (pl.col("revenue_numerator").cast(pl.Float64) / pl.col("denominator")).alias(
+                "revenue_credit"
+            ),
+        )
+        .group_by("model", "dimension", "value", maintain_order=True)
+        .agg(
+            pl.col("credit").cum_sum().last().alias("conversions"),
+            pl.col("revenue_credit").cum_sum().last().alias("revenue"),
+        )
     )
 
 
@@ -170,14 +209,14 @@ def _chain_transitions(touches: pl.DataFrame, dimension: str) -> pl.DataFrame:
     """:func:`transitions` of the journeys' paths of ``dimension`` values, counted from the
     touches themselves (:func:`_numbered`, with ``converted``) rather than from lists: each
     touch is a move from the one before it (or ``START``) and each journey's last touch
-    moves on to ``CONVERSION`` or ``NULL``. Every count is a whole number, so the order of
-    adding does not matter."""
+    moves on to ``CONVERSION`` or ``NULL``. Rows of :data:`CHAIN_SCHEMA`; whole numbers, so
+    the order of adding does not matter."""
     value = pl.col(dimension).cast(pl.String)
     moves = touches.select(
         pl.when(pl.col("touch") == 0).then(pl.lit(START)).otherwise(value.shift()).alias("from"),
         value.alias("to"),
     )
-    ends = touches.group_by("journey", maintain_order=True).agg(
+    ends = touches.group_by("journey").agg(
         value.last().alias("from"),
         pl.when(pl.col("converted").first())
         .then(pl.lit(CONVERSION))
@@ -188,19 +227,26 @@ def _chain_transitions(touches: pl.DataFrame, dimension: str) -> pl.DataFrame:
         pl.concat([moves, ends.drop("journey")])
         .drop_nulls("to")
         .group_by("from", "to")
-        .agg(pl.len().cast(pl.Float64).alias("count"))
-        .sort("from", "to")
+        .agg(pl.len().alias("transitions"))
+        .select(
+            pl.lit(dimension).alias("dimension"),
+            pl.col("from").alias("from_value"),
+            pl.col("to").alias("to_value"),
+            "transitions",
+        )
+        .cast(CHAIN_SCHEMA)  # type: ignore[arg-type]
     )
 
 
-def _markov(touches: pl.DataFrame, journeys: pl.DataFrame, dimension: str) -> pl.DataFrame:
-    """Conversions and revenue shared out in proportion to the removal effects over the
-    finished journeys' paths of ``dimension`` values (``touches``: as for
-    :func:`_chain_transitions`)."""
-    converted = journeys.filter(pl.col("status") != "open").filter("converted")
-    conversions = float(converted.height)
-    revenue = float(converted.get_column("revenue").cast(pl.Float64).fill_null(0.0).sum())
-    effects = _removal_effects(_chain_transitions(touches, dimension))
+def _markov(chain: pl.DataFrame, *, conversions: int, revenue: float) -> pl.DataFrame:
+    """Conversions and revenue shared out in proportion to the removal effects on the chain
+    of one dimension's values (rows of :data:`CHAIN_SCHEMA`)."""
+    counts = chain.select(
+        pl.col("from_value").alias("from"),
+        pl.col("to_value").alias("to"),
+        pl.col("transitions").cast(pl.Float64).alias("count"),
+    ).sort("from", "to")
+    effects = _removal_effects(counts)
     total = effects.get_column("removal_effect").sum()
     if not total:
         return pl.DataFrame(
@@ -221,24 +267,20 @@ def _numbered(touches: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def attribute(
-    steps: pl.DataFrame,
-    journeys: pl.DataFrame,
-    *,
-    dimensions: tuple[str, ...] = ("channel", "touchpoint"),
-    drop_touchpoints: tuple[str, ...] = (),
+def _finished_touches(
+    steps: pl.DataFrame, journeys: pl.DataFrame, *, drop_touchpoints: tuple[str, ...]
 ) -> pl.DataFrame:
-    """Credit of each model for each value of each dimension; every model's credits sum to the
-    number of conversions and to their revenue. Values with no credit have no row."""
+    """The touches of the finished journeys (:func:`_numbered`): a converted journey's steps
+    before its conversion (one without any, a purchase out of the blue, credits its
+    conversion step) and a dropped journey's steps to its end, with the journey's outcome."""
     outcomes = journeys.select(
         "journey_id",
         "status",
         "converted",
         pl.when("converted")
-        .then(pl.col("revenue").cast(pl.Float64).fill_null(0.0))
+        .then(pl.col("revenue").cast(pl.Decimal(18, 2)).fill_null(0))
         .alias("journey_revenue"),
     )
-    # steps in journey order (the order every sum below adds in), with their journey's outcome
     ordered = (
         steps.filter(~pl.col("is_fulfilment"))
         .sort("journey_id", "position")
@@ -247,33 +289,49 @@ def attribute(
     )
     kept = ~pl.col("touchpoint").is_in(list(drop_touchpoints))
     touch = ~pl.col("is_conversion") & kept
-    # a converted journey's touches; one without any (a purchase out of the blue) credits its
-    # conversion step. For the Markov chain, also every dropped journey's touches to its end
     credited = pl.col("converted") & (
         touch | (pl.col("is_conversion") & ~touch.any().over("journey"))
     )
-    finished_touches = _numbered(
-        ordered.filter(credited | ((pl.col("status") == "dropped") & kept))
-    )
-    converted = finished_touches.filter("converted")
-    frames = []
-    for dimension in dimensions:
-        credits = _credits(converted, dimension)
-        for model in MODELS:
-            frames.append(
-                _sum_in_order(credits[model], dimension)
-                .select(
-                    pl.lit(model).alias("model"),
-                    pl.lit(dimension).alias("dimension"),
-                    "value",
-                    "conversions",
-                    "revenue",
-                )
-                .filter(pl.col("conversions") > 0)
-            )
-    for dimension in dimensions:
+    return _numbered(ordered.filter(credited | ((pl.col("status") == "dropped") & kept)))
+
+
+def attribution_state(
+    steps: pl.DataFrame,
+    journeys: pl.DataFrame,
+    *,
+    dimensions: tuple[str, ...] = ("channel", "touchpoint"),
+    drop_touchpoints: tuple[str, ...] = (),
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """What :func:`attribute` needs of these journeys, as sums that add up across sets of
+    journeys: the heuristic models' numerators per denominator (:data:`NUMERATOR_SCHEMA`) and
+    the Markov chain's transition counts (:data:`CHAIN_SCHEMA`). An incremental run adds a
+    day's journeys' state and subtracts that of the journeys they replace."""
+    touches = _finished_touches(steps, journeys, drop_touchpoints=drop_touchpoints)
+    converted = touches.filter("converted")
+    numerators = pl.concat(
+        [pl.DataFrame(schema=NUMERATOR_SCHEMA)]
+        + [_numerators(converted, dimension) for dimension in dimensions]
+    ).sort(NUMERATOR_KEYS)
+    chain = pl.concat(
+        [pl.DataFrame(schema=CHAIN_SCHEMA)]
+        + [_chain_transitions(touches, dimension) for dimension in dimensions]
+    ).sort(CHAIN_KEYS)
+    return numerators, chain
+
+
+def attribution_from_state(
+    numerators: pl.DataFrame, chain: pl.DataFrame, *, conversions: int, revenue: float
+) -> pl.DataFrame:
+    """``marts.attribution`` from :func:`attribution_state` (summed over every journey) and
+    the finished journeys' conversions and revenue, which the Markov model shares out."""
+    frames = [
+        _credits_from_numerators(numerators)
+        .select("model", "dimension", "value", "conversions", "revenue")
+        .filter(pl.col("conversions") > 0)
+    ]
+    for (dimension,), links in chain.sort(CHAIN_KEYS).group_by("dimension", maintain_order=True):
         frames.append(
-            _markov(finished_touches, journeys, dimension)
+            _markov(links, conversions=conversions, revenue=revenue)
             .select(
                 pl.lit("markov").alias("model"),
                 pl.lit(dimension).alias("dimension"),
@@ -291,3 +349,23 @@ def attribute(
         "revenue": pl.Float64,
     }
     return pl.concat([pl.DataFrame(schema=schema), *frames]).sort("model", "dimension", "value")
+
+
+def attribute(
+    steps: pl.DataFrame,
+    journeys: pl.DataFrame,
+    *,
+    dimensions: tuple[str, ...] = ("channel", "touchpoint"),
+    drop_touchpoints: tuple[str, ...] = (),
+) -> pl.DataFrame:
+    """Credit of each model for each value of each dimension; every model's credits sum to the
+    number of conversions and to their revenue. Values with no credit have no row."""
+    numerators, chain = attribution_state(
+        steps, journeys, dimensions=dimensions, drop_touchpoints=drop_touchpoints
+    )
+    finished = journeys.filter((pl.col("status") != "open") & pl.col("converted"))
+    # a sum of decimals (the warehouse's revenue) is exact; floats add as they come
+    revenue = finished.get_column("revenue").fill_null(0).sum()
+    return attribution_from_state(
+        numerators, chain, conversions=finished.height, revenue=float(revenue)
+    )

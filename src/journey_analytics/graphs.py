@@ -189,11 +189,30 @@ def segment_marts(
     return _transitions(keyed, segment), _nodes(keyed, segment)
 
 
+TRANSITION_KEYS = ("dimension", "segment", "from_touchpoint", "to_touchpoint")
+NODE_KEYS = ("dimension", "segment", "touchpoint")
+TRANSITION_COUNTS = ("transitions", "customers")
+NODE_COUNTS = ("visits", "journeys", "customers", "conversions", "exits")
+
+
+def segment_counts(
+    edges: pl.DataFrame, memberships: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The whole numbers of ``marts.transitions`` (per :data:`TRANSITION_KEYS`:
+    :data:`TRANSITION_COUNTS`) and of ``marts.transition_nodes`` (per :data:`NODE_KEYS`:
+    :data:`NODE_COUNTS`). They add up across sets of whole customers: a customer is counted
+    once in a group, and is in one set. An incremental run adds those of the customers it
+    rebuilt and subtracts those of the rows they replace; :func:`transitions_from_counts` and
+    :func:`nodes_from_counts` add the rates."""
+    keyed, segment = _keyed(edges, memberships)
+    return _transition_counts(keyed, segment), _node_counts(keyed, segment)
+
+
 def _keyed(edges: pl.DataFrame, memberships: pl.DataFrame | None) -> tuple[pl.DataFrame, list[str]]:
     """The edges with the columns of their segments, and those columns (none for one
     segment, all). Journeys and customers are numbered (their codes within the edges) and
     touchpoints and segments are enums, so that the group-bys hash integers rather than
-    strings; :func:`_with_segment` turns them back into strings."""
+    strings; :func:`_strings` turns them back into strings."""
     names = pl.concat(
         [
             edges.get_column(column).cast(pl.String)
@@ -222,26 +241,53 @@ def _keyed(edges: pl.DataFrame, memberships: pl.DataFrame | None) -> tuple[pl.Da
     return numbered.join(segments, on="journey_id").drop("journey_id"), ["dimension", "segment"]
 
 
-def _transitions(keyed: pl.DataFrame, segment: list[str]) -> pl.DataFrame:
-    """``marts.transitions`` from the numbered edges with their segments."""
-    origin = [*segment, "from_touchpoint"]
-    return _with_segment(
-        keyed.group_by(*origin, "to_touchpoint")
-        .agg(
-            pl.len().cast(pl.Int64).alias("transitions"),
-            pl.col("customer").n_unique().cast(pl.Int64).alias("customers"),
-            pl.col("seconds").median().alias("median_seconds"),
-            pl.col("seconds").quantile(0.9, interpolation="linear").alias("p90_seconds"),
-        )
+def _strings(frame: pl.DataFrame, segment: list[str]) -> pl.DataFrame:
+    """Enums back to strings, and segment ``all`` when the edges had no segments."""
+    if not segment:
+        frame = frame.with_columns(dimension=pl.lit("all"), segment=pl.lit("all"))
+    return frame.with_columns(pl.col(pl.Enum, pl.Categorical).cast(pl.String))
+
+
+def _transition_counts(keyed: pl.DataFrame, segment: list[str]) -> pl.DataFrame:
+    counts = keyed.group_by(*segment, "from_touchpoint", "to_touchpoint").agg(
+        pl.len().cast(pl.Int64).alias("transitions"),
+        pl.col("customer").n_unique().cast(pl.Int64).alias("customers"),
+    )
+    return _strings(counts, segment).select(*TRANSITION_KEYS, *TRANSITION_COUNTS)
+
+
+def _transition_seconds(keyed: pl.DataFrame, segment: list[str]) -> pl.DataFrame:
+    seconds = keyed.group_by(*segment, "from_touchpoint", "to_touchpoint").agg(
+        pl.col("seconds").median().alias("median_seconds"),
+        pl.col("seconds").quantile(0.9, interpolation="linear").alias("p90_seconds"),
+    )
+    return _strings(seconds, segment).select(*TRANSITION_KEYS, "median_seconds", "p90_seconds")
+
+
+def transitions_from_counts(counts: pl.DataFrame, seconds: pl.DataFrame) -> pl.DataFrame:
+    """``marts.transitions`` from :func:`segment_counts`' transition counts and the median
+    and p90 seconds of each edge (per :data:`TRANSITION_KEYS`; an edge without seconds has
+    nulls): the probability is the edge's share of its origin's transitions in the segment."""
+    origin = ["dimension", "segment", "from_touchpoint"]
+    return (
+        counts.join(seconds, on=list(TRANSITION_KEYS), how="left")
         .with_columns(
             (pl.col("transitions") / pl.col("transitions").sum().over(origin)).alias("probability")
-        ),
-        segment,
+        )
+        .select(list(TRANSITION_SCHEMA))
+        .cast(TRANSITION_SCHEMA)  # type: ignore[arg-type]
+        .sort("dimension", "segment", "from_touchpoint", "to_touchpoint")
     )
 
 
-def _nodes(keyed: pl.DataFrame, segment: list[str]) -> pl.DataFrame:
-    """``marts.transition_nodes`` from the numbered edges with their segments."""
+def _transitions(keyed: pl.DataFrame, segment: list[str]) -> pl.DataFrame:
+    """``marts.transitions`` from the numbered edges with their segments."""
+    return transitions_from_counts(
+        _transition_counts(keyed, segment), _transition_seconds(keyed, segment)
+    )
+
+
+def _node_counts(keyed: pl.DataFrame, segment: list[str]) -> pl.DataFrame:
     node = keyed.get_column("to_touchpoint").dtype
     who = [*segment, "journey", "customer"]
     entered = pl.concat(
@@ -266,26 +312,26 @@ def _nodes(keyed: pl.DataFrame, segment: list[str]) -> pl.DataFrame:
             (pl.col("to_touchpoint") == DROP_OFF).sum().cast(pl.Int64).alias("exits"),
         )
     )
-    return _with_segment(
-        visits.join(ends, on=[*segment, "touchpoint"], how="left")
-        .with_columns(pl.col("conversions", "exits").fill_null(0))
-        .with_columns((pl.col("exits") / pl.col("visits")).alias("exit_rate")),
-        segment,
-        schema=NODE_SCHEMA,
+    counts = visits.join(ends, on=[*segment, "touchpoint"], how="left").with_columns(
+        pl.col("conversions", "exits").fill_null(0)
+    )
+    return _strings(counts, segment).select(*NODE_KEYS, *NODE_COUNTS)
+
+
+def nodes_from_counts(counts: pl.DataFrame) -> pl.DataFrame:
+    """``marts.transition_nodes`` from :func:`segment_counts`' node counts: with the exit
+    rate (exits / visits)."""
+    return (
+        counts.with_columns((pl.col("exits") / pl.col("visits")).alias("exit_rate"))
+        .select(list(NODE_SCHEMA))
+        .cast(NODE_SCHEMA)  # type: ignore[arg-type]
+        .sort(list(NODE_KEYS))
     )
 
 
-def _with_segment(
-    frame: pl.DataFrame, segment: list[str], *, schema: dict[str, pl.DataType] = TRANSITION_SCHEMA
-) -> pl.DataFrame:
-    if not segment:
-        frame = frame.with_columns(dimension=pl.lit("all"), segment=pl.lit("all"))
-    keys = [
-        name
-        for name in ("dimension", "segment", "from_touchpoint", "touchpoint", "to_touchpoint")
-        if name in schema
-    ]
-    return frame.select(list(schema)).cast(schema).sort(keys)  # type: ignore[arg-type]
+def _nodes(keyed: pl.DataFrame, segment: list[str]) -> pl.DataFrame:
+    """``marts.transition_nodes`` from the numbered edges with their segments."""
+    return nodes_from_counts(_node_counts(keyed, segment))
 
 
 def graph_from_frames(transitions: pl.DataFrame, nodes: pl.DataFrame | None = None) -> nx.DiGraph:

@@ -19,6 +19,8 @@ Everyone else keeps their rows, which a full rebuild would give again row for ro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import networkx as nx
 import polars as pl
 
@@ -177,3 +179,40 @@ def customer_shards(events: pl.DataFrame, shards: int) -> pl.Series:
     if not groups.is_empty():
         keys = keys.replace(groups.get_column("customer_key"), groups.get_column("first"))
     return (keys.hash(_SEED) % shards).cast(pl.UInt32).alias("shard")
+
+
+def add_counts(
+    current: pl.DataFrame,
+    added: pl.DataFrame,
+    removed: pl.DataFrame,
+    *,
+    keys: Sequence[str],
+    counts: Sequence[str],
+) -> pl.DataFrame:
+    """``current`` + ``added`` - ``removed``, per ``keys``, for each of the ``counts``
+    (whole numbers or decimals: exact whatever the order); a key whose first count comes to
+    zero has no row, as it would have none in a full build.
+
+    Example:
+        >>> current = pl.DataFrame({"edge": ["a", "b"], "n": [3, 1]})
+        >>> added = pl.DataFrame({"edge": ["a", "c"], "n": [1, 2]})
+        >>> removed = pl.DataFrame({"edge": ["b"], "n": [1]})
+        >>> add_counts(current, added, removed, keys=["edge"], counts=["n"]).rows()
+        [('a', 4), ('c', 2)]
+    """
+    columns = [*keys, *counts]
+    return (
+        pl.concat(
+            [
+                current.select(columns),
+                added.select(columns),
+                removed.select(*keys, *(-pl.col(count) for count in counts)),
+            ],
+            how="vertical_relaxed",
+        )
+        .group_by(keys)
+        .agg(pl.col(list(counts)).sum())
+        .filter(pl.col(counts[0]) != 0)
+        .select(columns)
+        .sort(keys)
+    )

@@ -1522,6 +1522,39 @@ def _journey_scope(
     return _JourneyScope(events, wanted, prints, as_of, rules, fingerprint)
 
 
+REPLACED_TABLES = (
+    "journeys.replaced_customers",
+    "journeys.replaced_steps",
+    "journeys.replaced_journeys",
+)
+
+
+def _keep_replaced_rows(wh: Warehouse, *, full: bool) -> None:
+    """Keeps the rows an incremental build is about to replace (those of the customers in
+    ``_rebuilt``) as the marts last saw them, for the next marts build to subtract: the rows of
+    a customer already replaced since are not the marts' any more, and are not kept again. A
+    full build keeps nothing: the marts are built in full after it."""
+    if full:
+        for table in REPLACED_TABLES:
+            wh.empty(table)
+        return
+    wh.execute(
+        "create or replace temp table _first_replaced as select customer_key from _rebuilt "
+        "where customer_key not in (select customer_key from journeys.replaced_customers)"
+    )
+    wh.execute(
+        "insert into journeys.replaced_steps select * from journeys.steps "
+        "where customer_key in (select customer_key from _first_replaced)"
+    )
+    wh.execute(
+        "insert into journeys.replaced_journeys by name select journey_id, customer_key, "
+        "started_at, status, converted, revenue, first_channel from journeys.journeys "
+        "where customer_key in (select customer_key from _first_replaced)"
+    )
+    wh.execute("insert into journeys.replaced_customers select * from _first_replaced")
+    wh.execute("drop table _first_replaced")
+
+
 def _store_journey_rows(
     wh: Warehouse,
     scope: _JourneyScope,
@@ -1536,6 +1569,7 @@ def _store_journey_rows(
     mode = "full" if wanted is None else "incremental"
     rebuilt = pl.Series("customer_key", [], pl.String) if wanted is None else wanted
     with wh.transaction(), wh.registered(_rebuilt=rebuilt.to_frame()):
+        _keep_replaced_rows(wh, full=wanted is None)
         for table in JOURNEY_TABLES:
             if wanted is None:
                 wh.empty(table)
@@ -1795,66 +1829,210 @@ def write_journey_shards(groups: Iterable[reconstruct.Rebuilt], folder: Path) ->
     )
 
 
-def build_marts(settings: Settings) -> dict[str, int]:
-    """Rebuilds the marts from the journeys tables: transitions and their nodes per segment,
+MART_LOGIC_VERSION = 1
+
+
+def marts_fingerprint(settings: Settings) -> str:
+    """sha256 of every setting the marts' kept rows are built with: paths, segments, periods,
+    leakage and the store regions (a change in any of them makes the next build full)."""
+    described = {
+        "logic": MART_LOGIC_VERSION,
+        "paths": {
+            "drop_touchpoints": list(settings.paths.drop_touchpoints),
+            "collapse_repeats": settings.paths.collapse_repeats,
+            "aliases": list(settings.paths.aliases.items()),  # first match wins: keep the order
+        },
+        "graphs": settings.graphs.model_dump(mode="json"),
+        "leakage": settings.leakage.model_dump(mode="json"),
+        "regions": store_regions(settings),
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+_MART_STEPS = "select * exclude (session_id) from {table}"
+_MART_JOURNEYS = (
+    "select journey_id, customer_key, started_at, status, converted, revenue, first_channel "
+    "from {table}"
+)
+_OF_REBUILT = " where customer_key in (select customer_key from _rebuilt)"
+
+
+@dataclass(frozen=True)
+class _MartRows:
+    """What the marts take from a set of whole customers' journeys: the rows the marts keep
+    per journey, and the counts that add up across sets."""
+
+    edges: pl.DataFrame  # marts.journey_edges
+    memberships: pl.DataFrame  # marts.journey_segments
+    leaked: pl.DataFrame  # marts.leaked_journeys
+    transition_counts: pl.DataFrame
+    node_counts: pl.DataFrame
+    numerators: pl.DataFrame  # marts.attribution_numerators
+    chain: pl.DataFrame  # marts.attribution_chain
+
+
+def _mart_rows(steps: pl.DataFrame, summary: pl.DataFrame, settings: Settings) -> _MartRows:
+    # in one order whatever order the rows were written in (an incremental run appends the
+    # customers it rebuilt)
+    steps = steps.sort("journey_id", "position")
+    summary = summary.sort("journey_id")
+    edges = graphs.transition_edges(
+        steps.with_columns(
+            journeys.alias_touchpoints(pl.col("touchpoint"), settings.paths.aliases)
+        ),
+        summary,
+        drop_touchpoints=settings.paths.drop_touchpoints,
+        collapse_repeats=settings.paths.collapse_repeats,
+    )
+    memberships = graphs.segment_memberships(
+        journeys.journey_attributes(
+            steps, summary, store_regions=store_regions(settings), period=settings.graphs.period
+        ),
+        dimensions=tuple(dict.fromkeys(("status", *settings.graphs.segments))),
+    )
+    transition_counts, node_counts = graphs.segment_counts(edges, memberships)
+    numerators, chain = attribution.attribution_state(
+        steps, summary, drop_touchpoints=settings.paths.drop_touchpoints
+    )
+    leaked = leakage.leaked_journeys(
+        steps,
+        online_channels=settings.leakage.online_channels,
+        offline_channels=settings.leakage.offline_channels,
+        window=timedelta(days=settings.leakage.window_days),
+        drop_touchpoints=settings.paths.drop_touchpoints,
+    )
+    return _MartRows(
+        edges.select("journey_id", "customer_key", "from_touchpoint", "to_touchpoint", "seconds"),
+        memberships,
+        leaked,
+        transition_counts,
+        node_counts,
+        numerators,
+        chain,
+    )
+
+
+def _marts_to_rebuild(wh: Warehouse, fingerprint: str) -> pl.Series | None:
+    """The customers whose rows an incremental marts build replaces, or None when it must be
+    full: no earlier build, other settings, journeys rebuilt in full since, or kept rows that
+    no longer hold the journeys the last build recorded."""
+    last = wh.query(
+        "select run_at, settings_fingerprint, journeys from ops.mart_runs "
+        "order by run_at desc limit 1"
+    )
+    if not last.height or last.item(0, "settings_fingerprint") != fingerprint:
+        return None
+    full_since = wh.query(
+        "select count(*) from ops.journey_runs where run_at > $at and mode = 'full'",
+        {"at": last.item(0, "run_at")},
+    ).item()
+    kept = wh.query("select count(*) from marts.journey_segments where dimension = 'all'").item()
+    if full_since or kept != last.item(0, "journeys"):
+        return None
+    return wh.read("journeys.replaced_customers").get_column("customer_key")
+
+
+@dataclass(frozen=True)
+class _MartCounts:
+    transitions: pl.DataFrame
+    nodes: pl.DataFrame
+    numerators: pl.DataFrame
+    chain: pl.DataFrame
+
+
+def _counts_after(wh: Warehouse, new: _MartRows, old: _MartRows) -> _MartCounts | None:
+    """The marts' counts with the rebuilt customers' new rows added and their replaced rows
+    subtracted; None if a count would go below zero (kept rows that do not match)."""
+    sums = (
+        ("marts.transitions", graphs.TRANSITION_KEYS, graphs.TRANSITION_COUNTS),
+        ("marts.transition_nodes", graphs.NODE_KEYS, graphs.NODE_COUNTS),
+        ("marts.attribution_numerators", attribution.NUMERATOR_KEYS, attribution.NUMERATOR_SUMS),
+        ("marts.attribution_chain", attribution.CHAIN_KEYS, ("transitions",)),
+    )
+    added = (new.transition_counts, new.node_counts, new.numerators, new.chain)
+    removed = (old.transition_counts, old.node_counts, old.numerators, old.chain)
+    frames = []
+    for (table, keys, counts), plus, minus in zip(sums, added, removed, strict=True):
+        summed = incremental.add_counts(
+            wh.read(table, columns=[*keys, *counts]), plus, minus, keys=keys, counts=counts
+        )
+        if summed.select(pl.any_horizontal(pl.col(counts) < 0).any()).item():
+            return None
+        frames.append(summed)
+    return _MartCounts(*frames)
+
+
+def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
+    """Builds the marts from the journeys tables: transitions and their nodes per segment,
     leakage, attribution, funnel, drop-offs, paths; writes the graph exports of segments
-    ``all``, ``converted`` and ``dropped``. Returns the row count of each mart."""
+    ``all``, ``converted`` and ``dropped``. Returns the row count of each mart.
+
+    Incremental unless ``full`` (or the first build, other settings, journeys rebuilt in full
+    since): the customers whose journeys were rebuilt since the last build
+    (``journeys.replaced_customers``) have their rows replaced, and the counts of the
+    transitions, nodes and attribution add theirs and subtract those of the rows they replaced
+    (``journeys.replaced_steps``, ``.replaced_journeys``). The medians and the SQL marts are
+    computed over every journey. Either way the marts equal a full build row for row.
+    """
+    fingerprint = marts_fingerprint(settings)
     with _open(settings) as wh:
-        # in one order whatever order the rows were written in (an incremental run appends
-        # the customers it rebuilt): sums of floats, as in attribution, depend on the order
-        steps = wh.query("select * exclude (session_id) from journeys.steps").sort(
-            "journey_id", "position"
-        )
-        # what the stages below read of a journey (not its path, pattern list, ...)
-        summary = wh.query(
-            "select journey_id, customer_key, started_at, status, converted, revenue, "
-            "first_channel from journeys.journeys"
-        ).sort("journey_id")
-        edges = graphs.transition_edges(
-            steps.with_columns(
-                journeys.alias_touchpoints(pl.col("touchpoint"), settings.paths.aliases)
-            ),
-            summary,
-            drop_touchpoints=settings.paths.drop_touchpoints,
-            collapse_repeats=settings.paths.collapse_repeats,
-        )
-        memberships = graphs.segment_memberships(
-            journeys.journey_attributes(
-                steps,
-                summary,
-                store_regions=store_regions(settings),
-                period=settings.graphs.period,
-            ),
-            dimensions=tuple(dict.fromkeys(("status", *settings.graphs.segments))),
-        )
-        transitions, nodes = graphs.segment_marts(edges, memberships)
-        exported = (
-            memberships.filter(pl.col("segment").is_in(["all", "converted", "dropped"]))
-            .get_column("segment")
-            .unique(maintain_order=True)
-            .to_list()
-        )
-        for segment, graph in graphs.graphs_of_segments(transitions, nodes, exported).items():
-            for suffix in graphs.GRAPH_FORMATS:
-                graphs.export_graph(
-                    graph, settings.reports_path / "graphs" / f"transitions-{segment}{suffix}"
+        wh.ensure_tables()
+        rebuilt = None if full else _marts_to_rebuild(wh, fingerprint)
+        counts = None
+        if rebuilt is not None:
+            with wh.registered(_rebuilt=rebuilt.to_frame()):
+                new = _mart_rows(
+                    wh.query(_MART_STEPS.format(table="journeys.steps") + _OF_REBUILT),
+                    wh.query(_MART_JOURNEYS.format(table="journeys.journeys") + _OF_REBUILT),
+                    settings,
                 )
-        leaked = leakage.leaked_journeys(
-            steps,
-            online_channels=settings.leakage.online_channels,
-            offline_channels=settings.leakage.offline_channels,
-            window=timedelta(days=settings.leakage.window_days),
-            drop_touchpoints=settings.paths.drop_touchpoints,
-        )
+            replaced = wh.query(_MART_JOURNEYS.format(table="journeys.replaced_journeys"))
+            old = _mart_rows(
+                wh.query(_MART_STEPS.format(table="journeys.replaced_steps")), replaced, settings
+            )
+            counts = _counts_after(wh, new, old)
+        if counts is None:
+            rebuilt = None
+            new = _mart_rows(
+                wh.query(_MART_STEPS.format(table="journeys.steps")),
+                wh.query(_MART_JOURNEYS.format(table="journeys.journeys")),
+                settings,
+            )
+            counts = _MartCounts(new.transition_counts, new.node_counts, new.numerators, new.chain)
+        kept = {
+            "marts.journey_edges": new.edges,
+            "marts.journey_segments": new.memberships,
+            "marts.leaked_journeys": new.leaked,
+        }
         with wh.transaction():
-            wh.replace_if_changed("marts.journey_segments", memberships)
+            if rebuilt is None:
+                for table, frame in kept.items():
+                    wh.replace(table, frame)
+            else:
+                with wh.registered(_replaced=replaced.select("journey_id")):
+                    for table, frame in kept.items():
+                        wh.delete(table, "journey_id in (select journey_id from _replaced)")
+                        wh.append(table, frame)
+            transitions = graphs.transitions_from_counts(
+                counts.transitions, wh.query_file("transition_seconds")
+            )
+            nodes = graphs.nodes_from_counts(counts.nodes)
             wh.replace("marts.transitions", transitions)
             wh.replace("marts.transition_nodes", nodes)
-            wh.replace("marts.leakage", leakage.leakage_summary(leaked))
+            wh.replace("marts.leakage", leakage.leakage_summary(wh.read("marts.leaked_journeys")))
+            wh.replace("marts.attribution_numerators", counts.numerators)
+            wh.replace("marts.attribution_chain", counts.chain)
+            finished = wh.query(
+                "select count(*) as conversions, coalesce(sum(revenue), 0) as revenue "
+                "from journeys.journeys where status <> 'open' and converted"
+            )
             wh.replace(
                 "marts.attribution",
-                attribution.attribute(
-                    steps, summary, drop_touchpoints=settings.paths.drop_touchpoints
+                attribution.attribution_from_state(
+                    counts.numerators,
+                    counts.chain,
+                    conversions=int(finished.item(0, "conversions")),
+                    revenue=float(finished.item(0, "revenue")),
                 ),
             )
             noise = {"drop_touchpoints": list(settings.paths.drop_touchpoints)}
@@ -1872,6 +2050,40 @@ def build_marts(settings: Settings) -> dict[str, int]:
             wh.build_mart("marts.pattern_periods", periods)
             wh.build_mart("marts.pattern_kpis")
             wh.build_mart("marts.segment_kpis", omnichannel)
+            journey_count = wh.query("select count(*) from journeys.journeys").item()
+            wh.append(
+                "ops.mart_runs",
+                pl.DataFrame(
+                    {
+                        "run_at": [datetime.now(UTC)],
+                        "mode": ["full" if rebuilt is None else "incremental"],
+                        "settings_fingerprint": [fingerprint],
+                        "journeys": [journey_count],
+                        "customers_rebuilt": [
+                            wh.query(
+                                "select count(distinct customer_key) from journeys.journeys"
+                            ).item()
+                            if rebuilt is None
+                            else rebuilt.len()
+                        ],
+                    }
+                ),
+            )
+            for table in REPLACED_TABLES:
+                wh.empty(table)
+        exported = (
+            wh.query(
+                "select distinct segment from marts.journey_segments "
+                "where segment in ('all', 'converted', 'dropped') order by segment"
+            )
+            .get_column("segment")
+            .to_list()
+        )
+        for segment, graph in graphs.graphs_of_segments(transitions, nodes, exported).items():
+            for suffix in graphs.GRAPH_FORMATS:
+                graphs.export_graph(
+                    graph, settings.reports_path / "graphs" / f"transitions-{segment}{suffix}"
+                )
         return {
             table: int(wh.query(f"select count(*) as n from {table}").item()) for table in MARTS
         }

@@ -394,6 +394,12 @@ class Warehouse:
         with suppress(duckdb.Error):
             self._con.unregister(name)
 
+    def query_file(self, name: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+        """Runs the query ``sql/queries/<name>.sql`` with ``$name`` parameters and returns
+        its result as a Polars frame."""
+        query = (sql_dir() / "queries" / f"{name}.sql").read_text(encoding="utf-8")
+        return self.query(query, params)
+
     def build_mart(self, table: str, params: dict[str, Any] | None = None) -> None:
         """Recomputes a mart from its query file ``sql/marts/<name>.sql``."""
         name = _checked_table(table).split(".")[1]

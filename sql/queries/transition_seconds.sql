@@ -1,0 +1,29 @@
+-- The median and p90 seconds of every edge of marts.transitions: one row per
+-- (dimension, segment, from_touchpoint, to_touchpoint), over every journey's transitions
+-- (marts.journey_edges) in the segments it is in (marts.journey_segments). Linear
+-- interpolation between the two nearest values, as Polars' quantile(interpolation="linear");
+-- an edge into an end has no seconds (nulls).
+with
+
+edges as (
+    select journey_id, from_touchpoint, to_touchpoint, seconds from marts.journey_edges
+),
+
+segments as (
+    select journey_id, dimension, segment from marts.journey_segments
+),
+
+final as (
+    select
+        segments.dimension,
+        segments.segment,
+        edges.from_touchpoint,
+        edges.to_touchpoint,
+        median(edges.seconds) as median_seconds,
+        quantile_cont(edges.seconds, 0.9) as p90_seconds
+    from edges
+    inner join segments using (journey_id)
+    group by all
+)
+
+select * from final
