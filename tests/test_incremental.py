@@ -303,3 +303,73 @@ def test_the_rules_fingerprint_keeps_the_order_of_aliases(tmp_path: Path) -> Non
     other = with_aliases({"search_box": "box", "search_.*": "search"})
     assert one != other
     assert one == with_aliases({"search_.*": "search", "search_box": "box"})
+
+
+MART_TABLES = tuple(table for table in TABLES if table.startswith("marts."))
+
+
+def _copy_files_before(folder: Path, cut: str) -> None:
+    for path in SAMPLE.rglob("*"):
+        if path.suffix not in {".jsonl", ".csv"} or "truth" in path.parts:
+            continue
+        target = folder / path.relative_to(SAMPLE)
+        if (path.parent == SAMPLE or _week(path) < cut) and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+
+
+def _mart_modes(settings: Settings) -> list[str]:
+    with Warehouse.open(settings.database_path, read_only=True) as wh:
+        modes = wh.query("select mode from ops.mart_runs order by run_at").get_column("mode")
+    return modes.to_list()
+
+
+@pytest.mark.slow
+def test_marts_after_journey_builds_they_missed_equal_a_full_run(tmp_path: Path) -> None:
+    # Two days whose journeys are built but whose marts are not (a run stopped after the
+    # journeys): the next marts build subtracts the rows the marts last saw, kept by the
+    # first journey build that replaced them, not those the second replaced (which the
+    # marts never saw), and equals a full build.
+    folder = tmp_path / "daily" / "sample"
+    folder.mkdir(parents=True)
+    daily = load_settings(sample_config(folder, tmp_path / "daily"))
+    _copy_files_before(folder, "2026-03-01")
+    run_all(daily)
+    for cut in ("2026-05-01", "9999-12-31"):
+        _copy_files_before(folder, cut)
+        jobs.ingest_sources(daily)
+        jobs.build_core(daily)
+        jobs.build_journeys(daily)
+    with Warehouse.open(daily.database_path, read_only=True) as wh:
+        kept = [wh.query(f"select count(*) from {t}").item() for t in jobs.REPLACED_TABLES]
+    # customers, steps and journeys the marts saw replaced: each customer's rows once
+    assert kept == [390, 667, 123]
+    jobs.build_marts(daily)
+    full = load_settings(sample_config(SAMPLE, tmp_path / "full"))
+    run_all(full)
+    expected = _snapshot(full)
+
+    def differ() -> list[str]:
+        found = _snapshot(daily)
+        return [table for table in MART_TABLES if not found[table].equals(expected[table])]
+
+    assert _mart_modes(daily) == ["full", "incremental"]
+    assert differ() == []
+
+    # kept rows that no longer hold the journeys the last build recorded: a full build
+    with Warehouse.open(daily.database_path) as wh:
+        wh.delete(
+            "marts.journey_segments",
+            "journey_id = (select min(journey_id) from marts.journey_segments)",
+        )
+    jobs.build_marts(daily)
+    assert _mart_modes(daily)[-1] == "full"
+    assert differ() == []
+
+    # other segment settings: a full build (weekly periods), and back
+    graphs = daily.graphs.model_copy(update={"period": "week"})
+    jobs.build_marts(daily.model_copy(update={"graphs": graphs}))
+    jobs.build_marts(daily)
+    jobs.build_marts(daily)
+    assert _mart_modes(daily)[-3:] == ["full", "full", "incremental"]
+    assert differ() == []
