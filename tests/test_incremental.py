@@ -47,17 +47,64 @@ JOURNEY_KEYS = {
 LOAD_TIME = ("ingested_at", "batch_id", "first_seen_at", "last_seen_at")
 
 
-def test_fingerprints_ignore_row_order_and_see_any_change() -> None:
+def _fingerprints(tmp_path: Path, events: pl.DataFrame) -> pl.DataFrame:
+    with Warehouse.open(tmp_path / "prints.duckdb") as wh:
+        wh.execute("create schema if not exists core")
+        with wh.registered(_events=events):
+            wh.execute("create or replace table core.events as select * from _events")
+        return jobs.customer_fingerprints(wh)
+
+
+def test_fingerprints_ignore_row_order_and_see_any_change(tmp_path: Path) -> None:
+    at = datetime(2026, 3, 1, 10, tzinfo=UTC)
     events = pl.DataFrame(
         {
-            "customer_key": ["c1", "c1", "c2", "c3"],
             "event_id": ["e1", "e2", "e3", "e4"],
+            "customer_key": ["c1", "c1", "c2", "c3"],
+            "channel": ["web", "web", "store", "phone"],
             "touchpoint": ["search", "order_placed", "store_visit", "call"],
-        }
+            "stage": ["interest", "purchase", "consideration", "usage"],
+            "occurred_at": [at, at, at, at],
+            "ingested_at": [at, at, at, at],
+            "is_conversion": [False, True, False, False],
+            "order_id": [None, "O1", None, None],
+            "store_id": [None, None, "S1", None],
+            "product_id": ["P1", "P1", None, None],
+            "category": ["shoes", "shoes", None, None],
+            "fulfilment": [None, "delivery", None, None],
+            "revenue": [None, Decimal("59.90"), None, None],
+            "properties": ['{"url": "/a"}', None, None, None],  # not a journey column
+        },
+        schema_overrides={"revenue": pl.Decimal(18, 2)},
     )
-    before = incremental.customer_fingerprints(events)
-    assert_frame_equal(incremental.customer_fingerprints(events.reverse()), before)
-    after = incremental.customer_fingerprints(
+    before = _fingerprints(tmp_path, events)
+    assert before.get_column("events").to_list() == [2, 1, 1]
+    assert_frame_equal(_fingerprints(tmp_path, events.reverse()), before)
+    # a change to any one column journeys are built from changes its customer's fingerprint
+    for column in jobs.JOURNEY_EVENT_COLUMNS:
+        if column == "customer_key":
+            continue
+        kind = events.schema[column]
+        changed = events.with_columns(
+            pl.when(pl.col("event_id") == "e2")
+            .then(pl.col(column).shift(1) if kind != pl.String else pl.lit("other"))
+            .otherwise(pl.col(column))
+            .alias(column)
+        )
+        if column in ("occurred_at", "ingested_at"):
+            changed = events.with_columns(
+                pl.when(pl.col("event_id") == "e2")
+                .then(pl.col(column) + pl.duration(seconds=1))
+                .otherwise(pl.col(column))
+            )
+        assert incremental.changed_customers(
+            before, _fingerprints(tmp_path, changed)
+        ).to_list() == ["c1"], column
+    # other columns (properties, identifiers) rebuild nothing
+    quiet = events.with_columns(pl.lit('{"url": "/b"}').alias("properties"))
+    assert incremental.changed_customers(before, _fingerprints(tmp_path, quiet)).to_list() == []
+    after = _fingerprints(
+        tmp_path,
         pl.concat(
             [
                 # c1: one value changed; c2: gone (erased, or merged into another key);
@@ -67,9 +114,11 @@ def test_fingerprints_ignore_row_order_and_see_any_change() -> None:
                     .then(pl.lit("store_purchase"))
                     .otherwise("touchpoint")
                 ).filter(pl.col("customer_key") != "c2"),
-                pl.DataFrame({"customer_key": ["c4"], "event_id": ["e5"], "touchpoint": ["x"]}),
+                events.filter(pl.col("event_id") == "e4").with_columns(
+                    event_id=pl.lit("e5"), customer_key=pl.lit("c4")
+                ),
             ]
-        )
+        ),
     )
     assert incremental.changed_customers(before, after).to_list() == ["c1", "c2", "c4"]
 
@@ -159,9 +208,7 @@ def test_three_daily_loads_with_late_events_equal_one_full_run(tmp_path: Path) -
     with Warehouse.open(daily.database_path, read_only=True) as wh:
         assert_frame_equal(
             wh.read("ops.customer_fingerprints").sort("customer_key"),
-            incremental.customer_fingerprints(
-                wh.read("core.events", columns=jobs.JOURNEY_EVENT_COLUMNS)
-            ).sort("customer_key"),
+            jobs.customer_fingerprints(wh),
         )
     daily_tables, full_tables = _snapshot(daily), _snapshot(full)
     differ = [table for table in TABLES if not daily_tables[table].equals(full_tables[table])]

@@ -1,7 +1,8 @@
 """Which customers a run must rebuild: what changed in ``core.events`` since the last run.
 
-Input grain: one event (``core.events``). Output grain: one customer (a fingerprint of their
-events), and the customers whose sessions, journeys and steps must be built again.
+Input grain: one customer (a fingerprint of their events, which the warehouse computes:
+``jobs.customer_fingerprints``) and one (order, customer) pair. Output grain: the customers
+whose sessions, journeys and steps must be built again.
 
 A customer's journeys depend only on their own events, on the events of customers who share an
 order with them (a pick-up in a store joins the journey of the online order it collects), on the
@@ -24,46 +25,8 @@ from collections.abc import Sequence
 import networkx as nx
 import polars as pl
 
-# Any fixed seed: fingerprints are compared across runs, so the seed must never change (a new
-# Polars version that hashes differently only makes the next run rebuild everyone, once).
+# Any fixed seed: customers are assigned to shards by it, and every worker must agree.
 _SEED = 7_202_612
-_HALF = pl.lit(2**32, dtype=pl.UInt64())
-
-FINGERPRINT_SCHEMA = {
-    "customer_key": pl.String(),
-    "events": pl.Int64(),
-    "hash_high": pl.Int64(),
-    "hash_low": pl.Int64(),
-}
-
-
-def customer_fingerprints(events: pl.DataFrame) -> pl.DataFrame:
-    """One row per customer: their number of events and two sums over the hashes of their
-    events' rows (every column), which do not depend on the order of the rows.
-
-    Each sum adds 32-bit halves into 64 bits, so it cannot overflow below 2**31 events.
-
-    Example:
-        >>> events = pl.DataFrame({"customer_key": ["c1", "c1", "c2"], "event_id": ["a", "b", "c"]})
-        >>> prints = customer_fingerprints(events)
-        >>> prints.sort("customer_key").get_column("events").to_list()
-        [2, 1]
-        >>> prints.equals(customer_fingerprints(events.reverse()).sort("customer_key"))
-        True
-    """
-    hashed = events.select(
-        "customer_key",
-        pl.struct(pl.all().exclude("customer_key")).hash(_SEED).alias("hash"),
-    )
-    return (
-        hashed.group_by("customer_key")
-        .agg(
-            pl.len().cast(pl.Int64).alias("events"),
-            (pl.col("hash") // _HALF).cast(pl.Int64).sum().alias("hash_high"),
-            (pl.col("hash") % _HALF).cast(pl.Int64).sum().alias("hash_low"),
-        )
-        .sort("customer_key")
-    )
 
 
 def changed_customers(before: pl.DataFrame, after: pl.DataFrame) -> pl.Series:

@@ -1429,8 +1429,26 @@ def rules_fingerprint(settings: Settings, rules: tuple[pattern_rules.Rule, ...])
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode("utf-8")).hexdigest()
 
 
+def customer_fingerprints(wh: Warehouse) -> pl.DataFrame:
+    """One row per customer of ``core.events``: their number of events and an order-free
+    fingerprint of their events' :data:`JOURNEY_EVENT_COLUMNS`
+    (``sql/queries/customer_fingerprints.sql``), computed in the warehouse without reading the
+    events out."""
+    return wh.query_file("customer_fingerprints")
+
+
+def _end_of_data(wh: Warehouse) -> datetime:
+    """:func:`end_of_data` of ``core.events``, computed in the warehouse."""
+    bounds = wh.query("select max(occurred_at), max(ingested_at) from core.events")
+    last_event: datetime | None = bounds.item(0, 0)
+    last_load: datetime | None = bounds.item(0, 1)
+    if last_event is None or last_load is None:
+        return datetime(1970, 1, 1, tzinfo=UTC)
+    return min(last_event, last_load)
+
+
 def _to_rebuild(
-    wh: Warehouse, events: pl.DataFrame, prints: pl.DataFrame, *, fingerprint: str, as_of: datetime
+    wh: Warehouse, prints: pl.DataFrame, *, fingerprint: str, as_of: datetime
 ) -> pl.Series | None:
     """The customers whose journey rows this run must rebuild (``incremental``), or None
     when it must rebuild everyone: no earlier build, other rules, or an earlier end of data."""
@@ -1440,7 +1458,7 @@ def _to_rebuild(
     if not last.height or last.item(0, 0) != fingerprint or last.item(0, 1) > as_of:
         return None
     # journey tables made anew (empty) since, e.g. by a newer version's definition
-    if wh.query("select count(*) from journeys.journeys").item() == 0 and events.height:
+    if wh.query("select count(*) from journeys.journeys").item() == 0 and prints.height:
         return None
     changed = incremental.changed_customers(wh.read("ops.customer_fingerprints"), prints)
     open_journeys = wh.query(
@@ -1451,8 +1469,11 @@ def _to_rebuild(
         "select distinct j.customer_key as before, s.customer_key from journeys.steps s "
         "join journeys.journeys j using (journey_id) where s.customer_key <> j.customer_key"
     )
+    orders = wh.query(
+        "select distinct order_id, customer_key from core.events where order_id is not null"
+    )
     return incremental.customers_to_rebuild(
-        events, changed=changed, open_journeys=open_journeys, previous_links=previous_links
+        orders, changed=changed, open_journeys=open_journeys, previous_links=previous_links
     )
 
 
@@ -1511,14 +1532,20 @@ class _JourneyScope:
 def _journey_scope(
     wh: Warehouse, settings: Settings, *, as_of: datetime | None, full: bool
 ) -> _JourneyScope:
-    events = wh.read("core.events", columns=JOURNEY_EVENT_COLUMNS)
-    as_of = as_of or end_of_data(events)
-    prints = incremental.customer_fingerprints(events)
+    as_of = as_of or _end_of_data(wh)
+    prints = customer_fingerprints(wh)
     rules = _pattern_rules(settings)
     fingerprint = rules_fingerprint(settings, rules)
-    wanted = None if full else _to_rebuild(wh, events, prints, fingerprint=fingerprint, as_of=as_of)
-    if wanted is not None:
-        events = events.filter(pl.col("customer_key").is_in(wanted.implode()))
+    wanted = None if full else _to_rebuild(wh, prints, fingerprint=fingerprint, as_of=as_of)
+    if wanted is None:
+        events = wh.read("core.events", columns=JOURNEY_EVENT_COLUMNS)
+    else:
+        columns = ", ".join(JOURNEY_EVENT_COLUMNS)
+        with wh.registered(_wanted=wanted.to_frame()):
+            events = wh.query(
+                f"select {columns} from core.events "
+                "where customer_key in (select customer_key from _wanted)"
+            )
     return _JourneyScope(events, wanted, prints, as_of, rules, fingerprint)
 
 
