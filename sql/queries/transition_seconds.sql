@@ -1,25 +1,19 @@
--- The median and p90 seconds of the edges of marts.transitions listed in _edges (a frame
--- registered by the caller: dimension, segment, from_touchpoint, to_touchpoint), one row per
--- edge, over every journey's transitions (marts.journey_edges) in the segments it is in
--- (marts.journey_segments). Linear interpolation between the two nearest values, as Polars'
--- quantile(interpolation="linear"); an edge into an end has no seconds (nulls).
+-- The median and p90 seconds of every edge of marts.transitions: one row per
+-- (dimension, segment, from_touchpoint, to_touchpoint), over every journey's transitions
+-- (marts.journey_edges) in the segments it is in (marts.journey_segments). Linear
+-- interpolation between the two nearest values, as Polars' quantile(interpolation="linear");
+-- an edge into an end has no seconds (nulls).
 with
-
-wanted_segments as (
-    select distinct dimension, segment from _edges
-),
-
-segments as (
-    select journey_segments.journey_id, journey_segments.dimension, journey_segments.segment
-    from marts.journey_segments
-    semi join wanted_segments using (dimension, segment)
-),
 
 edges as (
     select journey_id, from_touchpoint, to_touchpoint, seconds from marts.journey_edges
 ),
 
-seconds as (
+segments as (
+    select journey_id, dimension, segment from marts.journey_segments
+),
+
+final as (
     select
         segments.dimension,
         segments.segment,
@@ -30,11 +24,6 @@ seconds as (
     from edges
     inner join segments using (journey_id)
     group by all
-),
-
-final as (
-    select * from seconds
-    semi join _edges using (dimension, segment, from_touchpoint, to_touchpoint)
 )
 
 select * from final

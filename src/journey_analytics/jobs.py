@@ -1989,50 +1989,6 @@ def _counts_after(wh: Warehouse, new: _MartRows, old: _MartRows) -> _MartCounts 
     return _MartCounts(*frames)
 
 
-def _changed_edges(new: _MartRows, old: _MartRows) -> pl.DataFrame:
-    """The edges of ``marts.transitions`` (per :data:`graphs.TRANSITION_KEYS`) whose values
-    of seconds differ between the replaced rows and the new ones: a customer rebuilt with the
-    same journeys changes none."""
-    key = [*graphs.TRANSITION_KEYS, "journey_id", "seconds"]
-
-    def counted(rows: _MartRows) -> pl.DataFrame:
-        return (
-            rows.edges.join(rows.memberships, on="journey_id")
-            .group_by(key)
-            .agg(pl.len().alias("rows"))
-        )
-
-    joined = counted(old).join(counted(new), on=key, how="full", coalesce=True, nulls_equal=True)
-    return (
-        joined.filter(pl.col("rows").ne_missing(pl.col("rows_right")))
-        .select(graphs.TRANSITION_KEYS)
-        .unique()
-    )
-
-
-def _transition_seconds(
-    wh: Warehouse, counts: pl.DataFrame, new: _MartRows, old: _MartRows | None
-) -> pl.DataFrame:
-    """The median and p90 seconds of every edge in ``counts``: computed over the kept edges
-    (``sql/queries/transition_seconds.sql``) for the edges the rebuilt customers changed (all
-    of them on a full build), kept from ``marts.transitions`` for the others, whose values are
-    the same as before."""
-    keys = list(graphs.TRANSITION_KEYS)
-    edges = counts.select(keys)
-    if old is None:
-        with wh.registered(_edges=edges):
-            return wh.query_file("transition_seconds")
-    changed = _changed_edges(new, old)
-    with wh.registered(_edges=changed):
-        computed = wh.query_file("transition_seconds")
-    kept = (
-        wh.read("marts.transitions", columns=[*keys, "median_seconds", "p90_seconds"])
-        .join(changed, on=keys, how="anti")
-        .join(edges, on=keys, how="semi")
-    )
-    return pl.concat([kept, computed], how="vertical_relaxed")
-
-
 def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
     """Builds the marts from the journeys tables: transitions and their nodes per segment,
     leakage, attribution, funnel, drop-offs, paths; writes the graph exports of segments
@@ -2050,7 +2006,6 @@ def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
         wh.ensure_tables()
         rebuilt = None if full else _marts_to_rebuild(wh, fingerprint)
         counts = None
-        old: _MartRows | None = None
         if rebuilt is not None:
             with wh.registered(_rebuilt=rebuilt.to_frame()):
                 new = _mart_rows(
@@ -2064,7 +2019,7 @@ def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
             )
             counts = _counts_after(wh, new, old)
         if counts is None:
-            rebuilt, old = None, None
+            rebuilt = None
             new = _mart_rows(
                 wh.query(_MART_STEPS.format(table="journeys.steps")),
                 wh.query(_MART_JOURNEYS.format(table="journeys.journeys")),
@@ -2086,7 +2041,7 @@ def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
                         wh.delete(table, "journey_id in (select journey_id from _replaced)")
                         wh.append(table, frame)
             transitions = graphs.transitions_from_counts(
-                counts.transitions, _transition_seconds(wh, counts.transitions, new, old)
+                counts.transitions, wh.query_file("transition_seconds")
             )
             nodes = graphs.nodes_from_counts(counts.nodes)
             wh.replace("marts.transitions", transitions)
