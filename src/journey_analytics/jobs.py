@@ -25,6 +25,7 @@ from zoneinfo import available_timezones
 
 import networkx as nx
 import polars as pl
+import polars.selectors as cs
 
 from journey_analytics import (
     attribution,
@@ -57,7 +58,7 @@ from journey_analytics.errors import (
     format_problems,
 )
 from journey_analytics.taxonomy import load_referrers, load_taxonomy
-from journey_analytics.warehouse import Warehouse
+from journey_analytics.warehouse import Warehouse, sql_dir
 
 IDENTIFIER_COLUMNS = (
     "anonymous_id",
@@ -1388,7 +1389,9 @@ def end_of_data(events: pl.DataFrame) -> datetime:
 # their rows: the next run then rebuilds every customer instead of keeping stale rows.
 # 2: the customers' fingerprints hash only ``JOURNEY_EVENT_COLUMNS``
 # 3: the journey tables have no primary key (an older database's are made anew, empty)
-JOURNEY_LOGIC_VERSION = 3
+# 4: the fingerprints are DuckDB's hash (all differ from version 3's: a full build, rather
+#    than an incremental one of everyone that keeps every row for the marts)
+JOURNEY_LOGIC_VERSION = 4
 JOURNEY_TABLES = ("journeys.sessions", "journeys.journeys", "journeys.steps", "marts.patterns")
 # The columns of core.events a journey build reads: those the sessions, journeys, paths and
 # pattern rules use or the steps table keeps, and ingested_at (the end of the data). Not the
@@ -1857,6 +1860,19 @@ def write_journey_shards(groups: Iterable[reconstruct.Rebuilt], folder: Path) ->
 
 
 MART_LOGIC_VERSION = 1
+# what an incremental marts build reads as it was left by the builds before it
+KEPT_TABLES = (
+    "marts.journey_edges",
+    "marts.journey_segments",
+    "marts.leaked_journeys",
+    "marts.transitions",
+    "marts.transition_nodes",
+    "marts.attribution_numerators",
+    "marts.attribution_chain",
+    "journeys.replaced_customers",
+    "journeys.replaced_steps",
+    "journeys.replaced_journeys",
+)
 
 
 def marts_fingerprint(settings: Settings) -> str:
@@ -1872,6 +1888,11 @@ def marts_fingerprint(settings: Settings) -> str:
         "graphs": settings.graphs.model_dump(mode="json"),
         "leakage": settings.leakage.model_dump(mode="json"),
         "regions": store_regions(settings),
+        # a kept table made anew (empty) by a new definition must not be read as kept
+        "tables": {
+            table: (sql_dir() / "tables" / f"{table}.sql").read_text(encoding="utf-8")
+            for table in KEPT_TABLES
+        },
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode("utf-8")).hexdigest()
 
@@ -1983,7 +2004,8 @@ def _counts_after(wh: Warehouse, new: _MartRows, old: _MartRows) -> _MartCounts 
         summed = incremental.add_counts(
             wh.read(table, columns=[*keys, *counts]), plus, minus, keys=keys, counts=counts
         )
-        if summed.select(pl.any_horizontal(pl.col(counts) < 0).any()).item():
+        # (whole numbers only: revenue can be negative, a sale of returns)
+        if summed.select(pl.any_horizontal(cs.integer() < 0).any()).item():
             return None
         frames.append(summed)
     return _MartCounts(*frames)

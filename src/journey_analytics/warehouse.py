@@ -153,8 +153,11 @@ class Warehouse:
             ddl.stem: ddl.read_text(encoding="utf-8")
             for ddl in sorted((sql_dir() / "tables").glob("*.sql"))
         }
-        # Derived tables are rebuilt by every run: one made by an older version with other
-        # columns (or another primary key) is dropped and made anew, rather than migrated.
+        # Derived tables are rebuilt from core.* (in full, or a day's customers at a time):
+        # one made by an older version with other columns (or another primary key) is
+        # dropped and made anew, rather than migrated. The marts' kept tables are among them:
+        # their definitions are part of jobs.marts_fingerprint, so one made anew is followed
+        # by a full marts build.
         present = self._columns()
         derived = {
             table: text
