@@ -226,3 +226,14 @@ def test_update_from_changes_only_the_rows_whose_value_differs(tmp_path: Path) -
         assert wh.query(
             "select customer_key, events from ops.customer_fingerprints order by 1"
         ).rows() == [("a", 1), ("b", 5), ("c", 3)]
+
+
+def test_replaced_steps_has_the_columns_of_the_steps(tmp_path: Path) -> None:
+    # the journey build copies replaced steps with `insert ... select *`: the two definitions
+    # (sql/tables/journeys.steps.sql and .replaced_steps.sql) must not drift apart
+    with Warehouse.open(tmp_path / "w.duckdb") as wh:
+        wh.ensure_tables()
+        steps = wh.query("select * from journeys.steps").schema
+        replaced = wh.query("select * from journeys.replaced_steps").schema
+    assert list(replaced.items()) == list(steps.items())
+    assert len(steps) == 13
