@@ -1378,8 +1378,10 @@ def end_of_data(events: pl.DataFrame) -> datetime:
     """The moment the data ends: the last event, but never after the last load (a device
     clock in the future must not make every open journey look abandoned)."""
     bounds = events.select(pl.col("occurred_at").max(), pl.col("ingested_at").max())
-    last_event: datetime | None = bounds.item(0, 0)
-    last_load: datetime | None = bounds.item(0, 1)
+    return _earlier_end(bounds.item(0, 0), bounds.item(0, 1))
+
+
+def _earlier_end(last_event: datetime | None, last_load: datetime | None) -> datetime:
     if last_event is None or last_load is None:
         return datetime(1970, 1, 1, tzinfo=UTC)
     return min(last_event, last_load)
@@ -1443,11 +1445,7 @@ def customer_fingerprints(wh: Warehouse) -> pl.DataFrame:
 def _end_of_data(wh: Warehouse) -> datetime:
     """:func:`end_of_data` of ``core.events``, computed in the warehouse."""
     bounds = wh.query("select max(occurred_at), max(ingested_at) from core.events")
-    last_event: datetime | None = bounds.item(0, 0)
-    last_load: datetime | None = bounds.item(0, 1)
-    if last_event is None or last_load is None:
-        return datetime(1970, 1, 1, tzinfo=UTC)
-    return min(last_event, last_load)
+    return _earlier_end(bounds.item(0, 0), bounds.item(0, 1))
 
 
 def _to_rebuild(
@@ -2309,7 +2307,7 @@ def forget(settings: Settings, *, by: str, value: str) -> ErasureReport:
                 "normalising, with the config's hashing key)."
             )
             raise NotFoundError(msg)
-        as_of = end_of_data(wh.read("core.events"))
+        as_of = _end_of_data(wh)
         pos = [name for name, source in settings.sources.items() if isinstance(source, PosSource)]
         records = events.select(
             pl.when(pl.col("source").is_in(pos))
