@@ -1550,6 +1550,17 @@ def _journey_scope(
     return _JourneyScope(events, wanted, prints, as_of, rules, fingerprint)
 
 
+# what the marts read of a journey (not its path, pattern list, ...); what
+# journeys.replaced_journeys keeps
+MART_JOURNEY_COLUMNS = (
+    "journey_id",
+    "customer_key",
+    "started_at",
+    "status",
+    "converted",
+    "revenue",
+    "first_channel",
+)
 REPLACED_TABLES = (
     "journeys.replaced_customers",
     "journeys.replaced_steps",
@@ -1575,9 +1586,8 @@ def _keep_replaced_rows(wh: Warehouse, *, full: bool) -> None:
         "where customer_key in (select customer_key from _first_replaced)"
     )
     wh.execute(
-        "insert into journeys.replaced_journeys by name select journey_id, customer_key, "
-        "started_at, status, converted, revenue, first_channel from journeys.journeys "
-        "where customer_key in (select customer_key from _first_replaced)"
+        f"insert into journeys.replaced_journeys by name select {', '.join(MART_JOURNEY_COLUMNS)} "
+        "from journeys.journeys where customer_key in (select customer_key from _first_replaced)"
     )
     wh.execute("insert into journeys.replaced_customers select * from _first_replaced")
     wh.execute("drop table _first_replaced")
@@ -1896,10 +1906,7 @@ def marts_fingerprint(settings: Settings) -> str:
 
 
 _MART_STEPS = "select * exclude (session_id) from {table}"
-_MART_JOURNEYS = (
-    "select journey_id, customer_key, started_at, status, converted, revenue, first_channel "
-    "from {table}"
-)
+_MART_JOURNEYS = "select " + ", ".join(MART_JOURNEY_COLUMNS) + " from {table}"
 _OF_REBUILT = " where customer_key in (select customer_key from _rebuilt)"
 
 
@@ -1917,7 +1924,9 @@ class _MartRows:
     chain: pl.DataFrame  # marts.attribution_chain
 
 
-def _mart_rows(steps: pl.DataFrame, summary: pl.DataFrame, settings: Settings) -> _MartRows:
+def _mart_rows(
+    steps: pl.DataFrame, summary: pl.DataFrame, settings: Settings, regions: dict[str, str]
+) -> _MartRows:
     # in one order whatever order the rows were written in (an incremental run appends the
     # customers it rebuilt)
     steps = steps.sort("journey_id", "position")
@@ -1932,7 +1941,7 @@ def _mart_rows(steps: pl.DataFrame, summary: pl.DataFrame, settings: Settings) -
     )
     memberships = graphs.segment_memberships(
         journeys.journey_attributes(
-            steps, summary, store_regions=store_regions(settings), period=settings.graphs.period
+            steps, summary, store_regions=regions, period=settings.graphs.period
         ),
         dimensions=tuple(dict.fromkeys(("status", *settings.graphs.segments))),
     )
@@ -2022,6 +2031,7 @@ def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
     computed over every journey. Either way the marts equal a full build row for row.
     """
     fingerprint = marts_fingerprint(settings)
+    regions = store_regions(settings)
     with _open(settings) as wh:
         wh.ensure_tables()
         rebuilt = None if full else _marts_to_rebuild(wh, fingerprint)
@@ -2032,10 +2042,14 @@ def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
                     wh.query(_MART_STEPS.format(table="journeys.steps") + _OF_REBUILT),
                     wh.query(_MART_JOURNEYS.format(table="journeys.journeys") + _OF_REBUILT),
                     settings,
+                    regions,
                 )
             replaced = wh.query(_MART_JOURNEYS.format(table="journeys.replaced_journeys"))
             old = _mart_rows(
-                wh.query(_MART_STEPS.format(table="journeys.replaced_steps")), replaced, settings
+                wh.query(_MART_STEPS.format(table="journeys.replaced_steps")),
+                replaced,
+                settings,
+                regions,
             )
             counts = _counts_after(wh, new, old)
         if counts is None:
@@ -2044,6 +2058,7 @@ def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
                 wh.query(_MART_STEPS.format(table="journeys.steps")),
                 wh.query(_MART_JOURNEYS.format(table="journeys.journeys")),
                 settings,
+                regions,
             )
             counts = _MartCounts(new.transition_counts, new.node_counts, new.numerators, new.chain)
         kept = {
