@@ -23,6 +23,7 @@ from journey_analytics.identity import (
     evidence,
     identity_changes,
     resolve,
+    restitch,
     stitch,
     update,
 )
@@ -360,15 +361,23 @@ def test_components_equal_networkx_connected_components(
 
 
 def _batches_equal_scratch(batches: list[pl.DataFrame], guards: Guards) -> None:
+    # Two ways on: update on all records seen, and restitch on each batch's records alone
+    # (what a day's core build does).
     seen = batches[0]
     running = resolve(evidence(seen, blocked_values=[]), guards)
+    day_by_day = running
     for batch in batches[1:]:
         seen = pl.concat([seen, batch])
         found = evidence(seen, blocked_values=[])
-        running, _ = update(running, found, guards)
+        running, decided = update(running, found, guards)
+        restitched = restitch(day_by_day, evidence(batch, blocked_values=[]), guards)
+        day_by_day = restitched.applied(day_by_day)
         scratch = resolve(found, guards)
         assert_frame_equal(running.customers, scratch.customers)
         assert_frame_equal(running.links, scratch.links)
+        assert_frame_equal(day_by_day.customers, scratch.customers)
+        assert_frame_equal(day_by_day.links, scratch.links)
+        assert restitched.customers.height == decided
 
 
 @settings(max_examples=150, deadline=None)

@@ -205,6 +205,21 @@ def evidence(records: pl.DataFrame, *, blocked_values: Iterable[str]) -> Evidenc
     return Evidence(identifiers, links)
 
 
+def _summed(links: pl.DataFrame) -> pl.DataFrame:
+    """One link per pair of links seen in several slices of records: their records summed,
+    their span, and the source of the first record."""
+    return (
+        links.group_by(_PAIR)
+        .agg(
+            pl.col("source").sort_by("first_seen_at", "source", nulls_last=True).first(),
+            pl.col("first_seen_at").min(),
+            pl.col("last_seen_at").max(),
+            pl.col("records").sum(),
+        )
+        .match_to_schema(LINK_SCHEMA)
+    )
+
+
 def merged(earlier: Evidence, later: Evidence) -> Evidence:
     """The evidence of two slices of records (e.g. the records already stitched and a new
     batch's), as :func:`evidence` of all of them gives it (in no particular row order): a
@@ -223,17 +238,7 @@ def merged(earlier: Evidence, later: Evidence) -> Evidence:
     earlier_links = earlier.links.select(list(LINK_SCHEMA))
     later_links = later.links.select(list(LINK_SCHEMA))
     # only the pairs both slices have are summed up again (a day's few against millions)
-    both = (
-        pl.concat([earlier_links.join(later_links, on=_PAIR, how="semi"), later_links])
-        .group_by(_PAIR)
-        .agg(
-            pl.col("source").sort_by("first_seen_at", "source", nulls_last=True).first(),
-            pl.col("first_seen_at").min(),
-            pl.col("last_seen_at").max(),
-            pl.col("records").sum(),
-        )
-        .match_to_schema(LINK_SCHEMA)
-    )
+    both = _summed(pl.concat([earlier_links.join(later_links, on=_PAIR, how="semi"), later_links]))
     links = pl.concat([earlier_links.join(later_links, on=_PAIR, how="anti"), both])
     key = list(IDENTIFIER_SCHEMA)
     identifiers = pl.concat(
@@ -503,46 +508,175 @@ def resolve(found: Evidence, guards: Guards) -> Stitched:
     return Stitched(links.sort(_PAIR), customers.sort("identifier_type", "identifier_value"))
 
 
-def _touched(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame:
-    """Identifiers at either end of a link that is new, gone, or first seen at another time
-    (the time orders the links a customer limit admits)."""
-    keys = [*_PAIR, "first_seen_at"]
-    changed = pl.concat(
-        [
-            before.select(keys).join(after.select(keys), on=keys, how="anti", nulls_equal=True),
-            after.select(keys).join(before.select(keys), on=keys, how="anti", nulls_equal=True),
-        ]
-    )
+@dataclass(frozen=True)
+class Restitched:
+    """What an update decided again, as rows that replace the earlier ones.
+
+    ``region`` holds the identifiers of every group the update touched. ``customers`` holds
+    their rows as decided now; an identifier of the region without a row there is gone.
+    ``links`` holds the links with an end in the region or whose evidence changed, replacing
+    the earlier rows of the same pairs; ``gone_links`` holds the pairs no longer seen. Every
+    other row of the earlier result stands as it is.
+    """
+
+    region: pl.DataFrame
+    customers: pl.DataFrame
+    links: pl.DataFrame
+    gone_links: pl.DataFrame
+
+    def applied(self, previous: Stitched) -> Stitched:
+        """The whole result: ``previous`` with these rows in place of the ones they replace."""
+        key = list(IDENTIFIER_SCHEMA)
+        replaced = pl.concat([self.links.select(_PAIR), self.gone_links.select(_PAIR)])
+        return Stitched(
+            pl.concat(
+                [
+                    previous.links.select(list(GUARDED_LINK_SCHEMA)).join(
+                        replaced, on=_PAIR, how="anti"
+                    ),
+                    self.links,
+                ]
+            ).sort(_PAIR),
+            pl.concat(
+                [
+                    previous.customers.select(list(CUSTOMER_SCHEMA)).join(
+                        self.region, on=key, how="anti"
+                    ),
+                    self.customers,
+                ]
+            ).sort(key),
+        )
+
+
+def _ends(links: pl.DataFrame) -> pl.DataFrame:
+    """The identifiers at either end of links."""
     return pl.concat(
         [
-            changed.select(
+            links.select(
                 pl.col("left_type").alias("identifier_type"),
                 pl.col("left_value").alias("identifier_value"),
             ),
-            changed.select(
+            links.select(
                 pl.col("right_type").alias("identifier_type"),
                 pl.col("right_value").alias("identifier_value"),
             ),
         ]
     ).unique()
+
+
+def _as_side(identifiers: pl.DataFrame, side: str) -> pl.DataFrame:
+    return identifiers.select(
+        pl.col("identifier_type").alias(f"{side}_type"),
+        pl.col("identifier_value").alias(f"{side}_value"),
+    )
 
 
 def _partners(links: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
     """The identifiers linked with any of ``nodes`` (in either direction)."""
-    as_left = nodes.rename({"identifier_type": "left_type", "identifier_value": "left_value"})
-    as_right = nodes.rename({"identifier_type": "right_type", "identifier_value": "right_value"})
     return pl.concat(
         [
-            links.join(as_left, on=["left_type", "left_value"], how="semi").select(
+            links.join(_as_side(nodes, "left"), on=["left_type", "left_value"], how="semi").select(
                 pl.col("right_type").alias("identifier_type"),
                 pl.col("right_value").alias("identifier_value"),
             ),
-            links.join(as_right, on=["right_type", "right_value"], how="semi").select(
+            links.join(
+                _as_side(nodes, "right"), on=["right_type", "right_value"], how="semi"
+            ).select(
                 pl.col("left_type").alias("identifier_type"),
                 pl.col("left_value").alias("identifier_value"),
             ),
         ]
     ).unique()
+
+
+def _touching(links: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
+    """The links with an end among ``nodes``."""
+    return pl.concat(
+        [
+            links.join(_as_side(nodes, "left"), on=["left_type", "left_value"], how="semi"),
+            links.join(_as_side(nodes, "right"), on=["right_type", "right_value"], how="semi"),
+        ]
+    ).unique(_PAIR, maintain_order=True)
+
+
+@dataclass(frozen=True)
+class _Change:
+    """How the evidence moved from an earlier result's: link rows new or not as they were,
+    pairs gone, identifiers new and gone."""
+
+    links: pl.DataFrame
+    gone_links: pl.DataFrame
+    identifiers: pl.DataFrame
+    gone_identifiers: pl.DataFrame
+
+
+def _redecide(previous: Stitched, change: _Change, guards: Guards) -> Restitched:
+    """Decides again the groups that ``change`` touches: the ends of links new, gone or
+    moved in time (the time orders the links a customer limit admits), new and gone
+    identifiers, the partners of those ends (whose links a newly shared identifier drops),
+    and every identifier of their groups. Only rows of the region and of the links that
+    touch it are read of ``previous`` beyond a semi-join each."""
+    key = list(IDENTIFIER_SCHEMA)
+    earlier = previous.links.select(list(GUARDED_LINK_SCHEMA))
+    altered = pl.concat([change.links.select(_PAIR), change.gone_links.select(_PAIR)])
+    moved = change.links.join(
+        earlier.join(altered, on=_PAIR, how="semi").select(*_PAIR, "first_seen_at"),
+        on=[*_PAIR, "first_seen_at"],
+        how="anti",
+        nulls_equal=True,
+    )
+    touched = _ends(pl.concat([moved.select(_PAIR), change.gone_links.select(_PAIR)]))
+    seeds = pl.concat(
+        [
+            touched,
+            change.identifiers.select(key),
+            change.gone_identifiers.select(key),
+            _partners(earlier, touched),
+            _partners(change.links, touched),
+        ]
+    ).unique()
+    groups = previous.customers.join(seeds, on=key, how="semi").select("group_key").unique()
+    region = pl.concat(
+        [seeds, previous.customers.join(groups, on="group_key", how="semi").select(key)]
+    ).unique()
+    again = region.join(change.gone_identifiers, on=key, how="anti")
+    # the links as found now: the earlier rows but those changed or gone, and the changed
+    unchanged = earlier.join(altered, on=_PAIR, how="anti")
+    found = pl.concat(
+        [
+            _touching(unchanged, again).select(list(LINK_SCHEMA)),
+            change.links.select(list(LINK_SCHEMA)),
+        ]
+    )
+    # whether an end is shared depends on every link where it is the right side
+    ends = _as_side(_ends(found), "right")
+    as_right = pl.concat(
+        [
+            unchanged.join(ends, on=["right_type", "right_value"], how="semi").select(
+                list(LINK_SCHEMA)
+            ),
+            change.links.select(list(LINK_SCHEMA)),
+        ]
+    )
+    marked = _with_shared(found, shared_identifiers(as_right, shared_limits=guards.shared_limits))
+    inside = marked.join(_as_side(again, "left"), on=["left_type", "left_value"], how="semi").join(
+        _as_side(again, "right"), on=["right_type", "right_value"], how="semi"
+    )
+    customers, decided = _decide(again, inside, guards.customer_limits)
+    # A link from a decided identifier to a kept one was dropped as shared before and still
+    # is (only the touched identifiers' partners can change, and they are decided again).
+    outside = _guarded(
+        marked.join(decided.select(_PAIR), on=_PAIR, how="anti"),
+        earlier.join(found.select(_PAIR), on=_PAIR, how="semi")
+        .filter(pl.col("drop_reason").is_not_null())
+        .select(*_PAIR, pl.col("drop_reason").alias("reason")),
+    )
+    return Restitched(
+        region,
+        customers,
+        pl.concat([decided, outside]),
+        change.gone_links.select(_PAIR),
+    )
 
 
 def update(previous: Stitched, found: Evidence, guards: Guards) -> tuple[Stitched, int]:
@@ -551,52 +685,43 @@ def update(previous: Stitched, found: Evidence, guards: Guards) -> tuple[Stitche
     identifier keeps its customer. Equals :func:`resolve` on ``found``. Returns the result and
     the number of identifiers decided again.
     """
-    key = ["identifier_type", "identifier_value"]
-    touched = _touched(previous.links.select(list(LINK_SCHEMA)), found.links)
-    gone = previous.customers.select(key).join(found.identifiers, on=key, how="anti")
-    new = found.identifiers.join(previous.customers.select(key), on=key, how="anti")
-    seeds = pl.concat(
-        [
-            touched,
-            gone,
-            new,
-            _partners(previous.links, touched),
-            _partners(found.links, touched),
-        ]
-    ).unique()
-    groups = previous.customers.join(seeds, on=key, how="semi").select("group_key").unique()
-    again = pl.concat(
-        [seeds, previous.customers.join(groups, on="group_key", how="semi").select(key)]
-    ).unique()
-    again = again.join(found.identifiers, on=key, how="semi")
-    kept = previous.customers.join(again, on=key, how="anti").join(
-        found.identifiers, on=key, how="semi"
+    key = list(IDENTIFIER_SCHEMA)
+    earlier = previous.links.select(list(LINK_SCHEMA))
+    links = found.links.select(list(LINK_SCHEMA))
+    known = previous.customers.select(key)
+    change = _Change(
+        links.join(earlier, on=list(LINK_SCHEMA), how="anti", nulls_equal=True),
+        earlier.select(_PAIR).join(links, on=_PAIR, how="anti"),
+        found.identifiers.join(known, on=key, how="anti"),
+        known.join(found.identifiers, on=key, how="anti"),
     )
-    shared = shared_identifiers(found.links, shared_limits=guards.shared_limits)
-    marked = _with_shared(found.links, shared)
-    inside = marked.join(
-        again.rename({"identifier_type": "left_type", "identifier_value": "left_value"}),
-        on=["left_type", "left_value"],
-        how="semi",
-    ).join(
-        again.rename({"identifier_type": "right_type", "identifier_value": "right_value"}),
-        on=["right_type", "right_value"],
-        how="semi",
-    )
-    customers, decided = _decide(again, inside, guards.customer_limits)
-    # A link from a decided identifier to a kept one was dropped as shared before and still
-    # is (only the touched identifiers' partners can change, and they are decided again).
-    outside = _guarded(
-        marked.join(decided.select(_PAIR), on=_PAIR, how="anti"),
-        previous.links.filter(pl.col("drop_reason").is_not_null()).select(
-            *_PAIR, pl.col("drop_reason").alias("reason")
+    restitched = _redecide(previous, change, guards)
+    return restitched.applied(previous), restitched.customers.height
+
+
+def restitch(previous: Stitched, later: Evidence, guards: Guards) -> Restitched:
+    """What the records of ``later`` (the evidence of records not seen before) change in
+    ``previous``: :func:`update` on their :func:`merged` evidence, worked from the links and
+    identifiers they bring (a day's few) instead of comparing every link.
+
+    ``restitch(previous, later, guards).applied(previous)`` equals
+    ``resolve(merged(earlier, later), guards)``.
+    """
+    key = list(IDENTIFIER_SCHEMA)
+    links = later.links.select(list(LINK_SCHEMA))
+    earlier = previous.links.select(list(LINK_SCHEMA)).join(links, on=_PAIR, how="semi")
+    both = _summed(pl.concat([earlier, links]))
+    change = _Change(
+        both.join(earlier, on=list(LINK_SCHEMA), how="anti", nulls_equal=True),
+        pl.DataFrame(schema=dict.fromkeys(_PAIR, pl.String())),
+        later.identifiers.join(
+            previous.customers.join(later.identifiers, on=key, how="semi").select(key),
+            on=key,
+            how="anti",
         ),
+        pl.DataFrame(schema=IDENTIFIER_SCHEMA),
     )
-    stitched = Stitched(
-        pl.concat([decided, outside]).sort(_PAIR),
-        pl.concat([kept.match_to_schema(CUSTOMER_SCHEMA), customers]).sort(key),
-    )
-    return stitched, again.height
+    return _redecide(previous, change, guards)
 
 
 def stitch(records: pl.DataFrame, *, blocked_values: Iterable[str], guards: Guards) -> Stitched:

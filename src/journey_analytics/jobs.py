@@ -1039,63 +1039,107 @@ def build_core(settings: Settings, *, full: bool = False) -> CoreReport:
         before = wh.read("core.customers")
         previous = identity.Stitched(wh.read("core.identity_links"), before)
         inputs = _CoreInputs(taxonomy, referrers, fingerprint, batches)
-        if not incremental:
+        if not incremental or not _stitched_alike(wh, previous, settings):
             return _build_core_in_full(wh, settings, inputs, previous)
-        events, contacts = canonical_events(
-            wh, settings, taxonomy, referrers=referrers, batches=batches
+        return _build_core_on(wh, settings, inputs, previous)
+
+
+def _build_core_on(
+    wh: Warehouse, settings: Settings, inputs: _CoreInputs, previous: identity.Stitched
+) -> CoreReport:
+    """Makes the events of the new batches, decides again the identity groups their records
+    touch (:func:`identity.restitch`) and keys again the stored events whose customer may
+    have changed; only the rows that changed are written."""
+    events, contacts = canonical_events(
+        wh, settings, inputs.taxonomy, referrers=inputs.referrers, batches=inputs.batches
+    )
+    later = identity.evidence(
+        _new_records(wh, events, contacts), blocked_values=settings.identity.blocked_values
+    )
+    del contacts
+    restitched = identity.restitch(previous, later, identity_guards(settings))
+    key = list(identity.IDENTIFIER_SCHEMA)
+    before = previous.customers.join(restitched.region, on=key, how="semi")
+    now = datetime.now(UTC)
+    changes = identity.identity_changes(before, restitched.customers, changed_at=now)
+    changed = restitched.customers.join(before, on=[*key, "customer_key"], how="anti").select(key)
+    again = _events_to_key_again(wh, events, changed)
+    to_key = pl.concat([again, events.select(_KEYING_COLUMNS)])
+    keyed_again = identity.assign_customer_keys(
+        to_key, _customers_of(to_key, previous.customers, restitched)
+    ).select("event_id", "customer_key")
+    keyed = events.drop("customer_key").join(keyed_again, on="event_id", how="left")
+    with wh.transaction():
+        rekeyed = wh.update_from(
+            "core.events",
+            keyed_again.join(again, on="event_id", how="semi"),
+            key="event_id",
+            column="customer_key",
         )
-        found = identity.merged(
-            identity.Evidence(
-                before.select(list(identity.IDENTIFIER_SCHEMA)),
-                previous.links.select(list(identity.LINK_SCHEMA)),
-            ),
-            identity.evidence(
-                _new_records(wh, events, contacts), blocked_values=settings.identity.blocked_values
-            ),
-        )
-        del contacts
-        stitched, identity_run = _stitch(wh, found, previous, settings)
-        now = datetime.now(UTC)
-        changed = stitched.customers.join(
-            before, on=["identifier_type", "identifier_value", "customer_key"], how="anti"
-        ).select(list(identity.IDENTIFIER_SCHEMA))
-        again = _events_to_key_again(wh, events, changed)
-        keyed_again = identity.assign_customer_keys(
-            pl.concat([again, events.select(_KEYING_COLUMNS)]), stitched.customers
-        ).select("event_id", "customer_key")
-        keyed = events.drop("customer_key").join(keyed_again, on="event_id", how="left")
-        with wh.transaction():
-            rekeyed = wh.update_from(
-                "core.events",
-                keyed_again.join(again, on="event_id", how="semi"),
-                key="event_id",
-                column="customer_key",
-            )
-            with wh.registered(_made=keyed.select("event_id")):
-                wh.delete("core.events", "event_id in (select event_id from _made)")
-            wh.append("core.events", keyed.select(events.columns))
-            _store_core(wh, stitched, identity_run, batches, now=now, previous=previous)
-            total = wh.query("select count(*) from core.events").item()
-            _record_core_run(
-                wh,
-                now=now,
-                mode="incremental",
-                fingerprint=fingerprint,
-                batches=batches,
-                events=total,
-                written=keyed.height,
-                rekeyed=rekeyed,
-            )
-        return _core_report(
+        with wh.registered(_made=keyed.select("event_id")):
+            wh.delete("core.events", "event_id in (select event_id from _made)")
+        wh.append("core.events", keyed.select(events.columns))
+        replaced = pl.concat([restitched.links, restitched.gone_links], how="diagonal")
+        _store_changed(
             wh,
+            "core.identity_links",
+            previous.links.join(replaced, on=_IDENTITY_KEYS["core.identity_links"], how="semi"),
+            restitched.links,
+        )
+        _store_changed(wh, "core.customers", before, restitched.customers)
+        identity_run = _identity_run(
+            _stored_identity_counts(wh),
             settings,
-            stitched,
-            identity_run,
+            mode="incremental",
+            decided=restitched.customers.height,
+            changes=changes,
+            now=now,
+        )
+        _store_bookkeeping(wh, identity_run, inputs.batches, now=now)
+        total = wh.query("select count(*) from core.events").item()
+        _record_core_run(
+            wh,
+            now=now,
+            mode="incremental",
+            fingerprint=inputs.fingerprint,
+            batches=inputs.batches,
             events=total,
             written=keyed.height,
             rekeyed=rekeyed,
-            mode="incremental",
         )
+    return _core_report(
+        wh,
+        settings,
+        identity_run,
+        events=total,
+        written=keyed.height,
+        rekeyed=rekeyed,
+        mode="incremental",
+    )
+
+
+def _customers_of(
+    events: pl.DataFrame, customers: pl.DataFrame, restitched: identity.Restitched
+) -> pl.DataFrame:
+    """The rows of ``customers`` after ``restitched`` for the identifiers the events carry
+    (what keying them reads, without making the whole table anew)."""
+    key = list(identity.IDENTIFIER_SCHEMA)
+    carried = pl.concat(
+        [
+            events.select(
+                pl.lit(kind).alias("identifier_type"), pl.col(kind).alias("identifier_value")
+            ).drop_nulls()
+            for kind in IDENTIFIER_COLUMNS
+        ]
+    ).unique()
+    return pl.concat(
+        [
+            customers.join(carried, on=key, how="semi")
+            .join(restitched.region, on=key, how="anti")
+            .select(list(identity.CUSTOMER_SCHEMA)),
+            restitched.customers,
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -1111,7 +1155,6 @@ class _CoreInputs:
 def _core_report(
     wh: Warehouse,
     settings: Settings,
-    stitched: identity.Stitched,
     identity_run: _IdentityRun,
     *,
     events: int,
@@ -1121,10 +1164,10 @@ def _core_report(
 ) -> CoreReport:
     return CoreReport(
         events=events,
-        customers=identity_run.customers,
-        identifiers=stitched.customers.height,
-        links=stitched.links.height,
-        links_dropped=stitched.links.filter(~pl.col("is_active")).height,
+        customers=identity_run.row.item(0, "customers"),
+        identifiers=identity_run.row.item(0, "identifiers"),
+        links=identity_run.row.item(0, "links"),
+        links_dropped=identity_run.row.item(0, "links_dropped"),
         pending=pending_rows(wh, settings),
         stitch_mode=identity_run.mode,
         identifiers_decided=identity_run.decided,
@@ -1246,7 +1289,7 @@ def _build_core_in_full(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return _core_report(
-        wh, settings, stitched, identity_run, events=total, written=total, rekeyed=0, mode="full"
+        wh, settings, identity_run, events=total, written=total, rekeyed=0, mode="full"
     )
 
 
@@ -1257,16 +1300,16 @@ def _store_core(
     batches: pl.DataFrame,
     *,
     now: datetime,
-    previous: identity.Stitched | None = None,
 ) -> None:
-    """Stores the identity graph and the build's bookkeeping. With ``previous`` (an
-    incremental build, which loses no identifier or link), only the rows that changed."""
-    if previous is None:
-        wh.replace("core.identity_links", stitched.links)
-        wh.replace("core.customers", stitched.customers)
-    else:
-        _store_changed(wh, "core.identity_links", previous.links, stitched.links)
-        _store_changed(wh, "core.customers", previous.customers, stitched.customers)
+    """Stores the identity graph in full and the build's bookkeeping."""
+    wh.replace("core.identity_links", stitched.links)
+    wh.replace("core.customers", stitched.customers)
+    _store_bookkeeping(wh, identity_run, batches, now=now)
+
+
+def _store_bookkeeping(
+    wh: Warehouse, identity_run: _IdentityRun, batches: pl.DataFrame, *, now: datetime
+) -> None:
     wh.append("ops.identity_changes", identity_run.changes)
     wh.append("ops.identity_runs", identity_run.row)
     wh.append("ops.core_batches", batches.select("batch_id", pl.lit(now).alias("built_at")))
@@ -1280,15 +1323,17 @@ _IDENTITY_KEYS = {
 
 
 def _store_changed(wh: Warehouse, table: str, before: pl.DataFrame, after: pl.DataFrame) -> None:
-    """Writes the rows of ``after`` that ``before`` (the table's rows) does not hold as they
-    are, over the rows with their key: at 10M events that is a few thousand rows, where
-    writing the whole table again costs seconds."""
+    """Makes the table's rows ``before`` (of some keys) what ``after`` holds for those keys:
+    writes the rows of ``after`` that ``before`` does not hold as they are, over the rows with
+    their key, and removes the keys ``after`` lacks. At 10M events an incremental build
+    changes a few thousand rows, where writing the whole table again costs seconds."""
     key = _IDENTITY_KEYS[table]
     changed = after.join(before, on=after.columns, how="anti", nulls_equal=True)
-    if changed.is_empty():
+    removed = before.select(key).join(after, on=key, how="anti")
+    if changed.is_empty() and removed.is_empty():
         return
     columns = ", ".join(key)
-    with wh.registered(_changed=changed.select(key)):
+    with wh.registered(_changed=pl.concat([changed.select(key), removed])):
         wh.delete(table, f"({columns}) in (select ({columns}) from _changed)")
     wh.append(table, changed)
 
@@ -1328,7 +1373,6 @@ class _IdentityRun:
     decided: int
     changes: pl.DataFrame
     row: pl.DataFrame
-    customers: int
 
 
 def identity_guards(settings: Settings) -> identity.Guards:
@@ -1339,39 +1383,77 @@ def identity_guards(settings: Settings) -> identity.Guards:
     )
 
 
+def _guards_fingerprint(settings: Settings) -> str:
+    return hashlib.sha256(settings.identity.model_dump_json().encode("utf-8")).hexdigest()
+
+
+def _stitched_alike(wh: Warehouse, previous: identity.Stitched, settings: Settings) -> bool:
+    """Whether the stored identity graph was decided with these identity settings and holds
+    every decision an update builds on (a group for every identifier)."""
+    last = wh.query("select guards_fingerprint from ops.identity_runs order by run_at desc limit 1")
+    complete = previous.customers.get_column("group_key").null_count() == 0
+    return bool(last.height) and last.item() == _guards_fingerprint(settings) and complete
+
+
 def _stitch(
     wh: Warehouse, found: identity.Evidence, previous: identity.Stitched, settings: Settings
 ) -> tuple[identity.Stitched, _IdentityRun]:
     """Stitches incrementally on the last run's decisions when they were made with the same
     identity settings (and the database has them all), else from scratch."""
     guards = identity_guards(settings)
-    fingerprint = hashlib.sha256(settings.identity.model_dump_json().encode("utf-8")).hexdigest()
-    last = wh.query("select guards_fingerprint from ops.identity_runs order by run_at desc limit 1")
-    before = previous.customers
-    complete = before.get_column("group_key").null_count() == 0
-    if last.height and last.item() == fingerprint and complete:
+    if _stitched_alike(wh, previous, settings):
         stitched, decided = identity.update(previous, found, guards)
         mode = "incremental"
     else:
         stitched = identity.resolve(found, guards)
         decided, mode = stitched.customers.height, "full"
     now = datetime.now(UTC)
-    changes = identity.identity_changes(before, stitched.customers, changed_at=now)
-    customers = stitched.customers.get_column("customer_key").n_unique()
+    changes = identity.identity_changes(previous.customers, stitched.customers, changed_at=now)
+    counts = {
+        "identifiers": stitched.customers.height,
+        "customers": stitched.customers.get_column("customer_key").n_unique(),
+        "links": stitched.links.height,
+        "links_dropped": stitched.links.filter(~pl.col("is_active")).height,
+    }
+    run = _identity_run(counts, settings, mode=mode, decided=decided, changes=changes, now=now)
+    return stitched, run
+
+
+def _stored_identity_counts(wh: Warehouse) -> dict[str, int]:
+    """Identifiers, customers, links and dropped links in the core tables."""
+    row = wh.query(
+        "select (select count(*) from core.customers) as identifiers, "
+        "(select count(distinct customer_key) from core.customers) as customers, "
+        "(select count(*) from core.identity_links) as links, "
+        "(select count(*) from core.identity_links where not is_active) as links_dropped"
+    )
+    return {name: int(value) for name, value in row.row(0, named=True).items()}
+
+
+def _identity_run(
+    counts: dict[str, int],
+    settings: Settings,
+    *,
+    mode: str,
+    decided: int,
+    changes: pl.DataFrame,
+    now: datetime,
+) -> _IdentityRun:
+    """The ``ops.identity_runs`` row of a stitch with these counts of its result."""
     row = pl.DataFrame(
         {
             "run_at": [now],
             "mode": [mode],
-            "guards_fingerprint": [fingerprint],
-            "identifiers": [stitched.customers.height],
+            "guards_fingerprint": [_guards_fingerprint(settings)],
+            "identifiers": [counts["identifiers"]],
             "identifiers_decided": [decided],
-            "customers": [customers],
-            "links": [stitched.links.height],
-            "links_dropped": [stitched.links.filter(~pl.col("is_active")).height],
+            "customers": [counts["customers"]],
+            "links": [counts["links"]],
+            "links_dropped": [counts["links_dropped"]],
             "changes": [changes.height],
         }
     )
-    return stitched, _IdentityRun(mode, decided, changes, row, customers)
+    return _IdentityRun(mode, decided, changes, row)
 
 
 def end_of_data(events: pl.DataFrame) -> datetime:
