@@ -641,10 +641,10 @@ def _redecide(previous: Stitched, change: _Change, guards: Guards) -> Restitched
     ).unique()
     again = region.join(change.gone_identifiers, on=key, how="anti")
     # the links as found now: the earlier rows but those changed or gone, and the changed
-    unchanged = earlier.join(altered, on=_PAIR, how="anti")
+    # (each a few rows of the earlier ones first, then those not altered: no copy of all)
     found = pl.concat(
         [
-            _touching(unchanged, again).select(list(LINK_SCHEMA)),
+            _touching(earlier, again).join(altered, on=_PAIR, how="anti").select(list(LINK_SCHEMA)),
             change.links.select(list(LINK_SCHEMA)),
         ]
     )
@@ -652,9 +652,9 @@ def _redecide(previous: Stitched, change: _Change, guards: Guards) -> Restitched
     ends = _as_side(_ends(found), "right")
     as_right = pl.concat(
         [
-            unchanged.join(ends, on=["right_type", "right_value"], how="semi").select(
-                list(LINK_SCHEMA)
-            ),
+            earlier.join(ends, on=["right_type", "right_value"], how="semi")
+            .join(altered, on=_PAIR, how="anti")
+            .select(list(LINK_SCHEMA)),
             change.links.select(list(LINK_SCHEMA)),
         ]
     )
