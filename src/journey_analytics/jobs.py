@@ -1530,6 +1530,18 @@ def _end_of_data(wh: Warehouse) -> datetime:
     return _earlier_end(bounds.item(0, 0), bounds.item(0, 1))
 
 
+def steps_in_others_journeys(wh: Warehouse) -> pl.DataFrame:
+    """The pairs (``before``: the journey's customer, ``customer_key``: the step's) where the
+    journey tables hold a step of one customer in another's journey: a pick-up of an order
+    someone else placed. Only fulfilment steps join another customer's journey
+    (:func:`journeys.assign_journeys`), so only they are joined to their journeys."""
+    return wh.query(
+        "select distinct j.customer_key as before, s.customer_key from journeys.steps s "
+        "join journeys.journeys j using (journey_id) "
+        "where s.is_fulfilment and s.customer_key <> j.customer_key"
+    )
+
+
 def _to_rebuild(
     wh: Warehouse, prints: pl.DataFrame, *, fingerprint: str, as_of: datetime
 ) -> pl.Series | None:
@@ -1547,11 +1559,7 @@ def _to_rebuild(
     open_journeys = wh.query(
         "select distinct customer_key from journeys.journeys where status = 'open'"
     ).get_column("customer_key")
-    # steps of one customer in another's journey (a pick-up of an order they did not place)
-    previous_links = wh.query(
-        "select distinct j.customer_key as before, s.customer_key from journeys.steps s "
-        "join journeys.journeys j using (journey_id) where s.customer_key <> j.customer_key"
-    )
+    previous_links = steps_in_others_journeys(wh)
     orders = wh.query(
         "select distinct order_id, customer_key from core.events where order_id is not null"
     )
