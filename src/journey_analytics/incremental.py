@@ -25,9 +25,6 @@ from collections.abc import Sequence
 import networkx as nx
 import polars as pl
 
-# Any fixed seed: customers are assigned to shards by it, and every worker must agree.
-_SEED = 7_202_612
-
 
 def changed_customers(before: pl.DataFrame, after: pl.DataFrame) -> pl.Series:
     """Customer keys whose fingerprint differs between two runs, or that are in only one.
@@ -124,24 +121,6 @@ def order_groups(events: pl.DataFrame) -> pl.DataFrame:
         {"customer_key": names, "first": smallest},
         schema={"customer_key": pl.String, "first": pl.String},
     )
-
-
-def customer_shards(events: pl.DataFrame, shards: int) -> pl.Series:
-    """Per event, the shard of its customer (0 to ``shards - 1``), by a hash of the customer
-    key; customers linked by shared order ids go to the shard of the smallest key among them,
-    so that each shard holds whole journeys.
-
-    Example:
-        >>> events = pl.DataFrame({"customer_key": ["a", "b", "c"], "order_id": ["O1", "O1", None]})
-        >>> found = customer_shards(events, 4).to_list()
-        >>> found[0] == found[1]
-        True
-    """
-    keys = events.get_column("customer_key")
-    groups = order_groups(events)
-    if not groups.is_empty():
-        keys = keys.replace(groups.get_column("customer_key"), groups.get_column("first"))
-    return (keys.hash(_SEED) % shards).cast(pl.UInt32).alias("shard")
 
 
 def add_counts(

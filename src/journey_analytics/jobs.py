@@ -1612,7 +1612,7 @@ def _pattern_rules(settings: Settings) -> tuple[pattern_rules.Rule, ...]:
 class _JourneyScope:
     """Which customers a journey build rebuilds, at which end of the data."""
 
-    events: pl.DataFrame  # theirs (all events on a full build)
+    events: int  # their events (all events on a full build)
     wanted: pl.Series | None  # their keys; None: everyone (a full build)
     prints: pl.DataFrame  # every customer's fingerprint after this build
     as_of: datetime
@@ -1628,16 +1628,37 @@ def _journey_scope(
     rules = _pattern_rules(settings)
     fingerprint = rules_fingerprint(settings, rules)
     wanted = None if full else _to_rebuild(wh, prints, fingerprint=fingerprint, as_of=as_of)
-    if wanted is None:
-        events = wh.read("core.events", columns=JOURNEY_EVENT_COLUMNS)
-    else:
-        columns = ", ".join(JOURNEY_EVENT_COLUMNS)
-        with wh.registered(_wanted=wanted.to_frame()):
-            events = wh.query(
-                f"select {columns} from core.events "
-                "where customer_key in (select customer_key from _wanted)"
-            )
+    with wh.registered(_wanted=_wanted_frame(wanted)):
+        events = wh.query(f"select count(*) from core.events {_OF_WANTED[wanted is None]}").item()
     return _JourneyScope(events, wanted, prints, as_of, rules, fingerprint)
+
+
+# the events of the customers a journey build rebuilds: all of them, or those of ``_wanted``
+_OF_WANTED = {True: "", False: "where customer_key in (select customer_key from _wanted)"}
+
+
+def _wanted_frame(wanted: pl.Series | None) -> pl.DataFrame:
+    return (pl.Series("customer_key", [], pl.String) if wanted is None else wanted).to_frame()
+
+
+def _write_event_shards(wh: Warehouse, scope: _JourneyScope, folder: Path, shards: int) -> None:
+    """Writes the events of the customers the build rebuilds to ``folder/shard=N/``, by DuckDB
+    (they never pass through Python): each customer in shard ``hash(key) % shards``, customers
+    linked by shared order ids (a pick-up by someone else) in the shard of the smallest key
+    among them, so that each shard holds whole journeys."""
+    events = f"(select * from core.events {_OF_WANTED[scope.wanted is None]})"
+    columns = ", ".join(f"e.{column}" for column in JOURNEY_EVENT_COLUMNS)
+    with wh.registered(_wanted=_wanted_frame(scope.wanted)):
+        orders = wh.query(
+            f"select distinct order_id, customer_key from {events} where order_id is not null"
+        )
+        with wh.registered(_leaders=incremental.order_groups(orders)):
+            wh.copy_to_parquet(
+                f"select {columns}, hash(coalesce(l.first, e.customer_key)) % {int(shards)} "
+                f"as shard from {events} e left join _leaders l using (customer_key)",
+                folder,
+                partition_by="shard",
+            )
 
 
 # what the marts read of a journey (not its path, pattern list, ...); what
@@ -1771,53 +1792,42 @@ def build_journeys(
     ``as_of`` is the end of the data (default: :func:`end_of_data`); an erasure passes the one
     from before it, so that removing the last event does not re-open other journeys.
     """
-    with _open(settings) as wh:
-        wh.ensure_tables()
-        scope = _journey_scope(wh, settings, as_of=as_of, full=full)
-        rows = _journey_rows(
-            scope.events,
-            settings,
-            rules=scope.rules,
-            as_of=scope.as_of,
-            workers=os.cpu_count() or 1,
-        )
-        return _store_journey_rows(
-            wh,
-            scope,
-            lambda table: wh.append(table, rows[table]),
-            events_rebuilt=scope.events.height,
-        )
+    plan = plan_journeys(settings, full=full, as_of=as_of)
+    try:
+        for shard in plan.shards:
+            build_journey_shard(settings, shard, workers=os.cpu_count() or 1)
+        return load_journey_shards(settings, plan)
+    finally:
+        shutil.rmtree(plan.folder, ignore_errors=True)  # they hold events, identifiers too
 
 
 @dataclass(frozen=True)
 class JourneyPlan:
-    """A journey build split into customer shards for workers (``journey run --executor
-    dask``): the events of each shard in a Parquet file under ``folder``."""
+    """A journey build split into customer shards, built one after another
+    (:func:`build_journeys`) or by workers (``journey run --executor dask``): the events of
+    each shard in Parquet files under ``folder``."""
 
     folder: Path
-    shards: tuple[Path, ...]  # folder/events/part-NNNNN.parquet
+    shards: tuple[Path, ...]  # folder/events/shard=N/, a folder of Parquet files each
     events: int
 
 
 def plan_journeys(
     settings: Settings, *, full: bool = False, as_of: datetime | None = None
 ) -> JourneyPlan:
-    """Writes the events of the customers this run rebuilds (all on a full build) to one
-    Parquet file per customer shard under ``<work_dir>/journeys/``, with the scope of the
-    build (``scope.parquet``, ``fingerprints.parquet``), for :func:`build_journey_shard`."""
+    """Writes the events of the customers this run rebuilds (all on a full build) to Parquet
+    under ``<work_dir>/journeys/``, a folder per customer shard of about
+    ``[scale] events_per_shard`` events, with the scope of the build (``scope.parquet``,
+    ``fingerprints.parquet``), for :func:`build_journey_shard`. Only a shard at a time is
+    then in memory."""
     # a folder of this run's own (two databases may share a work_dir)
     folder = settings.work_path / "journeys" / uuid.uuid4().hex
-    (folder / "events").mkdir(parents=True)
+    folder.mkdir(parents=True)
     with _open(settings) as wh:
         wh.ensure_tables()
         scope = _journey_scope(wh, settings, as_of=as_of, full=full)
-    shards = max(1, -(-scope.events.height // settings.scale.events_per_shard))
-    numbered = scope.events.with_columns(incremental.customer_shards(scope.events, shards))
-    files = []
-    for (number,), part in numbered.partition_by("shard", as_dict=True).items():
-        path = folder / "events" / f"part-{number:05d}.parquet"
-        part.drop("shard").write_parquet(path)
-        files.append(path)
+        shards = max(1, -(-scope.events // settings.scale.events_per_shard))
+        _write_event_shards(wh, scope, folder / "events", shards)
     scope.prints.write_parquet(folder / "fingerprints.parquet")
     pl.DataFrame(
         {
@@ -1828,12 +1838,14 @@ def plan_journeys(
     ).write_parquet(folder / "scope.parquet")
     if scope.wanted is not None:
         scope.wanted.to_frame().write_parquet(folder / "wanted.parquet")
-    return JourneyPlan(folder, tuple(sorted(files)), scope.events.height)
+    shards_written = sorted(path for path in (folder / "events").glob("shard=*") if path.is_dir())
+    return JourneyPlan(folder, tuple(shards_written), scope.events)
 
 
-def build_journey_shard(settings: Settings, shard: Path) -> Path:
-    """Builds the journey rows of one shard's events (a worker's task): one Parquet file per
-    table in ``<plan folder>/<table>/``, named as the shard. Reads no database."""
+def build_journey_shard(settings: Settings, shard: Path, *, workers: int = 1) -> Path:
+    """Builds the journey rows of one shard's events (a worker's task, on ``workers``
+    threads): one Parquet file per table in ``<plan folder>/<table>/``, named as the shard.
+    Reads no database."""
     folder = shard.parent.parent
     scope = pl.read_parquet(folder / "scope.parquet")
     rules = _pattern_rules(settings)
@@ -1847,10 +1859,12 @@ def build_journey_shard(settings: Settings, shard: Path) -> Path:
         )
         raise JourneyError(msg)
     as_of = scope.item(0, "as_of")
-    rows = _journey_rows(pl.read_parquet(shard), settings, rules=rules, as_of=as_of, workers=1)
+    events = pl.read_parquet(shard / "*.parquet", hive_partitioning=False)
+    rows = _journey_rows(events, settings, rules=rules, as_of=as_of, workers=workers)
+    del events
     for table, frame in rows.items():
         (folder / table).mkdir(exist_ok=True)
-        frame.write_parquet(folder / table / shard.name)
+        frame.write_parquet(folder / table / f"{shard.name}.parquet")
     return folder
 
 
@@ -1859,10 +1873,10 @@ def load_journey_shards(settings: Settings, plan: JourneyPlan) -> JourneyReport:
     :func:`build_journeys` writes its own, and removes the plan's files."""
     folder = plan.folder
     missing = [
-        f"{table}/{shard.name}"
+        f"{table}/{shard.name}.parquet"
         for table in JOURNEY_TABLES
         for shard in plan.shards
-        if not (folder / table / shard.name).is_file()
+        if not (folder / table / f"{shard.name}.parquet").is_file()
     ]
     if missing:
         msg = (
@@ -1877,7 +1891,7 @@ def load_journey_shards(settings: Settings, plan: JourneyPlan) -> JourneyReport:
         else pl.read_parquet(folder / "wanted.parquet").get_column("customer_key")
     )
     scope = _JourneyScope(
-        events=pl.DataFrame(),
+        events=plan.events,
         wanted=wanted,
         prints=pl.read_parquet(folder / "fingerprints.parquet"),
         as_of=scope_row.item(0, "as_of"),

@@ -269,6 +269,25 @@ class Warehouse:
                 {"files": [str(path) for path in files]},
             )
 
+    def copy_to_parquet(self, query: str, folder: Path, *, partition_by: str) -> list[Path]:
+        """Writes the rows of ``query`` (registered frames may be named in it) to Parquet files
+        under ``folder``, one folder per value of the ``partition_by`` column
+        (``folder/<column>=<value>/``, without the column), by DuckDB itself: the rows never
+        pass through Python. Returns those folders, in name order."""
+        target = str(folder).replace("'", "''")
+        # Each thread holds up to this many rows per partition before writing them: DuckDB's
+        # 524,288 held 3.9 GB for 10M events in 10 partitions, 50,000 holds 0.9 GB (and was
+        # as fast: 3.7 s against 5.5 s)
+        self._con.execute("set partitioned_write_flush_threshold = 50000")
+        try:
+            self._con.execute(
+                f"copy ({query}) to '{target}' "
+                f"(format parquet, partition_by ({_quoted(partition_by)}), overwrite_or_ignore)"
+            )
+        finally:
+            self._con.execute("reset partitioned_write_flush_threshold")
+        return sorted(path for path in folder.glob(f"{partition_by}=*") if path.is_dir())
+
     def existing_keys(self, table: str, *, source: str, keys: pl.Series) -> pl.Series:
         """The ``record_key`` values among ``keys`` that ``table`` already holds for ``source``
         (none when the table does not exist yet)."""
