@@ -8,6 +8,7 @@ import shutil
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -178,6 +179,52 @@ def test_a_step_in_another_customer_s_journey_is_found(tmp_path: Path) -> None:
         for table in ("journeys.steps", "journeys.journeys"):
             wh.append(table, rows[table])
         assert jobs.steps_in_others_journeys(wh).rows() == [("c", "d")]
+
+
+def _pickups(pairs: int) -> pl.DataFrame:
+    """Per pair: c<i> orders O<i> online and d<i> collects it; d<i> also orders and collects
+    an order of their own (the same transition, by the same customer, in two journeys)."""
+    rows = []
+    for i in range(pairs):
+        day = f"2026-03-{i + 1:02d}"
+        rows += [
+            {"event_id": f"web:c{i}", "customer_key": f"c{i}", "occurred_at": f"{day} 10:00",
+             "touchpoint": "order_placed", "is_conversion": True, "order_id": f"O{i}"},
+            {"event_id": f"pos:c{i}", "customer_key": f"d{i}", "channel": "store",
+             "occurred_at": f"{day} 12:00", "touchpoint": "store_pickup", "order_id": f"O{i}"},
+            {"event_id": f"web:d{i}", "customer_key": f"d{i}", "occurred_at": f"{day} 15:00",
+             "touchpoint": "order_placed", "is_conversion": True, "order_id": f"P{i}"},
+            {"event_id": f"pos:d{i}", "customer_key": f"d{i}", "channel": "store",
+             "occurred_at": f"{day} 18:00", "touchpoint": "store_pickup", "order_id": f"P{i}"},
+        ]  # fmt: skip
+    return events(*rows)
+
+
+def _full_marts(folder: Path, frame: pl.DataFrame, *, events_per_shard: int) -> dict[str, Any]:
+    config = sample_config(SAMPLE, folder)
+    config.write_text(config.read_text() + f"\n[scale]\nevents_per_shard = {events_per_shard}\n")
+    settings = load_settings(config)
+    rows = jobs._journey_rows(frame, settings, rules=(), as_of=AS_OF, workers=1)
+    with Warehouse.open(settings.database_path) as wh:
+        wh.ensure_tables()
+        for table in ("journeys.steps", "journeys.journeys"):
+            wh.append(table, rows[table])
+    jobs.build_marts(settings, full=True)
+    with Warehouse.open(settings.database_path, read_only=True) as wh:
+        return {table: wh.read(table).sort(pl.all(), nulls_last=True) for table in TABLES[6:]}
+
+
+def test_a_full_marts_build_in_shards_equals_one_in_one_piece(tmp_path: Path) -> None:
+    # One shard per step (16): the counts of the shards add up to those of one piece, and
+    # d<i>, whose pick-up sits in c<i>'s journey, is in c<i>'s shard.
+    frame = _pickups(4)
+    sharded = _full_marts(tmp_path / "sharded", frame, events_per_shard=1)
+    whole = _full_marts(tmp_path / "whole", frame, events_per_shard=1_000_000)
+    assert [table for table in whole if not sharded[table].equals(whole[table])] == []
+    orders = whole["marts.transitions"].filter(segment="all", from_touchpoint="START")
+    assert orders.select("to_touchpoint", "transitions", "customers").rows() == [
+        ("order_placed", 8, 8)
+    ]
 
 
 def _week(path: Path) -> str:

@@ -2098,28 +2098,124 @@ class _MartCounts:
     numerators: pl.DataFrame
     chain: pl.DataFrame
 
+    @staticmethod
+    def of(rows: _MartRows) -> _MartCounts:
+        return _MartCounts(rows.transition_counts, rows.node_counts, rows.numerators, rows.chain)
+
+    def frames(self) -> tuple[pl.DataFrame, ...]:
+        return (self.transitions, self.nodes, self.numerators, self.chain)
+
+
+# the count tables of the marts, with their keys and counts (in _MartCounts' order)
+_COUNT_TABLES = (
+    ("marts.transitions", graphs.TRANSITION_KEYS, graphs.TRANSITION_COUNTS),
+    ("marts.transition_nodes", graphs.NODE_KEYS, graphs.NODE_COUNTS),
+    ("marts.attribution_numerators", attribution.NUMERATOR_KEYS, attribution.NUMERATOR_SUMS),
+    ("marts.attribution_chain", attribution.CHAIN_KEYS, ("transitions",)),
+)
+
+
+def _summed_counts(
+    current: _MartCounts, added: _MartCounts, removed: _MartCounts | None = None
+) -> _MartCounts:
+    """``current`` + ``added`` - ``removed``, count table by count table."""
+    frames = [
+        incremental.add_counts(
+            now,
+            plus,
+            plus.head(0) if removed is None else removed.frames()[index],
+            keys=keys,
+            counts=counts,
+        )
+        for index, ((_, keys, counts), now, plus) in enumerate(
+            zip(_COUNT_TABLES, current.frames(), added.frames(), strict=True)
+        )
+    ]
+    return _MartCounts(*frames)
+
 
 def _counts_after(wh: Warehouse, new: _MartRows, old: _MartRows) -> _MartCounts | None:
     """The marts' counts with the rebuilt customers' new rows added and their replaced rows
     subtracted; None if a count would go below zero (kept rows that do not match)."""
-    sums = (
-        ("marts.transitions", graphs.TRANSITION_KEYS, graphs.TRANSITION_COUNTS),
-        ("marts.transition_nodes", graphs.NODE_KEYS, graphs.NODE_COUNTS),
-        ("marts.attribution_numerators", attribution.NUMERATOR_KEYS, attribution.NUMERATOR_SUMS),
-        ("marts.attribution_chain", attribution.CHAIN_KEYS, ("transitions",)),
+    stored = _MartCounts(
+        *(wh.read(table, columns=[*keys, *counts]) for table, keys, counts in _COUNT_TABLES)
     )
-    added = (new.transition_counts, new.node_counts, new.numerators, new.chain)
-    removed = (old.transition_counts, old.node_counts, old.numerators, old.chain)
-    frames = []
-    for (table, keys, counts), plus, minus in zip(sums, added, removed, strict=True):
-        summed = incremental.add_counts(
-            wh.read(table, columns=[*keys, *counts]), plus, minus, keys=keys, counts=counts
-        )
-        # (whole numbers only: revenue can be negative, a sale of returns)
-        if summed.select(pl.any_horizontal(cs.integer() < 0).any()).item():
+    summed = _summed_counts(stored, _MartCounts.of(new), _MartCounts.of(old))
+    # (whole numbers only: revenue can be negative, a sale of returns)
+    for frame in summed.frames():
+        if frame.select(pl.any_horizontal(cs.integer() < 0).any()).item():
             return None
-        frames.append(summed)
-    return _MartCounts(*frames)
+    return summed
+
+
+# the tables the marts keep per journey, and the rows of each
+_KEPT_PER_JOURNEY = ("marts.journey_edges", "marts.journey_segments", "marts.leaked_journeys")
+
+
+def _kept_rows(rows: _MartRows) -> dict[str, pl.DataFrame]:
+    return dict(zip(_KEPT_PER_JOURNEY, (rows.edges, rows.memberships, rows.leaked), strict=True))
+
+
+def _keep_all_rows(wh: Warehouse, settings: Settings, regions: dict[str, str]) -> _MartCounts:
+    """A full build's kept rows and counts, a customer shard at a time (about ``[scale]
+    events_per_shard`` steps each; customers with steps in each other's journeys together):
+    the shards' steps and journeys go to Parquet by DuckDB, and only one shard's rows are in
+    memory at a time. The counts add up across shards of whole customers."""
+    folder = settings.work_path / "marts" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    try:
+        steps = wh.query("select count(*) from journeys.steps").item()
+        shards = max(1, -(-steps // settings.scale.events_per_shard))
+        leaders = incremental.linked_groups(steps_in_others_journeys(wh))
+        with wh.registered(_leaders=leaders):
+            sharded = (
+                "select j.*, hash(coalesce(l.first, j.customer_key)) % "
+                f"{int(shards)} as shard from journeys.journeys j "
+                "left join _leaders l using (customer_key)"
+            )
+            parts = wh.copy_to_parquet(
+                f"select {', '.join(MART_JOURNEY_COLUMNS)}, shard from ({sharded})",
+                folder / "journeys",
+                partition_by="shard",
+            )
+            wh.copy_to_parquet(
+                "select s.* exclude (session_id), j.shard from journeys.steps s "
+                f"join ({sharded}) j using (journey_id)",
+                folder / "steps",
+                partition_by="shard",
+            )
+        for table in _KEPT_PER_JOURNEY:
+            wh.empty(table)
+        counts: _MartCounts | None = None
+        for part in parts:
+            rows = _mart_rows(
+                pl.read_parquet(
+                    folder / "steps" / part.name / "*.parquet", hive_partitioning=False
+                ),
+                pl.read_parquet(part / "*.parquet", hive_partitioning=False),
+                settings,
+                regions,
+            )
+            for table, frame in _kept_rows(rows).items():
+                wh.append(table, frame)
+            counts = (
+                _MartCounts.of(rows)
+                if counts is None
+                else _summed_counts(counts, _MartCounts.of(rows))
+            )
+            del rows
+        if counts is None:  # no journeys: the counts of none
+            counts = _MartCounts.of(
+                _mart_rows(
+                    wh.query(_MART_STEPS.format(table="journeys.steps")),
+                    wh.query(_MART_JOURNEYS.format(table="journeys.journeys")),
+                    settings,
+                    regions,
+                )
+            )
+        return counts
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # they hold the journeys' steps
 
 
 def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
@@ -2156,27 +2252,13 @@ def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
                 regions,
             )
             counts = _counts_after(wh, new, old)
-        if counts is None:
-            rebuilt = None
-            new = _mart_rows(
-                wh.query(_MART_STEPS.format(table="journeys.steps")),
-                wh.query(_MART_JOURNEYS.format(table="journeys.journeys")),
-                settings,
-                regions,
-            )
-            counts = _MartCounts(new.transition_counts, new.node_counts, new.numerators, new.chain)
-        kept = {
-            "marts.journey_edges": new.edges,
-            "marts.journey_segments": new.memberships,
-            "marts.leaked_journeys": new.leaked,
-        }
         with wh.transaction():
-            if rebuilt is None:
-                for table, frame in kept.items():
-                    wh.replace(table, frame)
+            if counts is None:
+                rebuilt = None
+                counts = _keep_all_rows(wh, settings, regions)
             else:
                 with wh.registered(_replaced=replaced.select("journey_id")):
-                    for table, frame in kept.items():
+                    for table, frame in _kept_rows(new).items():
                         wh.delete(table, "journey_id in (select journey_id from _replaced)")
                         wh.append(table, frame)
             transitions = graphs.transitions_from_counts(
