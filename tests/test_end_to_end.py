@@ -17,8 +17,9 @@ from pathlib import Path
 import networkx as nx
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
-from journey_analytics import jobs
+from journey_analytics import graphs, jobs
 from journey_analytics.config import load_settings
 from journey_analytics.dashboards import build_figures
 from journey_analytics.jobs import MARTS
@@ -411,3 +412,18 @@ def test_segments_partition_the_journeys_and_leakage_is_not_loss(
     assert tables["marts.leakage"].get_column("journeys").sum() == 68
     assert tables["marts.dropoffs"].get_column("leaks").sum() == 68
     assert tables["marts.leakage"].get_column("to_channel").unique().to_list() == ["store"]
+
+
+def test_the_transitions_mart_equals_polars_over_the_kept_rows(
+    runs: dict,  # type: ignore[type-arg]
+) -> None:
+    # Reference check: the counts, probabilities, medians and p90s that DuckDB and the
+    # count tables give (a dimension at a time, linear interpolation) equal Polars' over the
+    # edges and segments the marts keep.
+    with Warehouse.open(runs["tmp"] / "journeys.duckdb", read_only=True) as wh:
+        edges, memberships = wh.read("marts.journey_edges"), wh.read("marts.journey_segments")
+        stored = wh.read("marts.transitions")
+    reference, _ = graphs.segment_marts(edges, memberships)
+    keys = ["dimension", "segment", "from_touchpoint", "to_touchpoint"]
+    assert stored.get_column("median_seconds").drop_nulls().len() == 1177  # edges with seconds
+    assert_frame_equal(stored.sort(keys), reference.select(stored.columns).sort(keys))

@@ -2071,6 +2071,17 @@ def _mart_rows(
     )
 
 
+def _transition_seconds(wh: Warehouse) -> pl.DataFrame:
+    """The median and p90 seconds of every edge of every segment, over the kept rows
+    (``sql/queries/transition_seconds.sql``, a dimension at a time)."""
+    dimensions = wh.query("select distinct dimension from marts.journey_segments order by 1")
+    parts = [
+        wh.query_file("transition_seconds", {"dimension": dimension})
+        for dimension in dimensions.get_column("dimension")
+    ]
+    return pl.concat(parts) if parts else wh.query_file("transition_seconds", {"dimension": ""})
+
+
 def _marts_to_rebuild(wh: Warehouse, fingerprint: str) -> pl.Series | None:
     """The customers whose rows an incremental marts build replaces, or None when it must be
     full: no earlier build, other settings, journeys rebuilt in full since, or kept rows that
@@ -2262,7 +2273,7 @@ def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
                         wh.delete(table, "journey_id in (select journey_id from _replaced)")
                         wh.append(table, frame)
             transitions = graphs.transitions_from_counts(
-                counts.transitions, wh.query_file("transition_seconds")
+                counts.transitions, _transition_seconds(wh)
             )
             nodes = graphs.nodes_from_counts(counts.nodes)
             wh.replace("marts.transitions", transitions)
