@@ -10,7 +10,9 @@ read; seeded, so the same N gives the same file) to one Parquet file under ``--b
 runs in child processes, so each has its own peak memory, five implementations of the same
 computation, each timed from reading the Parquet file to the finished transition graph:
 
-- ``journey-analytics``: the library as ``jobs.build_journeys`` runs it (default config):
+- ``journey-analytics``: the library as ``jobs.build_journeys`` runs it on one shard of
+  events (default config; a run splits more events than ``[scale] events_per_shard`` into
+  such shards):
   ``reconstruct.rebuild`` (sessions, steps, journeys and transition edges in one pass on
   integer keys), then ``Rebuilt.graph()`` (``graphs.transition_graph`` of its edges, which
   name journeys and customers by number: the ``all`` segment, node and edge attributes);
@@ -387,9 +389,9 @@ def read_coded(path: Path, columns: tuple[str, ...] = COLUMNS):  # -> pl.DataFra
 def run_ours(
     path: Path, stages: dict[str, float] | None = None, columns: tuple[str, ...] = COLUMNS
 ) -> dict[str, object]:
-    """The library as ``jobs.build_journeys`` runs it: ``reconstruct.rebuild``, then the
-    graph, on the events read with ``read_coded``. With ``stages``, records each stage's
-    seconds and the peak RSS after it."""
+    """The library as ``jobs.build_journeys`` runs it on one shard: ``reconstruct.rebuild``,
+    then the graph, on the events read with ``read_coded``. With ``stages``, records each
+    stage's seconds and the peak RSS after it."""
 
     from journey_analytics import reconstruct  # noqa: PLC0415
 
@@ -406,7 +408,7 @@ def run_ours(
         as_of=events.get_column("occurred_at").max(),  # jobs.end_of_data without ingested_at
         drop_touchpoints=NOISE,
         collapse_repeats=True,
-        shards=reconstruct.shards_for(events.height),  # as jobs.build_journeys
+        shards=reconstruct.shards_for(events.height),  # as jobs.build_journey_shard
         workers=os.cpu_count() or 1,
     )
     lap("rebuild")

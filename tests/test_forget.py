@@ -113,6 +113,13 @@ def test_forget_leaves_no_trace_and_other_customers_unchanged(tmp_path: Path) ->
     # The next morning's run loads nothing new and brings no one back. Its core build is
     # full: after the erasure, the stored links no longer hold every raw row's evidence.
     assert run_all(settings)[0].mode == "full"
+    # ... and stitches from scratch: the person's links left the stored graph and the
+    # evidence alike, so an update on the stored graph would not see what they held together
+    with Warehouse.open(settings.database_path, read_only=True) as wh:
+        stitches = wh.query(
+            "select mode, guards_fingerprint = '' from ops.identity_runs order by run_at"
+        ).rows()
+    assert stitches == [("full", False), ("erasure", True), ("full", False)]
     assert _traces(settings.database_path, needles) == {}
     assert_frame_equal(
         _snapshot(settings.database_path)["journeys.journeys"], after["journeys.journeys"]

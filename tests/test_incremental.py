@@ -215,8 +215,9 @@ def _full_marts(folder: Path, frame: pl.DataFrame, *, events_per_shard: int) -> 
 
 
 def test_a_full_marts_build_in_shards_equals_one_in_one_piece(tmp_path: Path) -> None:
-    # One shard per step (16): the counts of the shards add up to those of one piece, and
-    # d<i>, whose pick-up sits in c<i>'s journey, is in c<i>'s shard.
+    # One shard per step (16): the counts of the shards add up to those of one piece. The
+    # shards go by the journey's customer: d<i>'s pick-up in c<i>'s journey counts for c<i>'s
+    # journey only (a transition of d<i> in two shards would count d<i> twice).
     frame = _pickups(4)
     sharded = _full_marts(tmp_path / "sharded", frame, events_per_shard=1)
     whole = _full_marts(tmp_path / "whole", frame, events_per_shard=1_000_000)

@@ -23,7 +23,8 @@ that the guards let through:
 
 Everything a guard decides depends only on the links of one *group* (the identifiers that
 the links left after rule 2 connect), so a new batch re-decides only the groups it touches
-(:func:`update`), with the same result as deciding everything again (:func:`resolve`).
+(:func:`update` from a whole found graph, :func:`restitch` from a new batch's evidence alone),
+with the same result as deciding everything again (:func:`resolve`).
 """
 
 from __future__ import annotations
@@ -664,7 +665,9 @@ def _redecide(previous: Stitched, change: _Change, guards: Guards) -> Restitched
     )
     customers, decided = _decide(again, inside, guards.customer_limits)
     # A link from a decided identifier to a kept one was dropped as shared before and still
-    # is (only the touched identifiers' partners can change, and they are decided again).
+    # is (only the touched identifiers' partners can change, and they are decided again). A
+    # link between kept identifiers whose evidence changed (records, last seen) but not its
+    # time keeps its earlier reason, a limit one included: its group was not decided again.
     outside = _guarded(
         marked.join(decided.select(_PAIR), on=_PAIR, how="anti"),
         earlier.join(found.select(_PAIR), on=_PAIR, how="semi")
@@ -705,7 +708,8 @@ def restitch(previous: Stitched, later: Evidence, guards: Guards) -> Restitched:
     identifiers they bring (a day's few) instead of comparing every link.
 
     ``restitch(previous, later, guards).applied(previous)`` equals
-    ``resolve(merged(earlier, later), guards)``.
+    ``resolve(merged(evidence, later), guards)``, where ``evidence`` is what ``previous`` was
+    resolved from.
     """
     key = list(IDENTIFIER_SCHEMA)
     links = later.links.select(list(LINK_SCHEMA))

@@ -109,20 +109,8 @@ def order_groups(events: pl.DataFrame) -> pl.DataFrame:
         >>> order_groups(events).sort("customer_key").rows()
         [('a', 'a'), ('b', 'a')]
     """
-    return linked_groups(order_links(events))
-
-
-def linked_groups(links: pl.DataFrame) -> pl.DataFrame:
-    """The customers of pairs (two key columns: ``before``, ``customer_key``) linked directly
-    or through others, each with the smallest key of its group (``first``).
-
-    Example:
-        >>> links = pl.DataFrame({"before": ["c", "b"], "customer_key": ["d", "c"]})
-        >>> linked_groups(links).sort("customer_key").rows()
-        [('b', 'b'), ('c', 'b'), ('d', 'b')]
-    """
     graph = nx.Graph()
-    graph.add_edges_from(links.iter_rows())
+    graph.add_edges_from(order_links(events).iter_rows())
     names: list[str] = []
     smallest: list[str] = []
     for component in nx.connected_components(graph):

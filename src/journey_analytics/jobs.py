@@ -1089,7 +1089,7 @@ def _build_core_on(
         _store_changed(wh, "core.customers", before, restitched.customers)
         identity_run = _identity_run(
             _stored_identity_counts(wh),
-            settings,
+            _guards_fingerprint(settings),
             mode="incremental",
             decided=restitched.customers.height,
             changes=changes,
@@ -1415,7 +1415,9 @@ def _stitch(
         "links": stitched.links.height,
         "links_dropped": stitched.links.filter(~pl.col("is_active")).height,
     }
-    run = _identity_run(counts, settings, mode=mode, decided=decided, changes=changes, now=now)
+    run = _identity_run(
+        counts, _guards_fingerprint(settings), mode=mode, decided=decided, changes=changes, now=now
+    )
     return stitched, run
 
 
@@ -1432,7 +1434,7 @@ def _stored_identity_counts(wh: Warehouse) -> dict[str, int]:
 
 def _identity_run(
     counts: dict[str, int],
-    settings: Settings,
+    fingerprint: str,
     *,
     mode: str,
     decided: int,
@@ -1444,7 +1446,7 @@ def _identity_run(
         {
             "run_at": [now],
             "mode": [mode],
-            "guards_fingerprint": [_guards_fingerprint(settings)],
+            "guards_fingerprint": [fingerprint],
             "identifiers": [counts["identifiers"]],
             "identifiers_decided": [decided],
             "customers": [counts["customers"]],
@@ -1823,6 +1825,16 @@ def plan_journeys(
     # a folder of this run's own (two databases may share a work_dir)
     folder = settings.work_path / "journeys" / uuid.uuid4().hex
     folder.mkdir(parents=True)
+    try:
+        return _plan_journeys_in(folder, settings, full=full, as_of=as_of)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # a part written holds events
+        raise
+
+
+def _plan_journeys_in(
+    folder: Path, settings: Settings, *, full: bool, as_of: datetime | None
+) -> JourneyPlan:
     with _open(settings) as wh:
         wh.ensure_tables()
         scope = _journey_scope(wh, settings, as_of=as_of, full=full)
@@ -1859,7 +1871,7 @@ def build_journey_shard(settings: Settings, shard: Path, *, workers: int = 1) ->
         )
         raise JourneyError(msg)
     as_of = scope.item(0, "as_of")
-    events = pl.read_parquet(shard / "*.parquet", hive_partitioning=False)
+    events = _read_part(shard)
     rows = _journey_rows(events, settings, rules=rules, as_of=as_of, workers=workers)
     del events
     for table, frame in rows.items():
@@ -2167,43 +2179,42 @@ def _kept_rows(rows: _MartRows) -> dict[str, pl.DataFrame]:
     return dict(zip(_KEPT_PER_JOURNEY, (rows.edges, rows.memberships, rows.leaked), strict=True))
 
 
+def _read_part(folder: Path) -> pl.DataFrame:
+    """The rows of a folder of Parquet files (a shard DuckDB wrote)."""
+    return pl.read_parquet(sorted(folder.glob("*.parquet")), hive_partitioning=False)
+
+
 def _keep_all_rows(wh: Warehouse, settings: Settings, regions: dict[str, str]) -> _MartCounts:
     """A full build's kept rows and counts, a customer shard at a time (about ``[scale]
-    events_per_shard`` steps each; customers with steps in each other's journeys together):
-    the shards' steps and journeys go to Parquet by DuckDB, and only one shard's rows are in
-    memory at a time. The counts add up across shards of whole customers."""
+    events_per_shard`` steps each, by a hash of the journey's customer): the shards' steps and
+    journeys go to Parquet by DuckDB, and only one shard's rows are in memory at a time. The
+    counts add up across shards of whole customers: every count hangs off a journey's own
+    customer (the transitions skip fulfilment steps, the only steps another customer's
+    journey holds; tested with such steps in ``tests/test_incremental.py``)."""
     folder = settings.work_path / "marts" / uuid.uuid4().hex
     folder.mkdir(parents=True)
     try:
         steps = wh.query("select count(*) from journeys.steps").item()
         shards = max(1, -(-steps // settings.scale.events_per_shard))
-        leaders = incremental.linked_groups(steps_in_others_journeys(wh))
-        with wh.registered(_leaders=leaders):
-            sharded = (
-                "select j.*, hash(coalesce(l.first, j.customer_key)) % "
-                f"{int(shards)} as shard from journeys.journeys j "
-                "left join _leaders l using (customer_key)"
-            )
-            parts = wh.copy_to_parquet(
-                f"select {', '.join(MART_JOURNEY_COLUMNS)}, shard from ({sharded})",
-                folder / "journeys",
-                partition_by="shard",
-            )
-            wh.copy_to_parquet(
-                "select s.* exclude (session_id), j.shard from journeys.steps s "
-                f"join ({sharded}) j using (journey_id)",
-                folder / "steps",
-                partition_by="shard",
-            )
+        sharded = f"select *, hash(customer_key) % {int(shards)} as shard from journeys.journeys"
+        parts = wh.copy_to_parquet(
+            f"select {', '.join(MART_JOURNEY_COLUMNS)}, shard from ({sharded})",
+            folder / "journeys",
+            partition_by="shard",
+        )
+        wh.copy_to_parquet(
+            "select s.* exclude (session_id), j.shard from journeys.steps s "
+            f"join ({sharded}) j using (journey_id)",
+            folder / "steps",
+            partition_by="shard",
+        )
         for table in _KEPT_PER_JOURNEY:
             wh.empty(table)
         counts: _MartCounts | None = None
         for part in parts:
             rows = _mart_rows(
-                pl.read_parquet(
-                    folder / "steps" / part.name / "*.parquet", hive_partitioning=False
-                ),
-                pl.read_parquet(part / "*.parquet", hive_partitioning=False),
+                _read_part(folder / "steps" / part.name),
+                _read_part(part),
                 settings,
                 regions,
             )
@@ -2567,7 +2578,21 @@ def forget(settings: Settings, *, by: str, value: str) -> ErasureReport:
             )
             deleted = {table: count for table, count in deleted.items() if count}
             # identities are not stitched again now; the next core build is full (the
-            # stored links no longer hold the evidence of every raw row)
+            # stored links no longer hold the evidence of every raw row), and it stitches
+            # from scratch: the person's links are gone from the stored graph and from the
+            # evidence alike, so an update could not see what their removal changes (an
+            # identifier shared with the person is shared no more)
+            wh.append(
+                "ops.identity_runs",
+                _identity_run(
+                    _stored_identity_counts(wh),
+                    "",  # no settings' fingerprint: the next stitch is full
+                    mode="erasure",
+                    decided=0,
+                    changes=pl.DataFrame(schema=identity.CHANGE_SCHEMA),
+                    now=datetime.now(UTC),
+                ).row,
+            )
             _record_core_run(
                 wh,
                 now=datetime.now(UTC),
@@ -2601,8 +2626,10 @@ def forget(settings: Settings, *, by: str, value: str) -> ErasureReport:
             )
     build_journeys(settings, as_of=as_of)
     build_marts(settings)
-    # shards of a Dask run that failed before it cleaned up hold events in the clear
-    shutil.rmtree(settings.work_path / "journeys", ignore_errors=True)
+    # shards of a run that failed before it cleaned up hold events in the clear (a work_dir
+    # is one database's: another's run using it now would lose its shards)
+    for folder in ("journeys", "marts"):
+        shutil.rmtree(settings.work_path / folder, ignore_errors=True)
     return ErasureReport(identifiers=ids.height, events=events.height, rows_deleted=deleted)
 
 
