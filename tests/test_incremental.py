@@ -144,43 +144,6 @@ def test_customers_linked_by_an_order_now_or_before_are_rebuilt_together() -> No
     assert wanted.to_list() == ["a", "b", "c", "d"]  # not e, f (unchanged, closed), nor g
 
 
-def test_a_step_in_another_customer_s_journey_is_found(tmp_path: Path) -> None:
-    # d collects c's click-and-collect order: d's pickup is a step of c's journey, and both
-    # are rebuilt together next time. d's own store visit stays in d's journey.
-    settings = load_settings(sample_config(SAMPLE, tmp_path))
-    frame = events(
-        {
-            "event_id": "web:1",
-            "customer_key": "c",
-            "occurred_at": "2026-03-01 10:00",
-            "touchpoint": "order_placed",
-            "is_conversion": True,
-            "order_id": "O1",
-        },
-        {
-            "event_id": "pos:R1:pickup",
-            "customer_key": "d",
-            "channel": "store",
-            "occurred_at": "2026-03-02 10:00",
-            "touchpoint": "store_pickup",
-            "order_id": "O1",
-        },
-        {
-            "event_id": "pos:R2:visit",
-            "customer_key": "d",
-            "channel": "store",
-            "occurred_at": "2026-03-02 10:05",
-            "touchpoint": "store_visit",
-        },
-    )
-    rows = jobs._journey_rows(frame, settings, rules=(), as_of=AS_OF, workers=1)
-    with Warehouse.open(tmp_path / "crossing.duckdb") as wh:
-        wh.ensure_tables()
-        for table in ("journeys.steps", "journeys.journeys"):
-            wh.append(table, rows[table])
-        assert jobs.steps_in_others_journeys(wh).rows() == [("c", "d")]
-
-
 def _pickups(pairs: int) -> pl.DataFrame:
     """Per pair: c<i> orders O<i> online and d<i> collects it; d<i> also orders and collects
     an order of their own (the same transition, by the same customer, in two journeys)."""
@@ -198,6 +161,18 @@ def _pickups(pairs: int) -> pl.DataFrame:
              "occurred_at": f"{day} 18:00", "touchpoint": "store_pickup", "order_id": f"P{i}"},
         ]  # fmt: skip
     return events(*rows)
+
+
+def test_a_step_in_another_customer_s_journey_is_found(tmp_path: Path) -> None:
+    # d0 collects c0's click-and-collect order: d0's pickup is a step of c0's journey, and
+    # both are rebuilt together next time. d0's own order and its pickup stay in d0's journey.
+    settings = load_settings(sample_config(SAMPLE, tmp_path))
+    rows = jobs._journey_rows(_pickups(1), settings, rules=(), as_of=AS_OF, workers=1)
+    with Warehouse.open(tmp_path / "crossing.duckdb") as wh:
+        wh.ensure_tables()
+        for table in ("journeys.steps", "journeys.journeys"):
+            wh.append(table, rows[table])
+        assert jobs.steps_in_others_journeys(wh).rows() == [("c0", "d0")]
 
 
 def _full_marts(folder: Path, frame: pl.DataFrame, *, events_per_shard: int) -> dict[str, Any]:
