@@ -2208,20 +2208,16 @@ _COUNT_TABLES = (
 def _summed_counts(
     current: _MartCounts, added: _MartCounts, removed: _MartCounts | None = None
 ) -> _MartCounts:
-    """``current`` + ``added`` - ``removed``, count table by count table."""
-    frames = [
-        incremental.add_counts(
-            now,
-            plus,
-            plus.head(0) if removed is None else removed.frames()[index],
-            keys=keys,
-            counts=counts,
+    """``current`` + ``added`` - ``removed`` (none if None), count table by count table."""
+    less = tuple(frame.head(0) for frame in added.frames()) if removed is None else removed.frames()
+    return _MartCounts(
+        *(
+            incremental.add_counts(now, plus, minus, keys=keys, counts=counts)
+            for (_, keys, counts), now, plus, minus in zip(
+                _COUNT_TABLES, current.frames(), added.frames(), less, strict=True
+            )
         )
-        for index, ((_, keys, counts), now, plus) in enumerate(
-            zip(_COUNT_TABLES, current.frames(), added.frames(), strict=True)
-        )
-    ]
-    return _MartCounts(*frames)
+    )
 
 
 def _counts_after(wh: Warehouse, new: _MartRows, old: _MartRows) -> _MartCounts | None:
