@@ -572,24 +572,6 @@ def _as_side(identifiers: pl.DataFrame, side: str) -> pl.DataFrame:
     )
 
 
-def _partners(links: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
-    """The identifiers linked with any of ``nodes`` (in either direction)."""
-    return pl.concat(
-        [
-            links.join(_as_side(nodes, "left"), on=["left_type", "left_value"], how="semi").select(
-                pl.col("right_type").alias("identifier_type"),
-                pl.col("right_value").alias("identifier_value"),
-            ),
-            links.join(
-                _as_side(nodes, "right"), on=["right_type", "right_value"], how="semi"
-            ).select(
-                pl.col("left_type").alias("identifier_type"),
-                pl.col("left_value").alias("identifier_value"),
-            ),
-        ]
-    ).unique()
-
-
 def _touching(links: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
     """The links with an end among ``nodes``."""
     return pl.concat(
@@ -632,8 +614,9 @@ def _redecide(previous: Stitched, change: _Change, guards: Guards) -> Restitched
             touched,
             change.identifiers.select(key),
             change.gone_identifiers.select(key),
-            _partners(earlier, touched),
-            _partners(change.links, touched),
+            # their partners (with themselves): the ends of the links that touch them
+            _ends(_touching(earlier, touched)),
+            _ends(_touching(change.links, touched)),
         ]
     ).unique()
     groups = previous.customers.join(seeds, on=key, how="semi").select("group_key").unique()
