@@ -175,6 +175,31 @@ def test_a_step_in_another_customer_s_journey_is_found(tmp_path: Path) -> None:
         assert jobs.steps_in_others_journeys(wh).rows() == [("c0", "d0")]
 
 
+def _journeys_in_shards(folder: Path, *, events_per_shard: int) -> dict[str, pl.DataFrame]:
+    config = sample_config(SAMPLE, folder)
+    config.write_text(config.read_text() + f"\n[scale]\nevents_per_shard = {events_per_shard}\n")
+    settings = load_settings(config)
+    with Warehouse.open(settings.database_path) as wh:
+        wh.ensure_tables()
+        wh.append("core.events", _pickups(4))
+    jobs.build_journeys(settings, full=True)
+    with Warehouse.open(settings.database_path, read_only=True) as wh:
+        return {table: wh.read(table).sort(pl.all()) for table in jobs.JOURNEY_TABLES}
+
+
+def test_a_journey_build_in_shards_keeps_a_pick_up_with_its_order(tmp_path: Path) -> None:
+    # One shard per event (16): d<i>, who collects c<i>'s order, goes to c<i>'s shard (the
+    # customers sharing an order are hashed by the smallest key), so the pick-up still joins
+    # c<i>'s journey as in one piece.
+    sharded = _journeys_in_shards(tmp_path / "sharded", events_per_shard=1)
+    whole = _journeys_in_shards(tmp_path / "whole", events_per_shard=1_000_000)
+    assert [table for table in whole if not sharded[table].equals(whole[table])] == []
+    steps = whole["journeys.steps"].filter(pl.col("event_id") == "pos:c0")
+    assert steps.select("journey_id", "customer_key", "is_fulfilment").rows() == [
+        ("j:web:c0", "d0", True)
+    ]
+
+
 def _full_marts(folder: Path, frame: pl.DataFrame, *, events_per_shard: int) -> dict[str, Any]:
     config = sample_config(SAMPLE, folder)
     config.write_text(config.read_text() + f"\n[scale]\nevents_per_shard = {events_per_shard}\n")

@@ -1612,10 +1612,16 @@ def steps_in_others_journeys(wh: Warehouse) -> pl.DataFrame:
 
 
 def _to_rebuild(
-    wh: Warehouse, prints: pl.DataFrame, *, fingerprint: str, as_of: datetime
+    wh: Warehouse,
+    prints: pl.DataFrame,
+    orders: pl.DataFrame,
+    *,
+    fingerprint: str,
+    as_of: datetime,
 ) -> pl.Series | None:
     """The customers whose journey rows this run must rebuild (``incremental``), or None
-    when it must rebuild everyone: no earlier build, other rules, or an earlier end of data."""
+    when it must rebuild everyone: no earlier build, other rules, or an earlier end of data.
+    ``orders``: the distinct (order_id, customer_key) pairs of ``core.events``."""
     last = wh.query(
         "select rules_fingerprint, as_of from ops.journey_runs order by run_at desc limit 1"
     )
@@ -1629,9 +1635,6 @@ def _to_rebuild(
         "select distinct customer_key from journeys.journeys where status = 'open'"
     ).get_column("customer_key")
     previous_links = steps_in_others_journeys(wh)
-    orders = wh.query(
-        "select distinct order_id, customer_key from core.events where order_id is not null"
-    )
     return incremental.customers_to_rebuild(
         orders, changed=changed, open_journeys=open_journeys, previous_links=previous_links
     )
@@ -1687,6 +1690,7 @@ class _JourneyScope:
     as_of: datetime
     rules: tuple[pattern_rules.Rule, ...]  # read once: the ones the fingerprint describes
     fingerprint: str
+    orders: pl.DataFrame  # the distinct (order_id, customer_key) pairs of the events
 
 
 def _journey_scope(
@@ -1696,10 +1700,16 @@ def _journey_scope(
     prints = customer_fingerprints(wh)
     rules = _pattern_rules(settings)
     fingerprint = rules_fingerprint(settings, rules)
-    wanted = None if full else _to_rebuild(wh, prints, fingerprint=fingerprint, as_of=as_of)
+    # read once: what links customers into one rebuild, and into one shard
+    orders = wh.query(
+        "select distinct order_id, customer_key from core.events where order_id is not null"
+    )
+    wanted = None if full else _to_rebuild(wh, prints, orders, fingerprint=fingerprint, as_of=as_of)
     with wh.registered(_wanted=_wanted_frame(wanted)):
         events = wh.query(f"select count(*) from core.events {_OF_WANTED[wanted is None]}").item()
-    return _JourneyScope(events, wanted, prints, as_of, rules, fingerprint)
+    if wanted is not None:
+        orders = orders.filter(pl.col("customer_key").is_in(wanted.implode()))
+    return _JourneyScope(events, wanted, prints, as_of, rules, fingerprint, orders)
 
 
 # the events of the customers a journey build rebuilds: all of them, or those of ``_wanted``
@@ -1717,17 +1727,16 @@ def _write_event_shards(wh: Warehouse, scope: _JourneyScope, folder: Path, shard
     among them, so that each shard holds whole journeys."""
     events = f"(select * from core.events {_OF_WANTED[scope.wanted is None]})"
     columns = ", ".join(f"e.{column}" for column in JOURNEY_EVENT_COLUMNS)
-    with wh.registered(_wanted=_wanted_frame(scope.wanted)):
-        orders = wh.query(
-            f"select distinct order_id, customer_key from {events} where order_id is not null"
+    with (
+        wh.registered(_wanted=_wanted_frame(scope.wanted)),
+        wh.registered(_leaders=incremental.order_groups(scope.orders)),
+    ):
+        wh.copy_to_parquet(
+            f"select {columns}, hash(coalesce(l.first, e.customer_key)) % {int(shards)} "
+            f"as shard from {events} e left join _leaders l using (customer_key)",
+            folder,
+            partition_by="shard",
         )
-        with wh.registered(_leaders=incremental.order_groups(orders)):
-            wh.copy_to_parquet(
-                f"select {columns}, hash(coalesce(l.first, e.customer_key)) % {int(shards)} "
-                f"as shard from {events} e left join _leaders l using (customer_key)",
-                folder,
-                partition_by="shard",
-            )
 
 
 # what the marts read of a journey (not its path, pattern list, ...); what
@@ -1976,6 +1985,7 @@ def load_journey_shards(settings: Settings, plan: JourneyPlan) -> JourneyReport:
         as_of=scope_row.item(0, "as_of"),
         rules=(),  # the shards are built: only the fingerprint is written
         fingerprint=scope_row.item(0, "fingerprint"),
+        orders=pl.DataFrame(),  # the shards are written
     )
     with _open(settings) as wh:
         report = _store_journey_rows(
