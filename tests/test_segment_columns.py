@@ -234,6 +234,44 @@ def test_a_file_duckdb_cannot_read_as_text_is_read_again_around_its_bad_lines(
     assert_frame_equal(fast.rejects, reference.rejects)
 
 
+def _doubtful_line_by_line(data: bytes) -> set[int]:
+    """What ``_doubtful_lines`` finds, one line at a time: the reference."""
+    found = set()
+    for line_no, line in enumerate(data.split(b"\n")[: ingest.line_count(data)], start=1):
+        opens, closes = line.count(b"{"), line.count(b"}")
+        control = any(byte < 0x20 and byte != ord("\r") for byte in line)
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            control = True
+        if opens == 0 or opens != closes or control:
+            found.add(line_no)
+    return found
+
+
+_JSONISH = st.lists(
+    st.sampled_from([b"{", b"}", b'"a":1', b"\r", b"\x01", b"\xff", b"\xc3", b"\xc3\xa9", b"x"]),
+    max_size=6,
+).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_JSONISH, min_size=1, max_size=8), st.booleans(), st.data())
+def test_doubtful_lines_and_their_stand_ins_agree_with_a_line_by_line_reading(
+    lines: list[bytes], ends_with_newline: bool, data: st.DataObject
+) -> None:
+    # A byte that is not UTF-8 (a lone \xff, or \xc3 cut short by its line's end) makes
+    # its line doubtful, and only its own; a carriage return does not.
+    text = b"\n".join(lines) + (b"\n" if ends_with_newline else b"")
+    assert ingest._doubtful_lines(text) == _doubtful_line_by_line(text)
+    count = ingest.line_count(text)
+    stood_in = data.draw(st.sets(st.integers(1, count)) if count else st.just(set[int]()))
+    expected = [
+        b"{}" if n in stood_in else line for n, line in enumerate(text.split(b"\n"), start=1)
+    ]
+    assert ingest._stood_in(text, stood_in) == b"\n".join(expected)
+
+
 def test_files_read_together_are_read_again_line_by_line(tmp_path: Path) -> None:
     good, bad = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     good.write_bytes(_line())

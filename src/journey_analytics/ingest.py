@@ -843,26 +843,41 @@ def _doubtful_lines(data: bytes) -> set[int]:
     opens, closes = per_line(kept == _OPEN), per_line(kept == _CLOSE)
     controls = per_line((kept < _NEWLINE) | ((kept > _NEWLINE) & (kept < 0x20) & (kept != _RETURN)))
     doubtful = (opens == 0) | (opens != closes) | (controls > 0)
-    found = {int(n) + 1 for n in np.flatnonzero(doubtful)}
-    # lines that are not UTF-8: each byte that is not becomes a lone surrogate, in one pass
-    text = data.decode("utf-8", "surrogateescape")
-    line_no, counted = 1, 0
-    for match in _ESCAPED_BYTE.finditer(text):
-        line_no += text.count("\n", counted, match.start())
-        counted = match.start()
-        found.add(line_no)
+    return {int(n) + 1 for n in np.flatnonzero(doubtful)} | _lines_not_utf8(data)
+
+
+def _lines_not_utf8(data: bytes) -> set[int]:
+    """The numbers of the lines of ``data`` that are not UTF-8. The decoder stops at the first
+    byte that is not, and goes on from the next line: one pass over a file that is UTF-8."""
+    found: set[int] = set()
+    view, start, line_no = memoryview(data), 0, 1
+    while start < len(data):
+        try:
+            str(view[start:], "utf-8")
+        except UnicodeDecodeError as error:
+            bad = start + error.start
+            line_no += data.count(b"\n", start, bad)
+            found.add(line_no)
+            end = data.find(b"\n", bad)
+            if end < 0:
+                break
+            start, line_no = end + 1, line_no + 1
+        else:
+            break
     return found
-
-
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 def _stood_in(data: bytes, doubtful: set[int]) -> bytes:
     """``data`` with each line numbered in ``doubtful`` replaced by ``_STAND_IN``."""
-    lines = data.split(b"\n")
-    for line_no in doubtful:
-        lines[line_no - 1] = _STAND_IN
-    return b"\n".join(lines)
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == _NEWLINE)  # each line's end
+    pieces, kept_from = [], 0
+    for line_no in sorted(doubtful):
+        start = 0 if line_no == 1 else int(ends[line_no - 2]) + 1
+        end = int(ends[line_no - 1]) if line_no <= len(ends) else len(data)
+        pieces += [data[kept_from:start], _STAND_IN]
+        kept_from = end
+    pieces.append(data[kept_from:])
+    return b"".join(pieces)
 
 
 def _segment_fields_stood_in(
