@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 import numpy as np
 import polars as pl
 
+from journey_analytics import _csv_columns
+from journey_analytics._csv_columns import line_spans, lines_not_utf8
 from journey_analytics._segment_columns import SEGMENT_TYPES, segment_rows
 from journey_analytics.errors import ComputeError, SourceError
 from journey_analytics.privacy import (
@@ -436,7 +438,9 @@ def _csv_rows(
     line breaks. The header must have every required column. Only empty lines are skipped: a
     line of empty fields is a row (and is rejected for what it lacks)."""
     text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "surrogateescape")
-    lines = text.split("\n")
+    # the lines as the reader counts them (a lone carriage return ends one too), for the
+    # text of a rejected record
+    lines = io.StringIO(text, newline="").readlines()
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = next((fields for fields in reader if fields), None)
     if header is None:
@@ -459,7 +463,7 @@ def _csv_rows(
             fields = next(reader, None)
         except csv.Error as error:  # one broken record; the reader goes on with the next
             start, previous = previous + 1, reader.line_num
-            record = _printable("\n".join(lines[start - 1 : previous]))
+            record = _record_text(lines[start - 1 : previous])
             yield start, "invalid_csv", redact(f"{error}: {record}"), None
             continue
         if fields is None:
@@ -470,14 +474,67 @@ def _csv_rows(
         # the record's text is only kept for a reject; a field can hold a byte that was not
         # UTF-8 only if the file does
         if not_utf8 and any(_NOT_UTF8.search(field) for field in fields):
-            record = "\n".join(lines[start - 1 : previous]).rstrip("\r")
-            yield start, "invalid_utf8", redact(_printable(record)), None
+            record = _record_text(lines[start - 1 : previous])
+            yield start, "invalid_utf8", redact(record), None
         elif len(fields) != len(header):
-            record = "\n".join(lines[start - 1 : previous]).rstrip("\r")
+            record = _record_text(lines[start - 1 : previous])
             yield start, "wrong_field_count", redact(record), None
         else:
             row = dict(zip(header, fields, strict=True))
             yield start, None, partial(_masked_csv, header, fields), row
+
+
+def _csv_lines(
+    data: bytes, numbers: list[int], *, file: str, required: tuple[str, ...], delimiter: str
+) -> Iterator[Row]:
+    """``_csv_rows`` of the lines of a plain CSV file (``_csv_columns.plain_csv``) numbered
+    in ``numbers``, in order: its header and those lines make a CSV file of their own, one
+    record a line."""
+    spans = line_spans(data, [1, *numbers])
+    text = b"\n".join(data[start:end] for start, end in spans)
+    for line_no, problem, raw, row in _csv_rows(
+        text, file=file, required=required, delimiter=delimiter
+    ):
+        yield numbers[line_no - 2], problem, raw, row
+
+
+def _csv_parsed(
+    data: bytes,
+    *,
+    file: str,
+    required: tuple[str, ...],
+    parse_row: Callable[[Any], dict[str, Any]],
+    vectorised: Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.Series]],
+    schema: dict[str, Any],
+    delimiter: str = ",",
+) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    """The accepted rows (``schema``) and rejects of a CSV or Parquet file. The lines of a
+    plain CSV file are decided by ``vectorised`` (``_csv_columns``), the lines it leaves and
+    every other file by ``parse_row``, the reference."""
+    fields = (
+        None
+        if data[:4] == b"PAR1"
+        else _csv_columns.plain_csv(data, required=required, delimiter=delimiter)
+    )
+    if fields is None:
+        accepted, rejects = _collect(
+            _table_rows(data, file=file, required=required, delimiter=delimiter),
+            parse_row,
+            file=file,
+        )
+        return _frame(accepted, schema), rejects
+    rows, left = vectorised(fields)
+    lines = _csv_lines(data, left.to_list(), file=file, required=required, delimiter=delimiter)
+    accepted, rejects = _collect(lines, parse_row, file=file)
+    columns = [name for name in schema if name != "file"]
+    decided = rows.select(pl.lit(file).alias("file"), *columns).cast(pl.Schema(schema))
+    return pl.concat([decided, _frame(accepted, schema)]).sort("line_no"), rejects
+
+
+def _record_text(lines: list[str]) -> str:
+    """A CSV record's text, from its lines with their ends: the last end left out, bytes that
+    were not UTF-8 shown as replacement characters."""
+    return _printable("".join(lines).removesuffix("\n").removesuffix("\r"))
 
 
 def _frame(rows: list[dict[str, Any]], schema: dict[str, Any]) -> pl.DataFrame:
@@ -843,37 +900,13 @@ def _doubtful_lines(data: bytes) -> set[int]:
     opens, closes = per_line(kept == _OPEN), per_line(kept == _CLOSE)
     controls = per_line((kept < _NEWLINE) | ((kept > _NEWLINE) & (kept < 0x20) & (kept != _RETURN)))
     doubtful = (opens == 0) | (opens != closes) | (controls > 0)
-    return {int(n) + 1 for n in np.flatnonzero(doubtful)} | _lines_not_utf8(data)
-
-
-def _lines_not_utf8(data: bytes) -> set[int]:
-    """The numbers of the lines of ``data`` that are not UTF-8. The decoder stops at the first
-    byte that is not, and goes on from the next line: one pass over a file that is UTF-8."""
-    found: set[int] = set()
-    view, start, line_no = memoryview(data), 0, 1
-    while start < len(data):
-        try:
-            str(view[start:], "utf-8")
-        except UnicodeDecodeError as error:
-            bad = start + error.start
-            line_no += data.count(b"\n", start, bad)
-            found.add(line_no)
-            end = data.find(b"\n", bad)
-            if end < 0:
-                break
-            start, line_no = end + 1, line_no + 1
-        else:
-            break
-    return found
+    return {int(n) + 1 for n in np.flatnonzero(doubtful)} | lines_not_utf8(data)
 
 
 def _stood_in(data: bytes, doubtful: set[int]) -> bytes:
     """``data`` with each line numbered in ``doubtful`` replaced by ``_STAND_IN``."""
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == _NEWLINE)  # each line's end
     pieces, kept_from = [], 0
-    for line_no in sorted(doubtful):
-        start = 0 if line_no == 1 else int(ends[line_no - 2]) + 1
-        end = int(ends[line_no - 1]) if line_no <= len(ends) else len(data)
+    for start, end in line_spans(data, sorted(doubtful)):
         pieces += [data[kept_from:start], _STAND_IN]
         kept_from = end
     pieces.append(data[kept_from:])
@@ -1098,12 +1131,15 @@ def parse_crm_contacts(
 ) -> Parsed:
     """Parses a CRM contacts CSV: identity records (not events) that link e-mail, phone,
     loyalty card and web account."""
-    accepted, rejects = _collect(
-        _table_rows(data, file=file, required=CONTACT_COLUMNS),
-        lambda row: _contact_row(row, blocked_values),
+    rows, rejects = _csv_parsed(
+        data,
         file=file,
+        required=CONTACT_COLUMNS,
+        parse_row=lambda row: _contact_row(row, blocked_values),
+        vectorised=partial(_csv_columns.contact_rows, blocked=blocked_values),
+        schema=CONTACT_ROW_SCHEMA,
     )
-    return Parsed(_hash_pii(_frame(accepted, CONTACT_ROW_SCHEMA), key=hash_key), _rejects(rejects))
+    return Parsed(_hash_pii(rows, key=hash_key), _rejects(rejects))
 
 
 def _interaction_row(
@@ -1137,13 +1173,20 @@ def parse_crm_interactions(
     blocked_values: frozenset[str] = BLOCKED_VALUES,
 ) -> Parsed:
     """Parses a CRM interactions CSV (e-mail opens and clicks, calls, chats, store visits)."""
-    accepted, rejects = _collect(
-        _table_rows(data, file=file, required=INTERACTION_COLUMNS),
-        lambda row: _interaction_row(row, known_events, blocked_values),
+    rows, rejects = _csv_parsed(
+        data,
         file=file,
+        required=INTERACTION_COLUMNS,
+        parse_row=lambda row: _interaction_row(row, known_events, blocked_values),
+        vectorised=partial(
+            _csv_columns.interaction_rows,
+            text_columns=INTERACTION_COLUMNS[3:],
+            known_events=known_events,
+            blocked=blocked_values,
+        ),
+        schema=INTERACTION_ROW_SCHEMA,
     )
-    rows = _hash_pii(_frame(accepted, INTERACTION_ROW_SCHEMA), key=hash_key)
-    return Parsed(rows, _rejects(rejects))
+    return Parsed(_hash_pii(rows, key=hash_key), _rejects(rejects))
 
 
 # ---------------------------------------------------------------- POS
@@ -1210,12 +1253,16 @@ def parse_pos_receipts(
 ) -> Parsed:
     """Parses POS receipts; ``receipt_ts`` is the store's wall-clock time, converted to UTC
     with the store's zone by :func:`local_to_utc`."""
-    accepted, rejects = _collect(
-        _table_rows(data, file=file, required=RECEIPT_COLUMNS),
-        lambda row: _receipt_row(row, store_zones, blocked_values),
+    rows, rejects = _csv_parsed(
+        data,
         file=file,
+        required=RECEIPT_COLUMNS,
+        parse_row=lambda row: _receipt_row(row, store_zones, blocked_values),
+        vectorised=partial(
+            _csv_columns.receipt_rows, store_zones=store_zones, blocked=blocked_values
+        ),
+        schema=RECEIPT_ROW_SCHEMA,
     )
-    rows = _frame(accepted, RECEIPT_ROW_SCHEMA)
     zone = pl.col("timezone")
     occurred_at = pl.lit(None, dtype=UTC_TIME)
     for name in sorted(set(store_zones.values())):
@@ -1251,12 +1298,15 @@ def _line_row(row: dict[str, str], known_events: frozenset[str]) -> dict[str, An
 
 def parse_pos_lines(data: bytes, *, file: str, known_events: frozenset[str]) -> Parsed:
     """Parses POS receipt lines (sale, pickup of an online order, return)."""
-    accepted, rejects = _collect(
-        _table_rows(data, file=file, required=LINE_COLUMNS),
-        lambda row: _line_row(row, known_events),
+    rows, rejects = _csv_parsed(
+        data,
         file=file,
+        required=LINE_COLUMNS,
+        parse_row=lambda row: _line_row(row, known_events),
+        vectorised=partial(_csv_columns.receipt_line_rows, known_events=known_events),
+        schema=LINE_ROW_SCHEMA,
     )
-    return Parsed(_frame(accepted, LINE_ROW_SCHEMA), _rejects(rejects))
+    return Parsed(rows, _rejects(rejects))
 
 
 # ---------------------------------------------------------------- exactly once
