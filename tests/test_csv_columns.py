@@ -228,3 +228,15 @@ def test_receipt_times_are_converted_with_the_store_s_zone() -> None:
         "2026-01-06 21:12:23+00:00",
     ]
     _agree(_receipts, data)
+
+
+def test_an_integer_beyond_64_bits_is_rejected_not_a_crash() -> None:
+    data = (
+        b"receipt_id,line_no,sku,category,quantity,amount,line_type,order_id\n"
+        b"R-1,1,P045,bags,99999999999999999999,10.50,sale,\n"
+    )
+    for parsed in _both_ways(_lines, data):
+        assert parsed.rows.is_empty()
+        assert parsed.rejects.select("line_no", "reason", "detail").rows() == [
+            (2, "invalid_number", "quantity: out of range, found '99999999999999999999'")
+        ]

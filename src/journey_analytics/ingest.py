@@ -238,11 +238,14 @@ def _integer(value: Any, field: str, *, default: int | None = None) -> int:
             raise RowRejected("missing_value", f"{field} is missing")
         return default
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
         raise RowRejected(
             "invalid_number", f"{field}: expected an integer, found {text!r}"
         ) from None
+    if not -(2**63) <= number < 2**63:  # the column's 64 bits
+        raise RowRejected("invalid_number", f"{field}: out of range, found {text!r}")
+    return number
 
 
 def local_to_utc(local: pl.Expr, zone: str) -> pl.Expr:

@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import polars as pl
 
+from journey_analytics.warehouse import compute
+
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 # An international number (+ and 8 or more digits, spaces or hyphens between), or 9 or more
 # digits in a row (a phone or card number). Dates, times and amounts match neither.
@@ -62,26 +64,54 @@ def normalise_phone(column: pl.Expr) -> pl.Expr:
 
 
 def keyed_hash(values: pl.Series, *, key: str) -> pl.Series:
-    """HMAC-SHA256 (hex) of each non-null value, computed once per distinct value.
+    """HMAC-SHA256 (hex) of each non-null value, computed once per distinct value: by
+    DuckDB on every core (``sql/ingest/keyed_hashes.sql``) for many values, in Python for a
+    few (a DuckDB connection costs more than hashing them).
 
     Example:
         >>> keyed_hash(pl.Series(["a", None]), key="k").to_list()[1] is None
         True
     """
-    distinct = values.drop_nulls().unique()
-    digest = _hmac_sha256(key.encode())
-    mapping = {value: digest(value.encode()) for value in distinct.to_list()}
-    return values.replace_strict(mapping, default=None, return_dtype=pl.String)
+    distinct = values.drop_nulls().unique().cast(pl.String).rename("value")
+    inner, outer = _pads(key.encode())
+    if distinct.len() < _FEW:
+        digest = _hmac_sha256(inner, outer)
+        digests = distinct.to_frame().with_columns(
+            pl.Series("digest", [digest(v.encode()) for v in distinct.to_list()], pl.String)
+        )
+    else:
+        digests = compute(
+            "ingest/keyed_hashes.sql",
+            {"inner": inner, "outer": outer},
+            frames={"_values": distinct.to_frame()},
+        )
+    return (
+        values.cast(pl.String)
+        .rename("value")
+        .to_frame()
+        .join(digests, on="value", how="left", maintain_order="left")
+        .get_column("digest")
+        .rename(values.name)
+    )
 
 
-def _hmac_sha256(key: bytes) -> Callable[[bytes], str]:
-    """``hmac.new(key, message, sha256).hexdigest()`` as a function of the message (RFC 2104),
-    with the key's inner and outer hashes begun once: two to four times faster than
-    ``hmac.new`` per value, which pads and hashes the key again each time."""
+# Below this many distinct values Python hashes them sooner than DuckDB starts.
+_FEW = 10_000
+
+
+def _pads(key: bytes) -> tuple[bytes, bytes]:
+    """The key's block XOR the inner and the outer pad (RFC 2104)."""
     block = hashlib.sha256(key).digest() if len(key) > _SHA256_BLOCK else key
     block = block.ljust(_SHA256_BLOCK, b"\0")
-    inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in block))
-    outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in block))
+    return bytes(byte ^ 0x36 for byte in block), bytes(byte ^ 0x5C for byte in block)
+
+
+def _hmac_sha256(inner_pad: bytes, outer_pad: bytes) -> Callable[[bytes], str]:
+    """``hmac.new(key, message, sha256).hexdigest()`` as a function of the message, with the
+    key's inner and outer hashes begun once: two to four times faster than ``hmac.new`` per
+    value, which pads and hashes the key again each time."""
+    inner = hashlib.sha256(inner_pad)
+    outer = hashlib.sha256(outer_pad)
 
     def digest(message: bytes) -> str:
         first = inner.copy()

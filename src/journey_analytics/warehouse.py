@@ -36,12 +36,16 @@ _CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False}
 
 
 def compute(
-    query_file: str, params: dict[str, Any], *, macros: tuple[str, ...] = ()
+    query_file: str,
+    params: dict[str, Any],
+    *,
+    macros: tuple[str, ...] = (),
+    frames: dict[str, pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
     """Runs the query ``sql/<query_file>`` with ``$name`` parameters in a private in-memory
     DuckDB (no database file): DuckDB as a vectorised reader and engine, e.g. to parse a
     source file on every core. ``macros``: files of ``sql/`` that define macros the query
-    uses, run first.
+    uses, run first; ``frames``: frames the query reads as views of those names.
     """
     query = (sql_dir() / query_file).read_text(encoding="utf-8")
     connection = duckdb.connect(":memory:", config=_CONFIG)
@@ -50,6 +54,8 @@ def compute(
         _quiet(connection)
         for macro in macros:
             connection.execute((sql_dir() / macro).read_text(encoding="utf-8"))
+        for name, frame in (frames or {}).items():
+            connection.register(name, frame)
         result: pl.DataFrame = connection.sql(query, params=params).pl()
     except duckdb.Error as error:
         raise ComputeError(str(error)) from None
