@@ -238,5 +238,6 @@ def test_an_integer_beyond_64_bits_is_rejected_not_a_crash() -> None:
     for parsed in _both_ways(_lines, data):
         assert parsed.rows.is_empty()
         assert parsed.rejects.select("line_no", "reason", "detail").rows() == [
-            (2, "invalid_number", "quantity: out of range, found '99999999999999999999'")
+            # a run of digits could be a phone number: masked, as in every reject
+            (2, "invalid_number", "quantity: out of range, found '<phone>'")
         ]
