@@ -203,6 +203,43 @@ def test_a_derived_table_with_another_primary_key_is_made_anew(tmp_path: Path) -
         assert keys == 0
 
 
+def test_a_kept_table_loses_the_primary_key_its_file_no_longer_declares(tmp_path: Path) -> None:
+    # core.events had a primary key before 2026-12-03: its rows are copied into the table
+    # the file makes now, once; a table that keeps its key (ops.batches) is left alone
+    with Warehouse.open(tmp_path / "j.duckdb") as wh:
+        wh.ensure_tables()
+        columns = wh.query(
+            "select string_agg(column_name || ' ' || data_type, ', ' order by column_index) "
+            "from duckdb_columns() where schema_name = 'core' and table_name = 'events'"
+        ).item()
+        wh.execute("drop table core.events")
+        wh.execute(f"create table core.events ({columns}, primary key (event_id))")
+        wh.execute(
+            "insert into core.events (event_id, source, channel, touchpoint, stage, "
+            "is_managed, is_conversion, occurred_at, ingested_at, batch_id) values "
+            "('web:1', 'web', 'web', 'product_view', 'interest', true, false, "
+            "'2026-03-01 10:00:00+00', '2026-03-02 00:00:00+00', 'b1')"
+        )
+
+    def keys() -> list[tuple[str, str]]:
+        return wh.query(
+            "select table_name, array_to_string(constraint_column_names, ', ') "
+            "from duckdb_constraints() where schema_name in ('core', 'ops') "
+            "and table_name in ('events', 'batches') and constraint_type = 'PRIMARY KEY' "
+            "order by table_name"
+        ).rows()
+
+    with Warehouse.open(tmp_path / "j.duckdb") as wh:
+        assert keys() == [("batches", "batch_id"), ("events", "event_id")]
+        wh.ensure_tables()
+        assert keys() == [("batches", "batch_id")]
+        assert wh.query("select event_id, stage from core.events").rows() == [("web:1", "interest")]
+        wh.ensure_tables()  # nothing left to do
+        assert wh.query("select count(*) from core.events").item() == 1
+        tables = wh.query("select count(*) from duckdb_tables() where table_name like '%keyed'")
+        assert tables.item() == 0
+
+
 def test_update_from_changes_only_the_rows_whose_value_differs(tmp_path: Path) -> None:
     prints = pl.DataFrame(
         {

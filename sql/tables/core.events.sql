@@ -1,6 +1,9 @@
 -- core.events: one row per touchpoint event, whatever its source (DESIGN.md §3).
+-- Its key (event_id) is unique by construction (a record is loaded once, and an event made
+-- again replaces its row; checked by the tests), not declared: DuckDB's index on it doubled
+-- a full load at 10M events (20 s against 9 s) and cost 1.1 s of a day's append.
 create table if not exists core.events (
-    event_id varchar primary key,       -- '<source>:<source id>'
+    event_id varchar not null,          -- '<source>:<source id>'
     source varchar not null,
     channel varchar not null,
     touchpoint varchar not null,
