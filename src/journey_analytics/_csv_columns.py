@@ -6,9 +6,10 @@ ISO-8601 time, a number with at most two decimals, ...), so that Polars gives wh
 row parsers of ``ingest`` give, plus the line numbers of every other line.
 
 A file is plain when no record can span lines or hold a delimiter: no quote, no NUL, no
-carriage return but before a line end, and a first line that is a header with every
-required column. Other files, and every line not taken (every reject among them), go to the
-Python parser, which is the reference; ``tests/test_csv_columns.py`` checks the two agree.
+carriage return but before a line end, and a first line that is a UTF-8 header with every
+required column, each column once. Other files, and every line not taken (every reject
+among them), go to the Python parser, which is the reference; ``tests/test_csv_columns.py``
+checks the two agree.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from collections.abc import Mapping
 import numpy as np
 import polars as pl
 
-# Shorter than the csv module's field limit (131,072 characters): a longer line is refused
-# there, so it is left to it.
+# Shorter than the csv module's field limit (131,072 characters): a longer line may hold a
+# field it refuses, so it is left to it.
 _LONGEST_LINE = 100_000
 _BOM = b"\xef\xbb\xbf"
 _NEWLINE = ord("\n")
 # ISO-8601 with a zone, and a store's wall-clock time, of the shapes both Python's
-# ``datetime.fromisoformat`` and Polars read alike (years from 1000, no leap second)
+# ``datetime.fromisoformat`` and Polars read alike (years from 1000, no leap second; a zoned
+# time in year 10000 once in UTC is left to Python, which rejects it)
 _DATE = "[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}"
 _TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
 _ZONED = f"^{_DATE}T{_TIME}(?:\\.[0-9]{{1,6}})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
@@ -32,6 +34,7 @@ _LOCAL = f"^{_DATE}[ T]{_TIME}$"
 _MONEY = r"^-?[0-9]{1,14}(?:\.[0-9]{1,2})?$"  # no rounding, and far below 1e16
 _INTEGER = r"^-?[0-9]{1,18}$"
 _TRUE, _FALSE = ["true", "1", "yes", "y"], ["false", "0", "no", "n"]
+_LAST_YEAR = 9999  # Python's datetime.MAXYEAR
 
 
 def lines_not_utf8(data: bytes) -> set[int]:
@@ -118,11 +121,12 @@ def _text(name: str) -> pl.Expr:
 def _zoned_time(name: str) -> pl.Expr:
     """An ISO-8601 time with a zone in UTC; null if missing or of another shape."""
     text = _text(name)
-    return (
+    parsed = (
         pl.when(text.str.contains(_ZONED))
         .then(text.str.replace("Z$", "+00:00"))
         .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_unit="us", time_zone="UTC", strict=False)
     )
+    return pl.when(parsed.dt.year() <= _LAST_YEAR).then(parsed)
 
 
 def _local_time(name: str) -> pl.Expr:
@@ -147,6 +151,14 @@ def _money(name: str) -> pl.Expr:
 
 def _integer(name: str) -> pl.Expr:
     return pl.when(_text(name).str.contains(_INTEGER)).then(_text(name)).cast(pl.Int64)
+
+
+def _ascii(*names: str) -> pl.Expr:
+    """Whether the values are missing or ASCII: values lower-cased here must be, since Python
+    and Polars lower-case some other letters differently (Unicode 14 against 16)."""
+    return pl.all_horizontal(
+        _text(name).is_null() | ~_text(name).str.contains(r"[^\x00-\x7f]") for name in names
+    )
 
 
 def _boolean(name: str) -> pl.Expr:
@@ -200,6 +212,7 @@ def contact_rows(
         },
         _text("contact_id").is_not_null()
         & (_text("created_at").is_null() | created.is_not_null())
+        & _ascii(*identifiers, "consent_email")
         & _any_set(identifiers, blocked),
     )
 
@@ -226,6 +239,7 @@ def interaction_rows(
         _text("interaction_id").is_not_null()
         & _text("type").is_in(sorted(known_events))
         & occurred.is_not_null()
+        & _ascii(*identifiers)
         & _any_set(identifiers, blocked),
     )
 
@@ -252,6 +266,7 @@ def receipt_rows(
         _text("receipt_id").is_not_null()
         & _text("store_id").is_in(sorted(store_zones))
         & local.is_not_null()
+        & _ascii("loyalty_id", "payment_token")
         & _plain("total", _MONEY),
     )
 

@@ -33,7 +33,6 @@ import numpy as np
 import polars as pl
 
 from journey_analytics import _csv_columns
-from journey_analytics._csv_columns import line_spans, lines_not_utf8
 from journey_analytics._segment_columns import SEGMENT_TYPES, segment_rows
 from journey_analytics.errors import ComputeError, SourceError
 from journey_analytics.privacy import (
@@ -185,7 +184,12 @@ def _utc_timestamp(value: Any, field: str) -> datetime:
         raise RowRejected(
             "invalid_timestamp", f"{field}: expected a zone (Z or +hh:mm), found {text!r}"
         )
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is in year 10000 in UTC
+        raise RowRejected(
+            "invalid_timestamp", f"{field}: out of range in UTC (years 1-9999), found {text!r}"
+        ) from None
 
 
 def _local_timestamp(value: Any, field: str) -> datetime:
@@ -493,7 +497,7 @@ def _csv_lines(
     """``_csv_rows`` of the lines of a plain CSV file (``_csv_columns.plain_csv``) numbered
     in ``numbers``, in order: its header and those lines make a CSV file of their own, one
     record a line."""
-    spans = line_spans(data, [1, *numbers])
+    spans = _csv_columns.line_spans(data, [1, *numbers])
     text = b"\n".join(data[start:end] for start, end in spans)
     for line_no, problem, raw, row in _csv_rows(
         text, file=file, required=required, delimiter=delimiter
@@ -903,13 +907,13 @@ def _doubtful_lines(data: bytes) -> set[int]:
     opens, closes = per_line(kept == _OPEN), per_line(kept == _CLOSE)
     controls = per_line((kept < _NEWLINE) | ((kept > _NEWLINE) & (kept < 0x20) & (kept != _RETURN)))
     doubtful = (opens == 0) | (opens != closes) | (controls > 0)
-    return {int(n) + 1 for n in np.flatnonzero(doubtful)} | lines_not_utf8(data)
+    return {int(n) + 1 for n in np.flatnonzero(doubtful)} | _csv_columns.lines_not_utf8(data)
 
 
 def _stood_in(data: bytes, doubtful: set[int]) -> bytes:
     """``data`` with each line numbered in ``doubtful`` replaced by ``_STAND_IN``."""
     pieces, kept_from = [], 0
-    for start, end in line_spans(data, sorted(doubtful)):
+    for start, end in _csv_columns.line_spans(data, sorted(doubtful)):
         pieces += [data[kept_from:start], _STAND_IN]
         kept_from = end
     pieces.append(data[kept_from:])

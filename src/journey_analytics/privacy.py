@@ -63,6 +63,10 @@ def normalise_phone(column: pl.Expr) -> pl.Expr:
     return pl.when(plus.str.len_chars() > 0).then(plus).otherwise(None)
 
 
+# Below this many distinct values Python hashes them sooner than DuckDB starts.
+_FEW = 10_000
+
+
 def keyed_hash(values: pl.Series, *, key: str) -> pl.Series:
     """HMAC-SHA256 (hex) of each non-null value, computed once per distinct value: by
     DuckDB on every core (``sql/ingest/keyed_hashes.sql``) for many values, in Python for a
@@ -72,7 +76,7 @@ def keyed_hash(values: pl.Series, *, key: str) -> pl.Series:
         >>> keyed_hash(pl.Series(["a", None]), key="k").to_list()[1] is None
         True
     """
-    distinct = values.drop_nulls().unique().cast(pl.String).rename("value")
+    distinct = values.cast(pl.String).drop_nulls().unique().rename("value")
     inner, outer = _pads(key.encode())
     if distinct.len() < _FEW:
         digest = _hmac_sha256(inner, outer)
@@ -93,10 +97,6 @@ def keyed_hash(values: pl.Series, *, key: str) -> pl.Series:
         .get_column("digest")
         .rename(values.name)
     )
-
-
-# Below this many distinct values Python hashes them sooner than DuckDB starts.
-_FEW = 10_000
 
 
 def _pads(key: bytes) -> tuple[bytes, bytes]:

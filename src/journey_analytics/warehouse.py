@@ -156,7 +156,9 @@ class Warehouse:
             connection.close()
 
     def ensure_tables(self) -> None:
-        """Creates every schema and every table of ``sql/tables/`` that does not exist yet."""
+        """Creates every schema and every table of ``sql/tables/`` that does not exist yet,
+        makes anew a derived table defined otherwise, and drops a kept table's primary key its
+        definition no longer declares (``_drop_undeclared_keys``)."""
         for schema in SCHEMAS:
             self._con.execute(f"create schema if not exists {schema}")
         ddls = {
@@ -191,6 +193,7 @@ class Warehouse:
             table: text
             for table, text in ddls.items()
             if table.split(".", maxsplit=1)[0] not in DERIVED_SCHEMAS
+            and "primary key" not in text.lower()
             and any(column == "primary key" for column, _ in present.get(table, []))
         }
         wanted = self._ddl_columns(keyed)
