@@ -22,6 +22,7 @@ import polars as pl
 # Shorter than the csv module's field limit (131,072 characters): a longer line may hold a
 # field it refuses, so it is left to it.
 _LONGEST_LINE = 100_000
+_PIECE = 64 * 2**20  # bytes of a file split by Polars at once
 _BOM = b"\xef\xbb\xbf"
 _NEWLINE = ord("\n")
 # ISO-8601 with a zone, and a store's wall-clock time, of the shapes both Python's
@@ -91,10 +92,8 @@ def plain_csv(data: bytes, *, required: tuple[str, ...], delimiter: str) -> pl.D
     line = pl.col("line")
     fields = line.str.split(delimiter)
     return (
-        pl.DataFrame({"line": [rest.decode("utf-8", "replace")]})
-        .select(line.str.split("\n").explode())
-        .with_row_index("file_line", offset=2)
-        .with_columns(pl.col("file_line").cast(pl.Int64), line.str.strip_suffix("\r"))
+        pl.concat(_lines(rest))
+        .with_columns(line.str.strip_suffix("\r"))
         .filter(line != "")
         .select(
             "file_line",
@@ -110,6 +109,27 @@ def plain_csv(data: bytes, *, required: tuple[str, ...], delimiter: str) -> pl.D
             ],
         )
     )
+
+
+def _lines(rest: bytes, *, first: int = 2) -> list[pl.DataFrame]:
+    """The lines of a file after its header (``line``, the text with its carriage return;
+    ``file_line``, from ``first``), split by Polars a piece of about ``_PIECE`` bytes at a
+    time: a Polars string holds less than 4 GiB."""
+    frames: list[pl.DataFrame] = []
+    start = 0
+    while start < len(rest) or not frames:
+        end = rest.find(b"\n", start + _PIECE)
+        end = len(rest) if end < 0 else end + 1
+        piece = rest[start:end]
+        frames.append(
+            pl.DataFrame({"line": [piece.decode("utf-8", "replace")]})
+            .select(pl.col("line").str.split("\n").explode())
+            .with_row_index("file_line", offset=first)
+            .with_columns(pl.col("file_line").cast(pl.Int64))
+        )
+        first += piece.count(b"\n")
+        start = end
+    return frames
 
 
 def _text(name: str) -> pl.Expr:
