@@ -13,7 +13,7 @@ import re
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -1258,6 +1258,9 @@ def _new_records(wh: Warehouse, events: pl.DataFrame, contacts: pl.DataFrame) ->
 # A full build makes the events of about this many loaded rows at a time (of whole batches):
 # at 10M events, making them all at once held ~17 GB.
 CORE_CHUNK_ROWS = 2_000_000
+# ... and keys and appends them this many events at a time (each lookup and the Arrow copy
+# for the append hold the events keyed at once)
+KEYING_ROWS = 500_000
 
 
 def _chunks(batches: pl.DataFrame, rows: int) -> list[pl.DataFrame]:
@@ -1270,6 +1273,14 @@ def _chunks(batches: pl.DataFrame, rows: int) -> list[pl.DataFrame]:
             "_chunk", maintain_order=True
         )
     ]
+
+
+def _parquet_parts(path: Path, rows: int) -> Iterator[pl.DataFrame]:
+    """The rows of a Parquet file, ``rows`` at a time."""
+    scan = pl.scan_parquet(path)
+    total = scan.select(pl.len()).collect().item()
+    for start in range(0, total, rows):
+        yield scan.slice(start, rows).collect()
 
 
 def _build_core_in_full(
@@ -1329,16 +1340,13 @@ def _build_core_in_full(
             )
             wh.empty("core.events")
         for path in files:
-            events = identity.assign_customer_keys(
-                pl.read_parquet(path), stitched.customers, orders=orders
-            )
-            with (
-                wh.transaction(),
-                wh.registered(_made=events.join(remade, on="event_id", how="semi")),
-            ):
-                wh.delete("core.events", "event_id in (select event_id from _made)")
-                wh.append("core.events", events)
-            del events
+            with wh.transaction():
+                for part in _parquet_parts(path, KEYING_ROWS):
+                    events = identity.assign_customer_keys(part, stitched.customers, orders=orders)
+                    with wh.registered(_made=events.join(remade, on="event_id", how="semi")):
+                        wh.delete("core.events", "event_id in (select event_id from _made)")
+                        wh.append("core.events", events)
+                    del events, part
         with wh.transaction():
             wh.empty("ops.core_batches")
             _store_core(wh, stitched, identity_run, inputs.batches, now=now)
