@@ -185,16 +185,24 @@ def test_replace_makes_the_table_anew_with_its_constraints_and_rolls_back(tmp_pa
         assert wh.read("ops.customer_fingerprints").rows() == [("a", 1, 3, 5)]
 
 
+def _with_old_key(wh: Warehouse, table: str, key: str) -> None:
+    """Makes ``table`` anew empty, as an older version defined it: its columns now, and a
+    primary key on ``key``."""
+    schema, name = table.split(".")
+    columns = wh.query(
+        "select string_agg(column_name || ' ' || data_type, ', ' order by column_index) "
+        "from duckdb_columns() where schema_name = $schema and table_name = $name",
+        {"schema": schema, "name": name},
+    ).item()
+    wh.execute(f"drop table {table}")
+    wh.execute(f"create table {table} ({columns}, primary key ({key}))")
+
+
 def test_a_derived_table_with_another_primary_key_is_made_anew(tmp_path: Path) -> None:
     # journeys.steps had a primary key before 2026-12-02; the same columns without it now
     with Warehouse.open(tmp_path / "j.duckdb") as wh:
         wh.ensure_tables()
-        columns = wh.query(
-            "select string_agg(column_name || ' ' || data_type, ', ' order by column_index) "
-            "from duckdb_columns() where schema_name = 'journeys' and table_name = 'steps'"
-        ).item()
-        wh.execute("drop table journeys.steps")
-        wh.execute(f"create table journeys.steps ({columns}, primary key (journey_id, position))")
+        _with_old_key(wh, "journeys.steps", "journey_id, position")
         wh.ensure_tables()
         keys = wh.query(
             "select count(*) from duckdb_constraints() where schema_name = 'journeys' "
@@ -208,12 +216,7 @@ def test_a_kept_table_loses_the_primary_key_its_file_no_longer_declares(tmp_path
     # the file makes now, once; a table that keeps its key (ops.batches) is left alone
     with Warehouse.open(tmp_path / "j.duckdb") as wh:
         wh.ensure_tables()
-        columns = wh.query(
-            "select string_agg(column_name || ' ' || data_type, ', ' order by column_index) "
-            "from duckdb_columns() where schema_name = 'core' and table_name = 'events'"
-        ).item()
-        wh.execute("drop table core.events")
-        wh.execute(f"create table core.events ({columns}, primary key (event_id))")
+        _with_old_key(wh, "core.events", "event_id")
         wh.execute(
             "insert into core.events (event_id, source, channel, touchpoint, stage, "
             "is_managed, is_conversion, occurred_at, ingested_at, batch_id) values "
