@@ -147,6 +147,25 @@ def test_near_misses_go_to_the_python_parser_and_agree() -> None:
     assert parsed.rejects.get_column("reason").to_list() == ["missing_identifier", "unmapped_event"]
 
 
+def test_a_non_ascii_identifier_goes_to_the_python_parser() -> None:
+    # U+A7DC lower-cases to 'ƛ' in Polars (Unicode 16), to itself in Python 3.11 (Unicode 14):
+    # with 'ƛ' blocked only Python's answer counts, so the line is left to it
+    data = b"\n".join(
+        [
+            _line(anonymousId="ANON", userId="u1").replace(b"ANON", "\ua7dc".encode()),
+            _line(messageId="m2"),
+        ]
+    )
+    blocked = ingest.BLOCKED_VALUES | {"\u019b"}
+    fast, reference = (
+        parse(data, file="f.jsonl", known_events=KNOWN, hash_key="k", blocked_values=blocked)
+        for parse in (parse_segment, parse_segment_lines)
+    )
+    assert_frame_equal(_comparable(fast.rows), _comparable(reference.rows))
+    assert fast.rows.get_column("anonymous_id").to_list() == ["\ua7dc", "a1"]
+    assert _vectorised(data) == [2]
+
+
 def test_a_repeated_property_key_goes_to_the_python_parser() -> None:
     # Python keeps the last of two equal keys, DuckDB's JSON paths the first
     repeated = _line(messageId="m2")[:-2] + b', "product_id": "P2"}}'

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 import numpy as np
 import polars as pl
 
+from journey_analytics._segment_columns import is_ascii
+
 # Shorter than the csv module's field limit (131,072 characters): a longer line may hold a
 # field it refuses, so it is left to it.
 _LONGEST_LINE = 100_000
@@ -174,11 +176,9 @@ def _integer(name: str) -> pl.Expr:
 
 
 def _ascii(*names: str) -> pl.Expr:
-    """Whether the values are missing or ASCII: values lower-cased here must be, since Python
-    and Polars lower-case some other letters differently (Unicode 14 against 16)."""
-    return pl.all_horizontal(
-        _text(name).is_null() | ~_text(name).str.contains(r"[^\x00-\x7f]") for name in names
-    )
+    """Whether the values are missing or ASCII, as values lower-cased here must be
+    (``_segment_columns.is_ascii``)."""
+    return pl.all_horizontal(is_ascii(_text(name)) for name in names)
 
 
 def _boolean(name: str) -> pl.Expr:

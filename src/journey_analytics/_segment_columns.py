@@ -54,6 +54,13 @@ def _by_value(column: pl.Series, function: Callable[[str], str | None]) -> pl.Se
     )
 
 
+def is_ascii(value: pl.Expr) -> pl.Expr:
+    """Whether a text is missing or ASCII. Python 3.11 lower-cases by Unicode 14 and Polars by
+    Unicode 16: for a few letters (U+A7DC, ...) they differ, so a value compared lower-cased
+    is decided in Polars only when ASCII."""
+    return value.is_null() | ~value.str.contains(r"[^\x00-\x7f]")
+
+
 def segment_rows(
     fields: pl.DataFrame,
     *,
@@ -73,16 +80,23 @@ def segment_rows(
     and phone numbers in free text) are the Python parser's own.
     """
     blocked = sorted(blocked_values)
+    identifiers = ("anonymous_id", "user_id", "email", "phone")
+    # lower-cased in Polars only when ASCII: Python and Polars lower-case some other letters
+    # differently, so those lines go to the Python parser
     fields = fields.with_columns(
-        pl.when(pl.col(name).str.to_lowercase().is_in(blocked))
-        .then(None)
-        .otherwise(name)
-        .alias(name)
-        for name in ("anonymous_id", "user_id", "email", "phone")
+        pl.all_horizontal(is_ascii(pl.col(name)) for name in identifiers).alias("_ascii"),
+        *[
+            pl.when(pl.col(name).str.to_lowercase().is_in(blocked))
+            .then(None)
+            .otherwise(name)
+            .alias(name)
+            for name in identifiers
+        ],
     )
     fields = fields.with_columns(
         (
             pl.col("is_sure")
+            & pl.col("_ascii")
             & pl.col("type").is_in(SEGMENT_TYPES)
             & pl.col("event_name").is_in(sorted(known_events))
             & (pl.col("anonymous_id").is_not_null() | pl.col("user_id").is_not_null())
