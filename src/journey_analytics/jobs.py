@@ -1315,12 +1315,13 @@ def _build_core_in_full(
             )
             conversions.append(events.filter(pl.col("is_conversion")).select(_KEYING_COLUMNS))
             files.append(folder / f"{number:05d}.parquet")
-            events.write_parquet(files[-1])
+            events.write_parquet(files[-1], compression="lz4")  # read once, soon: fast
             del events, contacts, records
         stitched, identity_run = _stitch(wh, found, previous, settings)
         del found
+        lookup = identity.KeyLookup.of(stitched.customers)
         orders = identity.order_customers(
-            pl.concat(conversions).unique("event_id", keep="last"), stitched.customers
+            pl.concat(conversions).unique("event_id", keep="last"), lookup
         )
         del conversions
         now = datetime.now(UTC)
@@ -1342,7 +1343,7 @@ def _build_core_in_full(
         for path in files:
             with wh.transaction():
                 for part in _parquet_parts(path, KEYING_ROWS):
-                    events = identity.assign_customer_keys(part, stitched.customers, orders=orders)
+                    events = identity.assign_customer_keys(part, lookup, orders=orders)
                     with wh.registered(_made=events.join(remade, on="event_id", how="semi")):
                         wh.delete("core.events", "event_id in (select event_id from _made)")
                         wh.append("core.events", events)
