@@ -873,7 +873,8 @@ def assign_customer_keys(
     """Sets each event's ``customer_key`` to that of its highest-priority known identifier,
     or else to that of the customer who placed the order the event names (:func:`order_customers`
     of the events, or ``orders`` when given: of every conversion, for events keyed a part at
-    a time).
+    a time). ``customers``: rows of :data:`CUSTOMER_SCHEMA`, or their :class:`KeyLookup`
+    when many parts are keyed against one stitch.
 
     Stitching is retroactive: anonymous events before a login get the customer's key because
     the key comes from the whole graph, not from the order events arrived in.
