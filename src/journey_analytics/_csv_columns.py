@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 import polars as pl
 
-from journey_analytics._segment_columns import is_ascii
+from journey_analytics._segment_columns import is_ascii, is_blocked
 
 # Shorter than the csv module's field limit (131,072 characters): a longer line may hold a
 # field it refuses, so it is left to it.
@@ -190,11 +190,10 @@ def _boolean(name: str) -> pl.Expr:
 def _identifier(name: str, blocked: frozenset[str]) -> pl.Expr:
     """``ingest._clear_blocked`` of one identifier: null for a value that identifies nobody
     (a card number however spaced)."""
-    clean = _text(name).str.to_lowercase()
-    is_blocked = clean.is_in(sorted(blocked))
+    cleared = is_blocked(_text(name), blocked)
     if name == "payment_token":
-        is_blocked |= clean.str.replace_all(r"[\s-]", "").is_in(sorted(blocked))
-    return pl.when(~is_blocked).then(_text(name))
+        cleared |= is_blocked(_text(name).str.replace_all(r"[\s-]", ""), blocked)
+    return pl.when(~cleared).then(_text(name))
 
 
 def _any_set(names: tuple[str, ...], blocked: frozenset[str]) -> pl.Expr:

@@ -61,6 +61,12 @@ def is_ascii(value: pl.Expr) -> pl.Expr:
     return value.is_null() | ~value.str.contains(r"[^\x00-\x7f]")
 
 
+def is_blocked(value: pl.Expr, blocked: frozenset[str]) -> pl.Expr:
+    """Whether a (stripped) identifier identifies nobody: ``ingest._clear_blocked``'s test,
+    lower-cased, for ASCII values (:func:`is_ascii`)."""
+    return value.str.to_lowercase().is_in(sorted(blocked))
+
+
 def segment_rows(
     fields: pl.DataFrame,
     *,
@@ -79,17 +85,13 @@ def segment_rows(
     ``strip_query``, ``host``, ``personal_keys`` and ``personal_text`` (a regex for e-mails
     and phone numbers in free text) are the Python parser's own.
     """
-    blocked = sorted(blocked_values)
     identifiers = ("anonymous_id", "user_id", "email", "phone")
     # lower-cased in Polars only when ASCII: Python and Polars lower-case some other letters
     # differently, so those lines go to the Python parser
     fields = fields.with_columns(
         pl.all_horizontal(is_ascii(pl.col(name)) for name in identifiers).alias("_ascii"),
         *[
-            pl.when(pl.col(name).str.to_lowercase().is_in(blocked))
-            .then(None)
-            .otherwise(name)
-            .alias(name)
+            pl.when(is_blocked(pl.col(name), blocked_values)).then(None).otherwise(name).alias(name)
             for name in identifiers
         ],
     )
