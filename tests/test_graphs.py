@@ -10,6 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from journey_analytics.graphs import (
+    SEGMENT_DIMENSIONS,
     compare_graphs,
     export_graph,
     graphs_of_segments,
@@ -21,6 +22,7 @@ from journey_analytics.graphs import (
     transition_edges,
     transition_frame,
     transition_graph,
+    with_segments,
 )
 from journey_analytics.journeys import assign_journeys, journey_attributes, summarise_journeys
 
@@ -258,6 +260,25 @@ def test_segments_by_first_channel_store_region_cohort_and_period() -> None:
         ("j3", "status", "dropped"),
         ("j3", "store", "store=S3"),
     ]
+    # what marts.journey_edges keeps: the edges with their journey's segment per dimension,
+    # null where the journey is in none of it or the dimension is not asked for (cohort); an
+    # edge of a journey in no membership (j4) keeps its row, with no segment
+    edges = pl.DataFrame({"journey_id": ["j3", "j1", "j4", "j1"], "seconds": [1.0, 2.0, 3.0, 4.0]})
+    wide = with_segments(edges, memberships)
+    assert wide.columns == [
+        "journey_id",
+        "seconds",
+        *(f"{dimension}_segment" for dimension in SEGMENT_DIMENSIONS),
+    ]
+    assert wide.select(
+        "journey_id", "seconds", "status_segment", "store_segment", "region_segment"
+    ).rows() == [
+        ("j3", 1.0, "dropped", "store=S3", None),
+        ("j1", 2.0, "converted", "store=S2", "region=South"),
+        ("j4", 3.0, None, None, None),
+        ("j1", 4.0, "converted", "store=S2", "region=South"),
+    ]
+    assert wide.get_column("cohort_segment").null_count() == 4
     weekly = journey_attributes(steps, journeys, store_regions={}, period="week")
     assert weekly.get_column("period").to_list() == ["2026-W10", "2026-W14", "2026-W14"]
 

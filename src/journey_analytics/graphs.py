@@ -166,6 +166,29 @@ def segment_memberships(
     return pl.concat(frames)
 
 
+def with_segments(edges: pl.DataFrame, memberships: pl.DataFrame) -> pl.DataFrame:
+    """``edges`` with the segment of their journey in each of :data:`SEGMENT_DIMENSIONS`, as
+    ``<dimension>_segment`` (null when the journey is in no segment of it, or
+    ``memberships`` do not split by it): what ``marts.journey_edges`` keeps, so that the
+    medians of a dimension group the edges without joining them to the segments.
+
+    Example:
+        >>> edges = pl.DataFrame({"journey_id": ["j1", "j2"], "seconds": [5.0, None]})
+        >>> memberships = pl.DataFrame({"journey_id": ["j1", "j1"],
+        ...     "dimension": ["all", "status"], "segment": ["all", "converted"]})
+        >>> with_segments(edges, memberships).select("journey_id", "status_segment").rows()
+        [('j1', 'converted'), ('j2', None)]
+    """
+    wide = memberships.select("journey_id").unique()
+    for dimension in SEGMENT_DIMENSIONS:
+        # a journey is in one segment of a dimension at most: one row per journey still
+        of_dimension = memberships.filter(pl.col("dimension") == dimension).select(
+            "journey_id", pl.col("segment").alias(f"{dimension}_segment")
+        )
+        wide = wide.join(of_dimension, on="journey_id", how="left")
+    return edges.join(wide, on="journey_id", how="left", maintain_order="left")
+
+
 def transition_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> pl.DataFrame:
     """``marts.transitions``: one row per (segment, from, to) edge with transitions, distinct
     customers, probability (the edge's share of its origin's transitions in the segment),

@@ -2159,7 +2159,12 @@ def _mart_rows(
         drop_touchpoints=settings.paths.drop_touchpoints,
     )
     return _MartRows(
-        edges.select("journey_id", "customer_key", "from_touchpoint", "to_touchpoint", "seconds"),
+        graphs.with_segments(
+            edges.select(
+                "journey_id", "customer_key", "from_touchpoint", "to_touchpoint", "seconds"
+            ),
+            memberships,
+        ),
         memberships,
         leaked,
         transition_counts,
