@@ -1,15 +1,17 @@
-"""The SQL marts (funnel, drop-offs, paths) on the hand-made scenario, in an in-memory DuckDB."""
+"""The SQL marts (funnel, drop-offs, paths, KPIs) on hand-made rows, in an in-memory DuckDB."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import polars as pl
 import pytest
 
 from journey_analytics.dashboards import OMNICHANNEL_PATTERNS
+from journey_analytics.graphs import with_segments
 from journey_analytics.jobs import STEP_COLUMNS
-from journey_analytics.journeys import assign_journeys, summarise_journeys
+from journey_analytics.journeys import assign_journeys, journey_facts, summarise_journeys
 from journey_analytics.leakage import leakage_summary, leaked_journeys
 from journey_analytics.warehouse import Warehouse
 
@@ -26,7 +28,14 @@ def wh() -> Warehouse:  # type: ignore[misc]
     with Warehouse.open(":memory:") as warehouse:
         warehouse.ensure_tables()
         warehouse.replace("journeys.steps", steps.select(STEP_COLUMNS))
-        warehouse.replace("journeys.journeys", journeys.with_columns(patterns=[]))
+        journeys = journeys.with_columns(patterns=[])
+        warehouse.replace("journeys.journeys", journeys)
+        # what the marts build keeps per journey, here without segments but all
+        memberships = journeys.select("journey_id", dimension=pl.lit("all"), segment=pl.lit("all"))
+        facts = journey_facts(
+            steps, journeys, drop_touchpoints=("sign_in",), omnichannel=OMNICHANNEL_PATTERNS
+        )
+        warehouse.replace("marts.journey_facts", with_segments(facts, memberships))
         leaked = leaked_journeys(
             steps,
             online_channels=("web", "app"),
@@ -36,7 +45,7 @@ def wh() -> Warehouse:  # type: ignore[misc]
         )
         warehouse.replace("marts.leakage", leakage_summary(leaked))
         warehouse.build_mart("marts.funnel")
-        warehouse.build_mart("marts.dropoffs", {"drop_touchpoints": ["sign_in"]})
+        warehouse.build_mart("marts.dropoffs")
         warehouse.build_mart("marts.paths")
         yield warehouse
 
@@ -187,3 +196,44 @@ def _period_kpis(period: str, *, last_status: str) -> list[tuple[object, ...]]:
             "median_seconds_to_convert from marts.period_kpis order by period_start"
         ).rows()
     return found
+
+
+def test_segment_kpis_count_each_closed_journey_once_per_dimension() -> None:
+    # j1 and j4 converted (j1 through an omnichannel pattern), j2 dropped, j3 is open and
+    # counted nowhere; j4 saw no store (in no store segment); only status and store are asked
+    # for (the other dimensions' columns are null)
+    def facts(
+        journey_id: str, status: str, revenue: float | None, *, omni: bool, store: str | None
+    ) -> dict[str, object]:
+        return {
+            "journey_id": journey_id,
+            "customer_key": f"c-{journey_id}",
+            "status": status,
+            "converted": status == "converted",
+            "revenue": revenue,
+            "last_touchpoint": "order_placed",
+            "is_omnichannel": omni,
+            "furthest_stage_order": 4,
+            "touchpoints": ["order_placed"],
+            "status_segment": None if status == "open" else status,
+            "store_segment": store,
+        }
+
+    rows = [
+        facts("j1", "converted", 10.5, omni=True, store="store=S1"),
+        facts("j2", "dropped", None, omni=False, store="store=S1"),
+        facts("j3", "open", None, omni=True, store="store=S1"),
+        facts("j4", "converted", 4.0, omni=False, store=None),
+    ]
+    with Warehouse.open(":memory:") as wh:
+        wh.ensure_tables()
+        wh.append("marts.journey_facts", pl.DataFrame(rows))
+        wh.build_mart("marts.segment_kpis")
+        found = wh.query("select * from marts.segment_kpis order by dimension, segment").rows()
+    assert found == [
+        # (dimension, segment, journeys, conversions, rate, revenue, omni conversions, share)
+        ("all", "all", 3, 2, 2 / 3, Decimal("14.50"), 1, 0.5),
+        ("status", "converted", 2, 2, 1.0, Decimal("14.50"), 1, 0.5),
+        ("status", "dropped", 1, 0, 0.0, Decimal("0.00"), 0, None),
+        ("store", "store=S1", 2, 1, 0.5, Decimal("10.50"), 1, 1.0),
+    ]

@@ -1,34 +1,42 @@
--- marts.segment_kpis: one row per segment of marts.journey_segments over its closed journeys.
+-- marts.segment_kpis: one row per segment of marts.journey_segments over its closed journeys,
+-- from marts.journey_facts (one row per journey, with its segment in each dimension).
 with
 
 closed_journeys as (
-    select journey_id, converted, revenue
-    from journeys.journeys
-    where status <> 'open'
+    select * from marts.journey_facts where status <> 'open'
 ),
 
-omnichannel_journeys as (
-    select distinct journey_id
-    from marts.patterns
-    where list_contains($omnichannel, pattern)  -- dashboards.OMNICHANNEL_PATTERNS
+-- one row per (closed journey, segment it is in): segment all, and one per dimension
+memberships as (
+    select 'all' as dimension, 'all' as segment, converted, revenue, is_omnichannel
+    from closed_journeys
+    union all
+    select dimension, segment, converted, revenue, is_omnichannel
+    from (
+        unpivot closed_journeys
+        on
+            status_segment as 'status',
+            first_channel_segment as 'first_channel',
+            store_segment as 'store',
+            region_segment as 'region',
+            cohort_segment as 'cohort',
+            period_segment as 'period'
+        into name dimension value segment
+    )
 ),
 
 final as (
     select
-        segments.dimension,
-        segments.segment,
+        dimension,
+        segment,
         count(*) as journeys,
-        count(*) filter (where closed_journeys.converted) as conversions,
+        count(*) filter (where converted) as conversions,
         conversions / journeys as conversion_rate,
-        coalesce(sum(closed_journeys.revenue) filter (where closed_journeys.converted), 0)
-            as revenue,
-        count(omnichannel_journeys.journey_id) filter (where closed_journeys.converted)
-            as omnichannel_conversions,
+        coalesce(sum(revenue) filter (where converted), 0) as revenue,
+        count(*) filter (where converted and is_omnichannel) as omnichannel_conversions,
         omnichannel_conversions / nullif(conversions, 0) as omnichannel_share
-    from marts.journey_segments as segments
-    inner join closed_journeys using (journey_id)
-    left join omnichannel_journeys using (journey_id)
-    group by segments.dimension, segments.segment
+    from memberships
+    group by dimension, segment
 )
 
 select * from final order by dimension, segment

@@ -2074,6 +2074,7 @@ MART_LOGIC_VERSION = 1
 KEPT_TABLES = (
     "marts.journey_edges",
     "marts.journey_segments",
+    "marts.journey_facts",
     "marts.leaked_journeys",
     "marts.transitions",
     "marts.transition_nodes",
@@ -2097,6 +2098,7 @@ def marts_fingerprint(settings: Settings) -> str:
         },
         "graphs": settings.graphs.model_dump(mode="json"),
         "leakage": settings.leakage.model_dump(mode="json"),
+        "omnichannel": list(dashboards.OMNICHANNEL_PATTERNS),  # marts.journey_facts
         "regions": store_regions(settings),
         # a kept table made anew (empty) by a new definition must not be read as kept
         "tables": {
@@ -2109,6 +2111,9 @@ def marts_fingerprint(settings: Settings) -> str:
 
 _MART_STEPS = "select * exclude (session_id) from {table}"
 _MART_JOURNEYS = "select " + ", ".join(MART_JOURNEY_COLUMNS) + " from {table}"
+# and what marts.journey_facts takes of the journeys it keeps (replaced ones are not read)
+FACT_JOURNEY_COLUMNS = (*MART_JOURNEY_COLUMNS, "last_touchpoint", "patterns")
+_FACT_JOURNEYS = "select " + ", ".join(FACT_JOURNEY_COLUMNS) + " from {table}"
 _OF_REBUILT = " where customer_key in (select customer_key from _rebuilt)"
 
 
@@ -2119,6 +2124,7 @@ class _MartRows:
 
     edges: pl.DataFrame  # marts.journey_edges
     memberships: pl.DataFrame  # marts.journey_segments
+    facts: pl.DataFrame | None  # marts.journey_facts; None for rows replaced (not kept)
     leaked: pl.DataFrame  # marts.leaked_journeys
     transition_counts: pl.DataFrame
     node_counts: pl.DataFrame
@@ -2127,8 +2133,15 @@ class _MartRows:
 
 
 def _mart_rows(
-    steps: pl.DataFrame, summary: pl.DataFrame, settings: Settings, regions: dict[str, str]
+    steps: pl.DataFrame,
+    summary: pl.DataFrame,
+    settings: Settings,
+    regions: dict[str, str],
+    *,
+    kept: bool = True,
 ) -> _MartRows:
+    """The mart rows of whole customers' journeys (``summary``: :data:`FACT_JOURNEY_COLUMNS`),
+    or, not ``kept``, only the counts of replaced ones (:data:`MART_JOURNEY_COLUMNS`)."""
     # in one order whatever order the rows were written in (an incremental run appends the
     # customers it rebuilt)
     steps = steps.sort("journey_id", "position")
@@ -2158,6 +2171,19 @@ def _mart_rows(
         window=timedelta(days=settings.leakage.window_days),
         drop_touchpoints=settings.paths.drop_touchpoints,
     )
+    facts = (
+        graphs.with_segments(
+            journeys.journey_facts(
+                steps,
+                summary,
+                drop_touchpoints=settings.paths.drop_touchpoints,
+                omnichannel=dashboards.OMNICHANNEL_PATTERNS,
+            ),
+            memberships,
+        )
+        if kept
+        else None
+    )
     return _MartRows(
         graphs.with_segments(
             edges.select(
@@ -2166,6 +2192,7 @@ def _mart_rows(
             memberships,
         ),
         memberships,
+        facts,
         leaked,
         transition_counts,
         node_counts,
@@ -2259,11 +2286,23 @@ def _counts_after(wh: Warehouse, new: _MartRows, old: _MartRows) -> _MartCounts 
 
 
 # the tables the marts keep per journey, and the rows of each
-_KEPT_PER_JOURNEY = ("marts.journey_edges", "marts.journey_segments", "marts.leaked_journeys")
+_KEPT_PER_JOURNEY = (
+    "marts.journey_edges",
+    "marts.journey_segments",
+    "marts.journey_facts",
+    "marts.leaked_journeys",
+)
 
 
 def _kept_rows(rows: _MartRows) -> dict[str, pl.DataFrame]:
-    return dict(zip(_KEPT_PER_JOURNEY, (rows.edges, rows.memberships, rows.leaked), strict=True))
+    assert rows.facts is not None, "the rows of replaced journeys are not kept"
+    return dict(
+        zip(
+            _KEPT_PER_JOURNEY,
+            (rows.edges, rows.memberships, rows.facts, rows.leaked),
+            strict=True,
+        )
+    )
 
 
 def _read_part(folder: Path) -> pl.DataFrame:
@@ -2285,7 +2324,7 @@ def _keep_all_rows(wh: Warehouse, settings: Settings, regions: dict[str, str]) -
         shards = max(1, -(-steps // settings.scale.events_per_shard))
         sharded = f"select *, hash(customer_key) % {int(shards)} as shard from journeys.journeys"
         parts = wh.copy_to_parquet(
-            f"select {', '.join(MART_JOURNEY_COLUMNS)}, shard from ({sharded})",
+            f"select {', '.join(FACT_JOURNEY_COLUMNS)}, shard from ({sharded})",
             folder / "journeys",
             partition_by="shard",
         )
@@ -2317,7 +2356,7 @@ def _keep_all_rows(wh: Warehouse, settings: Settings, regions: dict[str, str]) -
             counts = _MartCounts.of(
                 _mart_rows(
                     wh.query(_MART_STEPS.format(table="journeys.steps")),
-                    wh.query(_MART_JOURNEYS.format(table="journeys.journeys")),
+                    wh.query(_FACT_JOURNEYS.format(table="journeys.journeys")),
                     settings,
                     regions,
                 )
@@ -2337,7 +2376,9 @@ def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
     (``journeys.replaced_customers``) have their rows replaced, and the counts of the
     transitions, nodes and attribution add theirs and subtract those of the rows they replaced
     (``journeys.replaced_steps``, ``.replaced_journeys``). The medians and the SQL marts are
-    computed over every journey. Either way the marts equal a full build row for row.
+    computed over every journey's kept rows (its edges, segments and facts: the funnel,
+    drop-offs and segment KPIs read one row per journey, not its steps). Either way the marts
+    equal a full build row for row.
     """
     fingerprint = marts_fingerprint(settings)
     regions = store_regions(settings)
@@ -2349,7 +2390,7 @@ def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
             with wh.registered(_rebuilt=rebuilt.to_frame()):
                 new = _mart_rows(
                     wh.query(_MART_STEPS.format(table="journeys.steps") + _OF_REBUILT),
-                    wh.query(_MART_JOURNEYS.format(table="journeys.journeys") + _OF_REBUILT),
+                    wh.query(_FACT_JOURNEYS.format(table="journeys.journeys") + _OF_REBUILT),
                     settings,
                     regions,
                 )
@@ -2359,6 +2400,7 @@ def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
                 replaced,
                 settings,
                 regions,
+                kept=False,
             )
             counts = _counts_after(wh, new, old)
         with wh.transaction():
@@ -2392,9 +2434,8 @@ def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
                     revenue=float(finished.item(0, "revenue")),
                 ),
             )
-            noise = {"drop_touchpoints": list(settings.paths.drop_touchpoints)}
             wh.build_mart("marts.funnel")
-            wh.build_mart("marts.dropoffs", noise)
+            wh.build_mart("marts.dropoffs")
             wh.build_mart("marts.paths")
             periods = {"period": settings.graphs.period}
             omnichannel = {"omnichannel": list(dashboards.OMNICHANNEL_PATTERNS)}
@@ -2406,7 +2447,7 @@ def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
             )
             wh.build_mart("marts.pattern_periods", periods)
             wh.build_mart("marts.pattern_kpis")
-            wh.build_mart("marts.segment_kpis", omnichannel)
+            wh.build_mart("marts.segment_kpis")
             journey_count = wh.query("select count(*) from journeys.journeys").item()
             wh.append(
                 "ops.mart_runs",

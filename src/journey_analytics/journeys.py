@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from journey_analytics.taxonomy import STAGES
+
 PATH_SEPARATOR = " > "
 
 
@@ -313,6 +315,69 @@ def journey_attributes(
         .join(stores, on="journey_id", how="left", maintain_order="left")
         .join(regions, on="store", how="left", maintain_order="left")
         .select("journey_id", "status", "first_channel", "store", "region", "cohort", "period")
+    )
+
+
+def journey_facts(
+    steps: pl.DataFrame,
+    journeys: pl.DataFrame,
+    *,
+    drop_touchpoints: tuple[str, ...] = (),
+    omnichannel: tuple[str, ...] = (),
+) -> pl.DataFrame:
+    """One row per journey with what the funnel, drop-off and segment marts count of it:
+    ``status``, ``converted``, ``revenue``, ``last_touchpoint``, ``is_omnichannel`` (one of
+    its ``patterns`` is in ``omnichannel``), ``furthest_stage_order`` (1 awareness to 6
+    loyalty: the furthest stage of its steps; null if none has a stage) and ``touchpoints``
+    (the distinct touchpoints of its steps, sorted, without ``drop_touchpoints``). ``steps``
+    must hold every step of the journeys, another customer's pick-up too.
+
+    Example:
+        >>> steps = pl.DataFrame({"journey_id": ["j1", "j1", "j1"],
+        ...     "touchpoint": ["sign_in", "product_view", "store_purchase"],
+        ...     "stage": ["interest", "consideration", "purchase"]})
+        >>> journeys = pl.DataFrame({"journey_id": ["j1"], "customer_key": ["c1"],
+        ...     "status": ["converted"], "converted": [True], "revenue": [20.0],
+        ...     "last_touchpoint": ["store_purchase"], "patterns": [["ropo"]]})
+        >>> journey_facts(steps, journeys, drop_touchpoints=("sign_in",),
+        ...     omnichannel=("ropo",)).row(0)[5:]
+        ('store_purchase', True, 4, ['product_view', 'store_purchase'])
+    """
+    order = pl.DataFrame(
+        {"stage": STAGES, "stage_order": range(1, len(STAGES) + 1)},
+        schema={"stage": pl.String, "stage_order": pl.Int32},
+    )
+    furthest = (
+        steps.select("journey_id", "stage")
+        .join(order, on="stage")
+        .group_by("journey_id")
+        .agg(pl.col("stage_order").max().alias("furthest_stage_order"))
+    )
+    touchpoints = (
+        steps.filter(
+            pl.col("touchpoint").is_not_null()
+            & ~pl.col("touchpoint").is_in(pl.lit(list(drop_touchpoints), pl.List(pl.String)))
+        )
+        .group_by("journey_id")
+        .agg(pl.col("touchpoint").unique().sort().alias("touchpoints"))
+    )
+    return (
+        journeys.select(
+            "journey_id",
+            "customer_key",
+            "status",
+            "converted",
+            "revenue",
+            "last_touchpoint",
+            pl.col("patterns")
+            .list.eval(pl.element().is_in(pl.lit(list(omnichannel), pl.List(pl.String))))
+            .list.any()
+            .fill_null(False)
+            .alias("is_omnichannel"),
+        )
+        .join(furthest, on="journey_id", how="left", maintain_order="left")
+        .join(touchpoints, on="journey_id", how="left", maintain_order="left")
+        .with_columns(pl.col("touchpoints").fill_null(pl.lit([], pl.List(pl.String))))
     )
 
 
