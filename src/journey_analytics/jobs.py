@@ -1627,10 +1627,11 @@ def _to_rebuild(
     *,
     fingerprint: str,
     as_of: datetime,
-) -> pl.Series | None:
-    """The customers whose journey rows this run must rebuild (``incremental``), or None
-    when it must rebuild everyone: no earlier build, other rules, or an earlier end of data.
-    ``orders``: the distinct (order_id, customer_key) pairs of ``core.events``."""
+) -> tuple[pl.Series, pl.Series] | None:
+    """The customers whose journey rows this run must rebuild (``incremental``) and those
+    whose fingerprint changed, came or went among them; or None when it must rebuild
+    everyone: no earlier build, other rules, or an earlier end of data. ``orders``: the
+    distinct (order_id, customer_key) pairs of ``core.events``."""
     last = wh.query(
         "select rules_fingerprint, as_of from ops.journey_runs order by run_at desc limit 1"
     )
@@ -1644,9 +1645,10 @@ def _to_rebuild(
         "select distinct customer_key from journeys.journeys where status = 'open'"
     ).get_column("customer_key")
     previous_links = steps_in_others_journeys(wh)
-    return incremental.customers_to_rebuild(
+    wanted = incremental.customers_to_rebuild(
         orders, changed=changed, open_journeys=open_journeys, previous_links=previous_links
     )
+    return wanted, changed
 
 
 def _journey_rows(
@@ -1695,7 +1697,11 @@ class _JourneyScope:
 
     events: int  # their events (all events on a full build)
     wanted: pl.Series | None  # their keys; None: everyone (a full build)
-    prints: pl.DataFrame  # every customer's fingerprint after this build
+    customers: int  # in core.events
+    # the fingerprints that change: every customer's on a full build; else those of the
+    # customers whose fingerprint changed (``changed``, absent ones gone from core.events)
+    prints: pl.DataFrame
+    changed: pl.Series | None
     as_of: datetime
     rules: tuple[pattern_rules.Rule, ...]  # read once: the ones the fingerprint describes
     fingerprint: str
@@ -1713,12 +1719,20 @@ def _journey_scope(
     orders = wh.query(
         "select distinct order_id, customer_key from core.events where order_id is not null"
     )
-    wanted = None if full else _to_rebuild(wh, prints, orders, fingerprint=fingerprint, as_of=as_of)
+    scoped = None if full else _to_rebuild(wh, prints, orders, fingerprint=fingerprint, as_of=as_of)
+    wanted, changed = (None, None) if scoped is None else scoped
     with wh.registered(_wanted=_wanted_frame(wanted)):
         events = wh.query(f"select count(*) from core.events {_OF_WANTED[wanted is None]}").item()
     if wanted is not None:
         orders = orders.filter(pl.col("customer_key").is_in(wanted.implode()))
-    return _JourneyScope(events, wanted, prints, as_of, rules, fingerprint, orders)
+    stored = (
+        prints
+        if changed is None
+        else prints.filter(pl.col("customer_key").is_in(changed.implode()))
+    )
+    return _JourneyScope(
+        events, wanted, prints.height, stored, changed, as_of, rules, fingerprint, orders
+    )
 
 
 # the events of the customers a journey build rebuilds: all of them, or those of ``_wanted``
@@ -1812,20 +1826,15 @@ def _store_journey_rows(
             else:
                 wh.delete(table, "customer_key in (select customer_key from _rebuilt)")
             write(table)
-        if wanted is None:
+        if scope.changed is None:
             wh.replace("ops.customer_fingerprints", scope.prints)
         else:  # only the customers whose fingerprint changed, came or went
-            before = wh.read("ops.customer_fingerprints")
-            columns = list(scope.prints.columns)
-            gone = before.join(scope.prints, on=columns, how="anti", nulls_equal=True)
-            with wh.registered(_gone=gone.select("customer_key")):
+            with wh.registered(_changed=scope.changed.to_frame()):
                 wh.delete(
-                    "ops.customer_fingerprints", "customer_key in (select customer_key from _gone)"
+                    "ops.customer_fingerprints",
+                    "customer_key in (select customer_key from _changed)",
                 )
-            wh.append(
-                "ops.customer_fingerprints",
-                scope.prints.join(before, on=columns, how="anti", nulls_equal=True),
-            )
+            wh.append("ops.customer_fingerprints", scope.prints)
         totals = wh.query(
             "select (select count(*) from journeys.sessions) as sessions, "
             "count(*) as journeys, "
@@ -1845,8 +1854,8 @@ def _store_journey_rows(
                     "mode": [mode],
                     "rules_fingerprint": [scope.fingerprint],
                     "as_of": [scope.as_of],
-                    "customers": [scope.prints.height],
-                    "customers_rebuilt": [scope.prints.height if wanted is None else wanted.len()],
+                    "customers": [scope.customers],
+                    "customers_rebuilt": [scope.customers if wanted is None else wanted.len()],
                     "events_rebuilt": [events_rebuilt],
                     "journeys_rebuilt": [totals[5]],
                 }
@@ -1863,8 +1872,8 @@ def _store_journey_rows(
         open=totals[4],
         patterns=dict(patterns.iter_rows()),
         mode=mode,
-        customers=scope.prints.height,
-        customers_rebuilt=scope.prints.height if wanted is None else wanted.len(),
+        customers=scope.customers,
+        customers_rebuilt=scope.customers if wanted is None else wanted.len(),
     )
 
 
@@ -1904,9 +1913,11 @@ def plan_journeys(
 ) -> JourneyPlan:
     """Writes the events of the customers this run rebuilds (all on a full build) to Parquet
     under ``<work_dir>/journeys/``, a folder per customer shard of about
-    ``[scale] events_per_shard`` events, with the scope of the build (``scope.parquet``,
-    ``fingerprints.parquet``), for :func:`build_journey_shard`. Only a shard at a time is
-    then in memory."""
+    ``[scale] events_per_shard`` events, with the scope of the build (``scope.parquet``;
+    ``fingerprints.parquet``, the fingerprints it changes; on an incremental build
+    ``wanted.parquet`` and ``changed.parquet``, the customers it rebuilds and those whose
+    fingerprint changed), for :func:`build_journey_shard`. Only a shard at a time is then in
+    memory."""
     # a folder of this run's own (two databases may share a work_dir)
     folder = settings.work_path / "journeys" / uuid.uuid4().hex
     folder.mkdir(parents=True)
@@ -1931,10 +1942,13 @@ def _plan_journeys_in(
             "as_of": [scope.as_of],
             "fingerprint": [scope.fingerprint],
             "full": [scope.wanted is None],
+            "customers": [scope.customers],
         }
     ).write_parquet(folder / "scope.parquet")
     if scope.wanted is not None:
         scope.wanted.to_frame().write_parquet(folder / "wanted.parquet")
+    if scope.changed is not None:
+        scope.changed.to_frame().write_parquet(folder / "changed.parquet")
     shards_written = sorted(path for path in (folder / "events").glob("shard=*") if path.is_dir())
     return JourneyPlan(folder, tuple(shards_written), scope.events)
 
@@ -1982,15 +1996,21 @@ def load_journey_shards(settings: Settings, plan: JourneyPlan) -> JourneyReport:
         )
         raise SourceError(msg)
     scope_row = pl.read_parquet(folder / "scope.parquet")
-    wanted = (
-        None
-        if scope_row.item(0, "full")
-        else pl.read_parquet(folder / "wanted.parquet").get_column("customer_key")
+    full = scope_row.item(0, "full")
+    wanted, changed = (
+        (None, None)
+        if full
+        else (
+            pl.read_parquet(folder / name).get_column("customer_key")
+            for name in ("wanted.parquet", "changed.parquet")
+        )
     )
     scope = _JourneyScope(
         events=plan.events,
         wanted=wanted,
+        customers=scope_row.item(0, "customers"),
         prints=pl.read_parquet(folder / "fingerprints.parquet"),
+        changed=changed,
         as_of=scope_row.item(0, "as_of"),
         rules=(),  # the shards are built: only the fingerprint is written
         fingerprint=scope_row.item(0, "fingerprint"),
