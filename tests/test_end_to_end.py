@@ -23,6 +23,7 @@ from journey_analytics import graphs, jobs
 from journey_analytics.config import load_settings
 from journey_analytics.dashboards import build_figures
 from journey_analytics.jobs import MARTS
+from journey_analytics.journeys import alias_touchpoints
 from journey_analytics.sample import generate_sample, load_simulator_config
 from journey_analytics.warehouse import Warehouse
 
@@ -414,15 +415,28 @@ def test_segments_partition_the_journeys_and_leakage_is_not_loss(
     assert tables["marts.leakage"].get_column("to_channel").unique().to_list() == ["store"]
 
 
-def test_the_transitions_mart_equals_polars_over_the_kept_rows(
+def test_the_transitions_mart_equals_polars_over_the_journeys(
     runs: dict,  # type: ignore[type-arg]
 ) -> None:
     # Reference check: the counts, probabilities, medians and p90s that DuckDB and the
-    # count tables give (a dimension at a time, linear interpolation) equal Polars' over the
-    # edges and segments the marts keep.
+    # count tables give (a dimension at a time from the kept edges with seconds, linear
+    # interpolation) equal Polars' over every edge of the stored journeys, in the segments
+    # the marts keep.
+    settings = load_settings(runs["tmp"] / "journey.toml")
     with Warehouse.open(runs["tmp"] / "journeys.duckdb", read_only=True) as wh:
-        edges, memberships = wh.read("marts.journey_edges"), wh.read("marts.journey_segments")
+        steps = wh.read("journeys.steps").sort("journey_id", "position")
+        summary = wh.read("journeys.journeys").sort("journey_id")
+        memberships = wh.read("marts.journey_segments")
+        kept = wh.read("marts.journey_edges")
         stored = wh.read("marts.transitions")
+    edges = graphs.transition_edges(
+        steps.with_columns(alias_touchpoints(pl.col("touchpoint"), settings.paths.aliases)),
+        summary,
+        drop_touchpoints=settings.paths.drop_touchpoints,
+        collapse_repeats=settings.paths.collapse_repeats,
+    )
+    # the marts keep the edges with seconds only (an edge into an end, or from START, has none)
+    assert kept.height == edges.get_column("seconds").drop_nulls().len() == 2225
     reference, _ = graphs.segment_marts(edges, memberships)
     keys = ["dimension", "segment", "from_touchpoint", "to_touchpoint"]
     assert stored.get_column("median_seconds").drop_nulls().len() == 1177  # edges with seconds

@@ -15,6 +15,7 @@ from journey_analytics.graphs import (
     export_graph,
     graphs_of_segments,
     node_frame,
+    segment_columns,
     segment_graphs,
     segment_marts,
     segment_memberships,
@@ -22,7 +23,6 @@ from journey_analytics.graphs import (
     transition_edges,
     transition_frame,
     transition_graph,
-    with_segments,
 )
 from journey_analytics.journeys import assign_journeys, journey_attributes, summarise_journeys
 
@@ -260,25 +260,27 @@ def test_segments_by_first_channel_store_region_cohort_and_period() -> None:
         ("j3", "status", "dropped"),
         ("j3", "store", "store=S3"),
     ]
-    # what marts.journey_edges keeps: the edges with their journey's segment per dimension,
-    # null where the journey is in none of it or the dimension is not asked for (cohort); an
-    # edge of a journey in no membership (j4) keeps its row, with no segment
-    edges = pl.DataFrame({"journey_id": ["j3", "j1", "j4", "j1"], "seconds": [1.0, 2.0, 3.0, 4.0]})
-    wide = with_segments(edges, memberships)
+    # what marts.journey_edges and marts.journey_facts carry: one row per journey with its
+    # segment per dimension, null where it is in none of it or the dimension is not asked for
+    wide = segment_columns(attributes, dimensions=("status", "store", "region"))
     assert wide.columns == [
         "journey_id",
-        "seconds",
         *(f"{dimension}_segment" for dimension in SEGMENT_DIMENSIONS),
     ]
     assert wide.select(
-        "journey_id", "seconds", "status_segment", "store_segment", "region_segment"
+        "journey_id", "status_segment", "store_segment", "region_segment", "cohort_segment"
     ).rows() == [
-        ("j3", 1.0, "dropped", "store=S3", None),
-        ("j1", 2.0, "converted", "store=S2", "region=South"),
-        ("j4", 3.0, None, None, None),
-        ("j1", 4.0, "converted", "store=S2", "region=South"),
+        ("j1", "converted", "store=S2", "region=South", None),
+        ("j2", None, None, None, None),
+        ("j3", "dropped", "store=S3", None, None),
     ]
-    assert wide.get_column("cohort_segment").null_count() == 4
+    # the same segments as the memberships, one row per journey
+    long = wide.unpivot(index="journey_id", variable_name="dimension", value_name="segment")
+    assert sorted(
+        long.drop_nulls("segment")
+        .select("journey_id", pl.col("dimension").str.strip_suffix("_segment"), "segment")
+        .rows()
+    ) == sorted(row for row in memberships.rows() if row[1] != "all")
     weekly = journey_attributes(steps, journeys, store_regions={}, period="week")
     assert weekly.get_column("period").to_list() == ["2026-W10", "2026-W14", "2026-W14"]
 

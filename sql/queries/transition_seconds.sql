@@ -2,7 +2,8 @@
 -- (dimension, segment, from_touchpoint, to_touchpoint), over every journey's transitions
 -- (marts.journey_edges) in the segments it is in (the edge's <dimension>_segment, copied from
 -- marts.journey_segments). Linear interpolation between the two nearest values, as Polars'
--- quantile(interpolation="linear"); an edge into an end has no seconds (nulls).
+-- quantile(interpolation="linear"). An edge without seconds (into an end) has no row here:
+-- marts.transitions takes null medians for it.
 -- One dimension ($dimension) at a time: every journey is in one segment of a dimension at
 -- most, so each query groups each edge once.
 with

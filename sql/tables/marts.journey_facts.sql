@@ -4,7 +4,6 @@
 -- incremental marts build replaces only the rebuilt journeys' rows.
 create table if not exists marts.journey_facts (
     journey_id varchar not null,
-    customer_key varchar not null,
     status varchar not null,            -- converted | dropped | open
     converted boolean not null,
     revenue decimal(18, 2),

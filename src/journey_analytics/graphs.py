@@ -134,6 +134,14 @@ SegmentDimension = Literal["status", "first_channel", "store", "region", "cohort
 SEGMENT_DIMENSIONS: tuple[SegmentDimension, ...] = get_args(SegmentDimension)
 
 
+def _segment(dimension: str) -> pl.Expr:
+    """A journey's segment of a dimension from its attributes: ``dimension=value``; status
+    segments keep their plain names, and an open journey is in no status segment."""
+    if dimension == "status":
+        return pl.when(pl.col("status") != "open").then(pl.col("status"))
+    return pl.lit(f"{dimension}=") + pl.col(dimension).cast(pl.String)
+
+
 def segment_memberships(
     attributes: pl.DataFrame, *, dimensions: tuple[str, ...] = SEGMENT_DIMENSIONS
 ) -> pl.DataFrame:
@@ -153,40 +161,38 @@ def segment_memberships(
     """
     frames = [attributes.select("journey_id", dimension=pl.lit("all"), segment=pl.lit("all"))]
     for dimension in dimensions:
-        value: pl.Expr
-        if dimension == "status":
-            value = pl.when(pl.col("status") != "open").then(pl.col("status"))
-        else:
-            value = pl.lit(f"{dimension}=") + pl.col(dimension).cast(pl.String)
         frames.append(
-            attributes.select("journey_id", dimension=pl.lit(dimension), segment=value).drop_nulls(
-                "segment"
-            )
+            attributes.select(
+                "journey_id", dimension=pl.lit(dimension), segment=_segment(dimension)
+            ).drop_nulls("segment")
         )
     return pl.concat(frames)
 
 
-def with_segments(edges: pl.DataFrame, memberships: pl.DataFrame) -> pl.DataFrame:
-    """``edges`` with the segment of their journey in each of :data:`SEGMENT_DIMENSIONS`, as
-    ``<dimension>_segment`` (null when the journey is in no segment of it, or
-    ``memberships`` do not split by it): what ``marts.journey_edges`` keeps, so that the
-    medians of a dimension group the edges without joining them to the segments.
+def segment_columns(
+    attributes: pl.DataFrame, *, dimensions: tuple[str, ...] = SEGMENT_DIMENSIONS
+) -> pl.DataFrame:
+    """The segments of :func:`segment_memberships` one row per journey: ``journey_id`` and
+    ``<dimension>_segment`` for each of :data:`SEGMENT_DIMENSIONS` (null when the journey is
+    in no segment of it, or the dimension is not asked for). What ``marts.journey_edges`` and
+    ``marts.journey_facts`` carry, so that the marts group by a dimension without a join.
 
     Example:
-        >>> edges = pl.DataFrame({"journey_id": ["j1", "j2"], "seconds": [5.0, None]})
-        >>> memberships = pl.DataFrame({"journey_id": ["j1", "j1"],
-        ...     "dimension": ["all", "status"], "segment": ["all", "converted"]})
-        >>> with_segments(edges, memberships).select("journey_id", "status_segment").rows()
-        [('j1', 'converted'), ('j2', None)]
+        >>> attributes = pl.DataFrame(
+        ...     {"journey_id": ["j1"], "status": ["converted"], "first_channel": ["web"]}
+        ... )
+        >>> segment_columns(attributes, dimensions=("status",)).row(0)
+        ('j1', 'converted', None, None, None, None, None)
     """
-    wide = memberships.select("journey_id").unique()
-    for dimension in SEGMENT_DIMENSIONS:
-        # a journey is in one segment of a dimension at most: one row per journey still
-        of_dimension = memberships.filter(pl.col("dimension") == dimension).select(
-            "journey_id", pl.col("segment").alias(f"{dimension}_segment")
-        )
-        wide = wide.join(of_dimension, on="journey_id", how="left")
-    return edges.join(wide, on="journey_id", how="left", maintain_order="left")
+    return attributes.select(
+        "journey_id",
+        *(
+            (_segment(dimension) if dimension in dimensions else pl.lit(None, pl.String)).alias(
+                f"{dimension}_segment"
+            )
+            for dimension in SEGMENT_DIMENSIONS
+        ),
+    )
 
 
 def transition_frame(edges: pl.DataFrame, memberships: pl.DataFrame | None = None) -> pl.DataFrame:

@@ -2142,9 +2142,10 @@ class _MartRows:
     """What the marts take from a set of whole customers' journeys: the rows the marts keep
     per journey, and the counts that add up across sets."""
 
-    edges: pl.DataFrame  # marts.journey_edges
+    # marts.journey_edges and marts.journey_facts; None for rows replaced (not kept)
+    edges: pl.DataFrame | None
     memberships: pl.DataFrame  # marts.journey_segments
-    facts: pl.DataFrame | None  # marts.journey_facts; None for rows replaced (not kept)
+    facts: pl.DataFrame | None
     leaked: pl.DataFrame  # marts.leaked_journeys
     transition_counts: pl.DataFrame
     node_counts: pl.DataFrame
@@ -2174,12 +2175,11 @@ def _mart_rows(
         drop_touchpoints=settings.paths.drop_touchpoints,
         collapse_repeats=settings.paths.collapse_repeats,
     )
-    memberships = graphs.segment_memberships(
-        journeys.journey_attributes(
-            steps, summary, store_regions=regions, period=settings.graphs.period
-        ),
-        dimensions=tuple(dict.fromkeys(("status", *settings.graphs.segments))),
+    attributes = journeys.journey_attributes(
+        steps, summary, store_regions=regions, period=settings.graphs.period
     )
+    dimensions = tuple(dict.fromkeys(("status", *settings.graphs.segments)))
+    memberships = graphs.segment_memberships(attributes, dimensions=dimensions)
     transition_counts, node_counts = graphs.segment_counts(edges, memberships)
     numerators, chain = attribution.attribution_state(
         steps, summary, drop_touchpoints=settings.paths.drop_touchpoints
@@ -2191,28 +2191,25 @@ def _mart_rows(
         window=timedelta(days=settings.leakage.window_days),
         drop_touchpoints=settings.paths.drop_touchpoints,
     )
-    facts = (
-        graphs.with_segments(
-            journeys.journey_facts(
-                steps,
-                summary,
-                drop_touchpoints=settings.paths.drop_touchpoints,
-                omnichannel=dashboards.OMNICHANNEL_PATTERNS,
-            ),
-            memberships,
+    kept_edges = kept_facts = None
+    if kept:
+        segments = graphs.segment_columns(attributes, dimensions=dimensions)
+        # only the edges with seconds: the medians of an edge without any are null either way
+        kept_edges = (
+            edges.filter(pl.col("seconds").is_not_null())
+            .select("journey_id", "from_touchpoint", "to_touchpoint", "seconds")
+            .join(segments, on="journey_id", how="left", maintain_order="left")
         )
-        if kept
-        else None
-    )
+        kept_facts = journeys.journey_facts(
+            steps,
+            summary,
+            drop_touchpoints=settings.paths.drop_touchpoints,
+            omnichannel=dashboards.OMNICHANNEL_PATTERNS,
+        ).join(segments, on="journey_id", how="left", maintain_order="left")
     return _MartRows(
-        graphs.with_segments(
-            edges.select(
-                "journey_id", "customer_key", "from_touchpoint", "to_touchpoint", "seconds"
-            ),
-            memberships,
-        ),
+        kept_edges,
         memberships,
-        facts,
+        kept_facts,
         leaked,
         transition_counts,
         node_counts,
@@ -2315,7 +2312,7 @@ _KEPT_PER_JOURNEY = (
 
 
 def _kept_rows(rows: _MartRows) -> dict[str, pl.DataFrame]:
-    assert rows.facts is not None, "the rows of replaced journeys are not kept"
+    assert rows.edges is not None and rows.facts is not None, "replaced rows are not kept"
     return dict(
         zip(
             _KEPT_PER_JOURNEY,

@@ -340,7 +340,7 @@ def journey_facts(
         ...     "status": ["converted"], "converted": [True], "revenue": [20.0],
         ...     "last_touchpoint": ["store_purchase"], "patterns": [["ropo"]]})
         >>> journey_facts(steps, journeys, drop_touchpoints=("sign_in",),
-        ...     omnichannel=("ropo",)).row(0)[5:]
+        ...     omnichannel=("ropo",)).row(0)[4:]
         ('store_purchase', True, 4, ['product_view', 'store_purchase'])
     """
     order = pl.DataFrame(
@@ -364,7 +364,6 @@ def journey_facts(
     return (
         journeys.select(
             "journey_id",
-            "customer_key",
             "status",
             "converted",
             "revenue",
