@@ -35,6 +35,7 @@ TABLES = (
     *MARTS,
     # the rows the marts keep between runs, which an incremental build updates
     "marts.journey_edges",
+    "marts.journey_facts",
     "marts.leaked_journeys",
     "marts.attribution_numerators",
     "marts.attribution_chain",
@@ -47,6 +48,7 @@ UNDECLARED_KEYS = {
     "journeys.steps": "journey_id, position",
     "marts.patterns": "journey_id, pattern",
     "marts.journey_segments": "journey_id, segment",
+    "marts.journey_facts": "journey_id",
 }
 LOAD_TIME = ("ingested_at", "batch_id", "first_seen_at", "last_seen_at")
 
@@ -228,6 +230,41 @@ def test_a_full_marts_build_in_shards_equals_one_in_one_piece(tmp_path: Path) ->
     assert orders.select("to_touchpoint", "transitions", "customers").rows() == [
         ("order_placed", 8, 8)
     ]
+
+
+def _marts_of_days(folder: Path, days: list[pl.DataFrame]) -> dict[str, Any]:
+    """The marts' tables after building core.events' journeys and marts once per day."""
+    settings = load_settings(sample_config(SAMPLE, folder))
+    for day in days:
+        with Warehouse.open(settings.database_path) as wh:
+            wh.ensure_tables()
+            wh.append("core.events", day)
+        jobs.build_journeys(settings)
+        jobs.build_marts(settings)
+    with Warehouse.open(settings.database_path, read_only=True) as wh:
+        tables = {table: wh.read(table).sort(pl.all(), nulls_last=True) for table in TABLES[6:]}
+    return {"modes": _mart_modes(settings), **tables}
+
+
+def test_an_incremental_marts_build_keeps_a_pick_up_in_another_customer_s_journey(
+    tmp_path: Path,
+) -> None:
+    # Day 2 gives d0 a late product view: d0 is rebuilt, and with d0 c0, whose journey holds
+    # d0's pick-up (in its touchpoints, its edges). The marts built on day 2 from the
+    # rebuilt customers' rows equal those built in full from both days at once.
+    first = _pickups(2)
+    late = events(
+        {"event_id": "web:late", "customer_key": "d0", "occurred_at": "2026-03-01 09:00",
+         "touchpoint": "product_view"},
+    )  # fmt: skip
+    daily = _marts_of_days(tmp_path / "daily", [first, late])
+    once = _marts_of_days(tmp_path / "once", [pl.concat([first, late])])
+    assert daily.pop("modes") == ["full", "incremental"]
+    assert once.pop("modes") == ["full"]
+    assert [table for table in once if not daily[table].equals(once[table])] == []
+    facts = once["marts.journey_facts"].filter(pl.col("journey_id") == "j:web:c0")
+    # c0's order and d0's pick-up of it, a step of c0's journey
+    assert facts.get_column("touchpoints").to_list() == [["order_placed", "store_pickup"]]
 
 
 def _week(path: Path) -> str:

@@ -13,7 +13,7 @@ from journey_analytics.graphs import SEGMENT_DIMENSIONS
 from journey_analytics.jobs import STEP_COLUMNS
 from journey_analytics.journeys import assign_journeys, journey_facts, summarise_journeys
 from journey_analytics.leakage import leakage_summary, leaked_journeys
-from journey_analytics.warehouse import Warehouse
+from journey_analytics.warehouse import Warehouse, sql_dir
 
 from ._events import AS_OF, scenario
 
@@ -238,3 +238,20 @@ def test_segment_kpis_count_each_closed_journey_once_per_dimension() -> None:
         ("status", "dropped", 1, 0, 0.0, Decimal("0.00"), 0, None),
         ("store", "store=S1", 2, 1, 0.5, Decimal("10.50"), 1, 1.0),
     ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "tables/marts.journey_edges.sql",
+        "tables/marts.journey_facts.sql",
+        "queries/transition_seconds.sql",
+        "marts/segment_kpis.sql",
+    ],
+)
+def test_every_segment_dimension_has_its_column_in_the_sql(path: str) -> None:
+    # the SQL names each dimension's column (a dimension added to graphs.SegmentDimension
+    # without its column would drop out of the medians and the KPIs unseen)
+    text = (sql_dir() / path).read_text(encoding="utf-8")
+    missing = [d for d in SEGMENT_DIMENSIONS if f"{d}_segment" not in text]
+    assert missing == []

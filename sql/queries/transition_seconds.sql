@@ -1,9 +1,9 @@
 -- The median and p90 seconds of every edge of marts.transitions: one row per
 -- (dimension, segment, from_touchpoint, to_touchpoint), over every journey's transitions
--- (marts.journey_edges) in the segments it is in (the edge's <dimension>_segment, copied from
--- marts.journey_segments). Linear interpolation between the two nearest values, as Polars'
--- quantile(interpolation="linear"). An edge without seconds (into an end) has no row here:
--- marts.transitions takes null medians for it.
+-- (marts.journey_edges) in the segments it is in (the edge's <dimension>_segment, the same
+-- segments as marts.journey_segments'). Linear interpolation between the two nearest values,
+-- as Polars' quantile(interpolation="linear"). An edge without seconds (from START, into an
+-- end) is not kept and has no row here: marts.transitions takes null medians for it.
 -- One dimension ($dimension) at a time: every journey is in one segment of a dimension at
 -- most, so each query groups each edge once.
 with

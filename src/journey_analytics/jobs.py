@@ -2161,8 +2161,9 @@ def _mart_rows(
     *,
     kept: bool = True,
 ) -> _MartRows:
-    """The mart rows of whole customers' journeys (``summary``: :data:`FACT_JOURNEY_COLUMNS`),
-    or, not ``kept``, only the counts of replaced ones (:data:`MART_JOURNEY_COLUMNS`)."""
+    """The mart rows of whole customers' journeys (``summary``: :data:`FACT_JOURNEY_COLUMNS`);
+    not ``kept``, those of replaced journeys (:data:`MART_JOURNEY_COLUMNS`), whose counts are
+    subtracted, without the kept edges and facts (None)."""
     # in one order whatever order the rows were written in (an incremental run appends the
     # customers it rebuilt)
     steps = steps.sort("journey_id", "position")
