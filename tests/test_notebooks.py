@@ -103,11 +103,20 @@ def _texts(notebook: nbformat.NotebookNode) -> list[list[str]]:
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
-        shown = []
+        shown: list[str] = []
+        previous = None  # the stream of the output before, if it was one
         for output in cell.outputs:
             if output["output_type"] == "stream":
-                shown.append(f"{output['name']}: {output['text']}")
-            elif output["output_type"] == "error":
+                # a kernel may send one print as several pieces of a stream ("text", "\n"):
+                # the text of a stream is what its consecutive pieces add up to
+                if previous == output["name"]:
+                    shown[-1] += output["text"]
+                else:
+                    shown.append(f"{output['name']}: {output['text']}")
+                previous = output["name"]
+                continue
+            previous = None
+            if output["output_type"] == "error":
                 shown.append(f"error: {output['ename']}: {output['evalue']}")
             else:
                 shown.append(output["data"].get("text/plain", ""))
