@@ -1996,15 +1996,10 @@ def load_journey_shards(settings: Settings, plan: JourneyPlan) -> JourneyReport:
         )
         raise SourceError(msg)
     scope_row = pl.read_parquet(folder / "scope.parquet")
-    full = scope_row.item(0, "full")
-    wanted, changed = (
-        (None, None)
-        if full
-        else (
-            pl.read_parquet(folder / name).get_column("customer_key")
-            for name in ("wanted.parquet", "changed.parquet")
-        )
-    )
+    wanted = changed = None
+    if not scope_row.item(0, "full"):
+        wanted = pl.read_parquet(folder / "wanted.parquet").get_column("customer_key")
+        changed = pl.read_parquet(folder / "changed.parquet").get_column("customer_key")
     scope = _JourneyScope(
         events=plan.events,
         wanted=wanted,
@@ -2142,11 +2137,11 @@ class _MartRows:
     """What the marts take from a set of whole customers' journeys: the rows the marts keep
     per journey, and the counts that add up across sets."""
 
-    # marts.journey_edges and marts.journey_facts; None for rows replaced (not kept)
+    # marts.journey_edges, .journey_facts, .leaked_journeys; None for replaced rows (not kept)
     edges: pl.DataFrame | None
     memberships: pl.DataFrame  # marts.journey_segments
     facts: pl.DataFrame | None
-    leaked: pl.DataFrame  # marts.leaked_journeys
+    leaked: pl.DataFrame | None
     transition_counts: pl.DataFrame
     node_counts: pl.DataFrame
     numerators: pl.DataFrame  # marts.attribution_numerators
@@ -2163,7 +2158,7 @@ def _mart_rows(
 ) -> _MartRows:
     """The mart rows of whole customers' journeys (``summary``: :data:`FACT_JOURNEY_COLUMNS`);
     not ``kept``, those of replaced journeys (:data:`MART_JOURNEY_COLUMNS`), whose counts are
-    subtracted, without the kept edges and facts (None)."""
+    subtracted, without the kept edges, facts and leaked journeys (None)."""
     # in one order whatever order the rows were written in (an incremental run appends the
     # customers it rebuilt)
     steps = steps.sort("journey_id", "position")
@@ -2185,15 +2180,15 @@ def _mart_rows(
     numerators, chain = attribution.attribution_state(
         steps, summary, drop_touchpoints=settings.paths.drop_touchpoints
     )
-    leaked = leakage.leaked_journeys(
-        steps,
-        online_channels=settings.leakage.online_channels,
-        offline_channels=settings.leakage.offline_channels,
-        window=timedelta(days=settings.leakage.window_days),
-        drop_touchpoints=settings.paths.drop_touchpoints,
-    )
-    kept_edges = kept_facts = None
+    kept_edges = kept_facts = leaked = None
     if kept:
+        leaked = leakage.leaked_journeys(
+            steps,
+            online_channels=settings.leakage.online_channels,
+            offline_channels=settings.leakage.offline_channels,
+            window=timedelta(days=settings.leakage.window_days),
+            drop_touchpoints=settings.paths.drop_touchpoints,
+        )
         segments = graphs.segment_columns(attributes, dimensions=dimensions)
         # only the edges with seconds: the medians of an edge without any are null either way
         kept_edges = (
@@ -2313,7 +2308,9 @@ _KEPT_PER_JOURNEY = (
 
 
 def _kept_rows(rows: _MartRows) -> dict[str, pl.DataFrame]:
-    assert rows.edges is not None and rows.facts is not None, "replaced rows are not kept"
+    assert rows.edges is not None and rows.facts is not None and rows.leaked is not None, (
+        "replaced rows are not kept"
+    )
     return dict(
         zip(
             _KEPT_PER_JOURNEY,
