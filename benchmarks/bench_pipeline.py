@@ -22,6 +22,13 @@ Each measurement runs in child processes (each reports its own peak resident mem
   (ingest loads only the new files, core makes events of their rows only, journeys are
   rebuilt only for the customers they touch).
 
+- **floor** (the baseline, in the same run): a third child does the least any pipeline must
+  do with the same base files, in DuckDB alone with no checks -- read the Segment, CRM and POS
+  files into tables (bad lines skipped), union them into one event table, give anonymous
+  events the user of their cookie's first login (one hop, no identity graph), split sessions
+  on 30-minute gaps and count the touchpoint transitions. No quarantine, duplicates, keyed
+  hashes, time zones, journeys, patterns, attribution, marts or dashboard.
+
 Prefect's own start-up (a temporary API server, ~15 s, the same for any size) is left out: the
 stages are what grows with the data. Writes ``benchmarks/results/pipeline.json`` and prints a
 table (medians, with the machine).
@@ -95,6 +102,90 @@ def _child_stages(config: str) -> dict[str, Any]:
         "customers_rebuilt": built.customers_rebuilt,
         "peak_rss_mb": peak_rss_mb(),
     }
+
+
+# The floor's steps, in order: DuckDB SQL over the base files ($data), nothing checked.
+FLOOR_STEPS = (
+    (
+        "read",
+        """create table click as select * from read_json('$data/clickstream/*.jsonl',
+               format = 'newline_delimited', ignore_errors = true,
+               columns = {messageId: 'VARCHAR', type: 'VARCHAR', event: 'VARCHAR',
+                          anonymousId: 'VARCHAR', userId: 'VARCHAR', timestamp: 'TIMESTAMPTZ',
+                          properties: 'JSON', traits: 'JSON', context: 'JSON'});
+           create table interactions as select * from read_csv('$data/crm/interactions*.csv',
+               all_varchar = true, header = true, ignore_errors = true, strict_mode = false);
+           create table receipts as select * from read_csv('$data/pos/receipts*.csv',
+               all_varchar = true, header = true, ignore_errors = true, strict_mode = false);
+           create table receipt_lines as select * from read_csv('$data/pos/receipt_lines*.csv',
+               all_varchar = true, header = true, ignore_errors = true, strict_mode = false)""",
+    ),
+    (
+        "events",
+        """create table events as
+           select messageId as event_id, anonymousId as anonymous_id, coalesce(userId, anonymousId)
+                  as person, coalesce(event, type) as touchpoint, timestamp as occurred_at
+           from click
+           union all
+           select interaction_id, null, loyalty_id, type, try_cast(occurred_at as timestamptz)
+           from interactions
+           union all
+           select receipt_id, null, loyalty_id, 'store_purchase',
+                  try_cast(receipt_ts || 'Z' as timestamptz)
+           from receipts""",
+    ),
+    (
+        "identity",
+        """create table keyed as
+           select events.*, coalesce(logins.user_id, events.person) as customer
+           from events left join (
+               select anonymousId as anonymous_id, min(userId) as user_id from click
+               where userId is not null group by all
+           ) as logins using (anonymous_id)""",
+    ),
+    (
+        "sessions",
+        """create table sessions as
+           with gaps as (
+               select customer, occurred_at, (occurred_at - lag(occurred_at) over by_customer
+                      > interval 30 minutes) is not false as is_new_session
+               from keyed window by_customer as (partition by customer order by occurred_at)
+           ), numbered as (
+               select *, sum(is_new_session::int) over (partition by customer order by occurred_at
+                      rows unbounded preceding) as session_number
+               from gaps
+           )
+           select customer, session_number, min(occurred_at) as started_at,
+                  max(occurred_at) as ended_at, count(*) as events
+           from numbered group by all""",
+    ),
+    (
+        "transitions",
+        """create table transitions as
+           select touchpoint, next_touchpoint, count(*) as transitions,
+                  count(distinct customer) as customers
+           from (select customer, touchpoint, coalesce(lead(touchpoint) over (
+                     partition by customer order by occurred_at), 'END') as next_touchpoint
+                 from keyed)
+           group by all""",
+    ),
+)
+
+
+def _child_floor(data: str) -> dict[str, Any]:
+    """The floor's steps in a new database next to the run's; seconds per step, peak memory."""
+    import duckdb  # noqa: PLC0415
+
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(dir=Path(data).parent) as tmp:
+        connection = duckdb.connect(str(Path(tmp) / "floor.duckdb"))
+        for step, sql in FLOOR_STEPS:
+            started = time.perf_counter()
+            connection.execute(sql.replace("$data", data))  # a path of ours, not user input
+            seconds[step] = time.perf_counter() - started
+        (events,) = connection.sql("select count(*) from events").fetchall()[0]
+        connection.close()
+    return {"seconds": seconds, "events": events, "peak_rss_mb": peak_rss_mb()}
 
 
 def _events_per_customer() -> float:
@@ -178,8 +269,8 @@ def _link_files(source: Path, target: Path) -> None:
             link.symlink_to(path.resolve())
 
 
-def _run_child(config: Path) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--child", str(config)]
+def _run_child(config: Path, *, mode: str = "--child") -> dict[str, Any]:
+    command = [sys.executable, __file__, mode, str(config)]
     done = subprocess.run(command, check=False, capture_output=True, text=True)
     if done.returncode:
         sys.stderr.write(done.stderr)
@@ -188,16 +279,20 @@ def _run_child(config: Path) -> dict[str, Any]:
     return result
 
 
-def measure_once(folder: Path, memory_limit: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A full run on the base files, then a daily run with the held-back day added."""
+def measure_once(
+    folder: Path, memory_limit: str | None
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A full run on the base files, then a daily run with the held-back day added; and the
+    floor on the same base files."""
     with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
         run = Path(tmp)
         _link_files(folder / "base", run / "data")
+        floor = _run_child(run / "data", mode="--floor")
         config = _config(run, memory_limit)
         full = _run_child(config)
         _link_files(folder / "day", run / "data")
         day = _run_child(config)
-    return full, day
+    return full, day, floor
 
 
 def _summary(results: list[dict[str, Any]], *, rates: bool = True) -> dict[str, Any]:
@@ -241,9 +336,13 @@ def main() -> None:
     parser.add_argument("--noise", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--memory-limit", help="[scale] memory_limit for the runs, e.g. 8GB")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--floor", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_child_stages(args.child)))
+        return
+    if args.floor:
+        print(json.dumps(_child_floor(args.floor)))
         return
     args.data.mkdir(parents=True, exist_ok=True)
     ratio = _events_per_customer()
@@ -253,8 +352,9 @@ def main() -> None:
         folder = simulated(args.data, customers, noise=args.noise)
         runs = args.runs if size <= 1_000_000 else args.runs_large
         measured = [measure_once(folder, args.memory_limit) for _ in range(runs)]
-        full = _summary([f for f, _ in measured])
-        day = _summary([d for _, d in measured], rates=False)
+        full = _summary([f for f, _, _ in measured])
+        day = _summary([d for _, d, _ in measured], rates=False)
+        floor = _floor_summary([f for _, _, f in measured])
         rows.append(
             {
                 "target_events": size,
@@ -264,6 +364,8 @@ def main() -> None:
                 "full": full,
                 "day": day,
                 "day_share_of_full": round(day["seconds"] / full["seconds"], 3),
+                "floor": floor,
+                "full_times_floor": round(full["seconds"] / floor["seconds"], 2),
             }
         )
         print(f"{size:>11,} done", file=sys.stderr)
@@ -295,8 +397,24 @@ def main() -> None:
     print_table(rows)
 
 
+def _floor_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians of the floor's runs, per step and in all."""
+    return {
+        "runs": len(results),
+        "events": results[0]["events"],
+        "steps": {
+            step: round(statistics.median(r["seconds"][step] for r in results), 2)
+            for step, _ in FLOOR_STEPS
+        },
+        "seconds": round(statistics.median(sum(r["seconds"].values()) for r in results), 2),
+        "peak_rss_mb": round(max(r["peak_rss_mb"] for r in results), 1),
+        "all_seconds": [round(sum(r["seconds"].values()), 2) for r in results],
+    }
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
-    """The README's table: per stage seconds (events/s), end to end and peak memory."""
+    """The README's table: per stage seconds (events/s), end to end and peak memory; then the
+    floor of each size and the full run's multiple of it."""
     head = " | ".join(f"{s} s (events/s)" for s in STAGES)
     print(f"| events | run | runs | {head} | end to end s | peak RSS MB |")
     print("|---:|---|---:|" + "---:|" * (len(STAGES) + 2))
@@ -309,6 +427,19 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 f"| {r['events']:,} | {label} | {r['runs']} | {cells} | {r['seconds']} | "
                 f"{r['peak_rss_mb']:,.0f} |"
             )
+    print()
+    steps = " | ".join(f"{step} s" for step, _ in FLOOR_STEPS)
+    print(f"| events | floor runs | {steps} | floor s | peak RSS MB | full run x floor |")
+    print("|---:|---:|" + "---:|" * (len(FLOOR_STEPS) + 3))
+    for row in rows:
+        if "floor" not in row:  # recorded before the floor was measured
+            continue
+        f = row["floor"]
+        cells = " | ".join(str(f["steps"][step]) for step, _ in FLOOR_STEPS)
+        print(
+            f"| {f['events']:,} | {f['runs']} | {cells} | {f['seconds']} | "
+            f"{f['peak_rss_mb']:,.0f} | {row['full_times_floor']} |"
+        )
 
 
 def _cell(stage: dict[str, Any]) -> str:
