@@ -74,6 +74,7 @@ clean:
 # run`), then execute every notebook in place, its outputs saved in the file as GitHub shows it.
 .PHONY: notebooks
 notebooks: $(VENV)/.installed-test
+	rm -f journeys.duckdb journeys.duckdb.wal  # one run, as the tests build it (audience history)
 	$(BIN)/journey run --config journey.toml
 	$(BIN)/python notebooks/execute.py notebooks/*.ipynb
 

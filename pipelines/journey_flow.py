@@ -51,7 +51,7 @@ STEPS = {
     "ingest-sources": "loading source files",  # a task per source: ingest-<source>
     "stitch-identities": "stitching identities",
     "build-journeys": "building sessions and journeys",
-    "build-marts": "building marts and graphs",
+    "build-marts": "building marts, graphs, personas and audiences",
     "export-dashboard": "writing the dashboard",
 }
 # with --executor dask, build-journeys is these (the middle one: a task per customer shard)

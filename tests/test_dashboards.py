@@ -32,6 +32,8 @@ SECTION_IDS = (
     "time_to_convert",
     "attribution",
     "stores",
+    "personas",
+    "scorecard",
     "paths",
 )
 # Identifiers that live in marts.patterns and must never reach the page.
@@ -269,6 +271,51 @@ def _leakage() -> pl.DataFrame:
     )
 
 
+def _personas() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "persona": [1, 2, 3],
+            "name": ["Online buyers", "In-store <b>buyers</b>", "Online browsers"],
+            "description": ["50% of customers; ...", "40% of customers; ...", "10% of ..."],
+            # persona 3 has fewer customers than min_group_size 5: not shown
+            "customers": [10, 8, 2],
+            "share_of_customers": [0.5, 0.4, 0.1],
+            "conversion_rate": [0.9, 0.8, 0.0],
+            "basket_value": [120.0, 80.0, 0.0],
+            "typical_path": ["product_view > order_placed", "store_purchase", None],
+        },
+        schema_overrides={"persona": pl.Int32},
+    )
+
+
+def _scorecard() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "touchpoint": ["product_view", "review", "order_placed", "call"],
+            "is_managed": [True, False, True, True],
+            # call: 3 journeys, under min_group_size 5: not shown
+            "journeys_through": [30, 6, 20, 3],
+            "reach": [0.75, 0.15, 0.5, 0.075],
+            "lift": [1.5, 0.5, None, 1.0],
+            "dropoff_rate": [0.1, 0.5, 0.0, 0.0],
+            "leakage_rate": [0.2, 0.0, 0.0, 0.0],
+            "removal_effect": [0.6, None, 0.4, None],
+            "median_seconds_to_next": [3600.0, 90.0, None, None],
+            "reach_trend": [-0.25, None, 0.1, None],
+            "is_strength": [True, False, True, False],
+            "is_weakness": [False, True, False, False],
+            "is_opportunity": [True, False, False, False],
+            "is_threat": [True, True, False, False],
+            "swot": [
+                "strength: ...; opportunity: ...; threat: ...",
+                "weakness: ...",
+                "strength: ...",
+                "",
+            ],
+        }
+    )
+
+
 @pytest.fixture
 def data() -> DashboardData:
     return DashboardData(
@@ -283,6 +330,8 @@ def data() -> DashboardData:
         pattern_kpis=_pattern_kpis(),
         segment_kpis=_segment_kpis(),
         leakage=_leakage(),
+        personas=_personas(),
+        scorecard=_scorecard(),
     )
 
 
@@ -319,8 +368,36 @@ def _section(page: str, section_id: str) -> str:
 
 def test_figures_are_keyed_by_section_in_page_order(data: DashboardData) -> None:
     figures = build_figures(data)
-    # every section but the three written as HTML (key figures, summary, paths table)
-    assert list(figures) == [s for s in SECTION_IDS if s not in ("kpis", "summary", "paths")]
+    # every section but those written as HTML (key figures, summary, scorecard, paths table)
+    html_only = ("kpis", "summary", "scorecard", "paths")
+    assert list(figures) == [s for s in SECTION_IDS if s not in html_only]
+
+
+def test_personas_show_customers_and_conversion_above_the_minimum_group(
+    data: DashboardData, page: str
+) -> None:
+    left, right = build_figures(data)["personas"].data
+    assert list(left.y) == ["Online buyers", "In-store &lt;b&gt;buyers&lt;/b&gt;"]
+    assert (list(left.x), list(right.x)) == ([10, 8], [0.9, 0.8])
+    section = _section(page, "personas")
+    assert "Online browsers" not in section  # 2 customers
+    assert "product view → order placed" in section
+    assert "<b>buyers</b>" not in section  # escaped
+
+
+def test_scorecard_lists_touchpoints_by_reach_with_their_swot(page: str) -> None:
+    section = _section(page, "scorecard")
+    rows = re.findall(r"<tr><td>(.*?)</td>", section)
+    assert rows == ["product view", "order placed", "review <small>(unmanaged)</small>"]
+    cells = re.findall(r'<td class="num">([^<]*)</td>', section)
+    # reach, lift, drop-off, leakage, removal effect, to next step, trend; per row
+    assert cells == [
+        "75.0%", "1.50", "10.0%", "20.0%", "60.0%", "1 h 0 min", "-25%",
+        "50.0%", "no drop-off", "0.0%", "0.0%", "40.0%", "n/a", "+10%",
+        "15.0%", "0.50", "50.0%", "0.0%", "n/a", "1 min", "n/a",
+    ]  # fmt: skip
+    assert section.count('title="strength"') == 2
+    assert section.count('title="threat"') == 2
 
 
 def test_sankey_draws_segment_all_without_small_links_and_self_loops(

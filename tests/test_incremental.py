@@ -49,6 +49,15 @@ UNDECLARED_KEYS = {
     "marts.patterns": "journey_id, pattern",
     "marts.journey_segments": "journey_id, segment",
     "marts.journey_facts": "journey_id",
+    "marts.touchpoint_scorecard": "touchpoint",
+    "marts.audience_members": "audience, customer_key",
+    "marts.personas": "persona",
+    "marts.customer_personas": "customer_key",
+    "marts.persona_funnel": "persona, stage",
+    "marts.persona_dropoffs": "persona, touchpoint",
+    "marts.persona_patterns": "persona, pattern",
+    "marts.persona_transitions": "persona, from_touchpoint, to_touchpoint",
+    "marts.persona_paths": "persona, rank",
 }
 LOAD_TIME = ("ingested_at", "batch_id", "first_seen_at", "last_seen_at")
 

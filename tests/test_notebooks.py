@@ -24,10 +24,16 @@ from nbclient import NotebookClient
 import journey_analytics as ja
 from journey_analytics import jobs
 from journey_analytics.config import OutputSettings, load_settings
+from journey_analytics.warehouse import Warehouse
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-NAMES = ("01_exploring_paths", "02_omnichannel_patterns", "03_dropoffs_and_leakage")
+NAMES = (
+    "01_exploring_paths",
+    "02_omnichannel_patterns",
+    "03_dropoffs_and_leakage",
+    "04_audiences",
+)
 CELL_TIMEOUT_SECONDS = 120
 # absolute paths of a machine, in any output (a traceback, a printed file name)
 MACHINE_PATH = re.compile(r"(/tmp/|/work/|/home/|/root/|/Users/|[A-Z]:\\)")
@@ -221,6 +227,51 @@ def test_dropoffs_and_leakage_shows_the_worst_step_the_leakage_and_the_markov_cr
     assert _printed(notebook, "attribution-summary") == (
         f"Markov removal effect credits {markov['value']} most: "
         f"{markov['conversions']:.1f} conversions, revenue {markov['revenue']:.2f}\n"
+    )
+
+
+def test_audiences_shows_the_sizes_a_draft_and_what_its_export_holds(
+    run: Run, database: Path
+) -> None:
+    notebook = run("04_audiences")
+    sizes = ja.audience_sizes(database)
+    latest = sizes.filter(pl.col("run_at") == pl.col("run_at").max())
+    assert latest.height == 3  # the shipped audiences, one run
+    assert _printed(notebook, "sizes-summary") == "".join(
+        f"{row['audience']}: {row['members']} members (+{row['entered']}, -{row['left']})\n"
+        for row in latest.iter_rows(named=True)
+    )
+    # the draft (a store purchase in the 30 days before the end of the data, no web or app
+    # event in them), counted again in plain SQL
+    with Warehouse.open(database, read_only=True) as wh:
+        counted = wh.query(
+            """
+            with end_of_data as (select max(occurred_at) as at from core.events),
+            recent as (
+                select core.events.* from core.events, end_of_data
+                where customer_key is not null
+                    and occurred_at between end_of_data.at - interval 30 days and end_of_data.at
+            ),
+            members as (
+                select distinct customer_key from recent where touchpoint = 'store_purchase'
+                except
+                select customer_key from recent where channel in ('web', 'app')
+            )
+            select
+                count(*) as members,
+                count(*) filter (where customer_key in (
+                    select customer_key from core.customers where identifier_type = 'email_hash'
+                )) as with_email
+            from members
+            """
+        ).row(0, named=True)
+    assert counted["members"] > 0
+    assert _printed(notebook, "draft") == (
+        f"store-buyers-not-online: {counted['members']} customers\n"
+    )
+    assert _printed(notebook, "export") == (
+        f"{counted['members']} rows, columns customer_key, email_hash, phone_hash; "
+        f"{counted['with_email']} with an e-mail hash\n"
     )
 
 

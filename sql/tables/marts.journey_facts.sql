@@ -11,6 +11,8 @@ create table if not exists marts.journey_facts (
     is_omnichannel boolean not null,    -- one of its patterns is ropo, click_and_collect or try_and_buy
     furthest_stage_order integer,       -- 1 awareness .. 6 loyalty; null: no step has a stage
     touchpoints varchar[] not null,     -- distinct, sorted, without the noise ([paths] drop_touchpoints)
+    entry_touchpoint varchar,           -- the first touchpoint of its cleaned path (after START); null: no edges
+    exit_touchpoint varchar,            -- the last one, before CONVERSION or DROP_OFF; null: open or no edges
     -- the journey's segment per dimension, as on marts.journey_edges; null: in none of it
     status_segment varchar,
     first_channel_segment varchar,

@@ -23,6 +23,10 @@ if os.environ.get("_RJEM_MALLOC_CONF", _POLARS_DEFAULT) == _POLARS_DEFAULT:
 
 from journey_analytics.explore import (  # noqa: E402 - after the allocator's settings
     attribution_credit,
+    audience_export,
+    audience_members,
+    audience_sizes,
+    by_persona,
     channel_leakage,
     compare_segments,
     dropoffs,
@@ -31,6 +35,8 @@ from journey_analytics.explore import (  # noqa: E402 - after the allocator's se
     pattern_evidence,
     pattern_hits,
     pattern_share,
+    persona_graph,
+    persona_profiles,
     read_table,
     segments,
     top_paths,
@@ -40,6 +46,10 @@ from journey_analytics.explore import (  # noqa: E402 - after the allocator's se
 __version__ = "0.1.0"
 __all__ = [
     "attribution_credit",
+    "audience_export",
+    "audience_members",
+    "audience_sizes",
+    "by_persona",
     "channel_leakage",
     "compare_segments",
     "dropoffs",
@@ -48,6 +58,8 @@ __all__ = [
     "pattern_evidence",
     "pattern_hits",
     "pattern_share",
+    "persona_graph",
+    "persona_profiles",
     "read_table",
     "segments",
     "top_paths",

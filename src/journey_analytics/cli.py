@@ -237,6 +237,20 @@ def run(
         f"{journeys.customers} customers with events rebuilt"
     )
     console.print("patterns: " + ", ".join(f"{k} {v}" for k, v in journeys.patterns.items()))
+    from journey_analytics import explore  # noqa: PLC0415
+
+    profiles = explore.persona_profiles(summary.database)
+    console.print(f"personas: {profiles.height} (" + ", ".join(profiles.get_column("name")) + ")")
+    sizes = explore.audience_sizes(summary.database)
+    latest = sizes.filter(sizes["run_at"] == sizes["run_at"].max())
+    console.print(
+        "audiences: "
+        + ", ".join(
+            f"{row['audience']} {row['members']} (+{row['entered']}, -{row['left']})"
+            for row in latest.iter_rows(named=True)
+        )
+        + f"; exported to {settings.reports_path / 'audiences'}"
+    )
     from journey_analytics.jobs import read_restatements  # noqa: PLC0415
 
     restated = read_restatements(settings, since=started)
@@ -553,6 +567,54 @@ def status(
         for row in frame.iter_rows():
             table.add_row(*(_cell(value) for value in row))
         console.print(table)
+
+
+@app.command()
+def personas(
+    config: ConfigOption = Path("journey.toml"),
+    k: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=20,
+            help="Cluster again into this many personas (default: show the personas the last "
+            "run made, as \\[personas] of the config chose them).",
+        ),
+    ] = None,
+) -> None:
+    """The buyer personas: customers clustered by behaviour, with a name and a description
+    made from their numbers, size, conversion, revenue and typical path.
+
+    Example: journey personas --k 5
+    """
+    from journey_analytics import explore, jobs  # noqa: PLC0415
+    from journey_analytics.config import load_settings  # noqa: PLC0415
+
+    try:
+        settings = load_settings(config)
+        if k is not None:
+            options = settings.personas.model_copy(update={"k": k})
+            jobs.build_personas(settings.model_copy(update={"personas": options}))
+        described = explore.persona_profiles(settings.database_path)
+    except JourneyError as error:
+        raise _fail(error) from None
+    table = Table(title=f"{described.height} personas")
+    for column in ("persona", "name", "customers", "share", "conversion", "basket", "path"):
+        table.add_column(column, justify="left" if column in {"name", "path"} else "right",
+                         overflow="fold")  # fmt: skip
+    for row in described.iter_rows(named=True):
+        table.add_row(
+            str(row["persona"]),
+            row["name"],
+            f"{row['customers']:,}",
+            f"{row['share_of_customers']:.0%}",
+            f"{row['conversion_rate']:.0%}",
+            f"{row['basket_value']:,.2f}",
+            row["typical_path"] or "",
+        )
+    console.print(table)
+    for row in described.iter_rows(named=True):
+        console.print(f"[bold]{row['persona']} {row['name']}[/]: {row['description']}")
 
 
 def _cell(value: object) -> str:

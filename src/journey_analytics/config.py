@@ -300,6 +300,59 @@ class LeakageSettings(_Frozen):
     )
 
 
+class PersonaSettings(_Frozen):
+    """Buyer personas: customers clustered by behaviour (``personas.py``), rebuilt with the
+    marts."""
+
+    k: int | None = Field(
+        default=None,
+        ge=1,
+        le=20,
+        description="the number of personas; none: the one of 2..max_k with the highest "
+        "silhouette score",
+    )
+    max_k: int = Field(default=8, ge=2, le=20, description="most personas tried when k is none")
+    seed: int = Field(default=0, ge=0, description="same data and seed, same personas")
+    sample: int = Field(
+        default=20_000,
+        ge=100,
+        description="customers the clustering is fitted on (drawn with the seed); all are "
+        "then given the nearest persona",
+    )
+
+
+class ScorecardSettings(_Frozen):
+    """The thresholds of the touchpoint scorecard's SWOT rules
+    (``sql/marts/touchpoint_scorecard.sql`` states them)."""
+
+    strong_lift: float = Field(
+        default=1.2, gt=0, description="lift (converted / dropped share) of a touchpoint that works"
+    )
+    min_reach: float = Field(
+        default=0.1, ge=0, le=1, description="share of journeys a strength must reach"
+    )
+    weak_dropoff_rate: float = Field(
+        default=0.25, ge=0, le=1, description="drop-off rate that makes a weakness"
+    )
+    weak_lift: float = Field(
+        default=0.8, gt=0, description="lift at or below which it is a weakness"
+    )
+    leakage_rate: float = Field(
+        default=0.1, ge=0, le=1, description="leakage rate that makes an opportunity"
+    )
+    min_trend_journeys: int = Field(
+        default=20,
+        ge=1,
+        description="journeys through a touchpoint in the period before that its reach trend needs",
+    )
+    falling_reach: float = Field(
+        default=-0.2,
+        ge=-1,
+        le=0,
+        description="change of reach since the period before that makes a threat (-0.2: lost 20%)",
+    )
+
+
 class ScheduleSettings(_Frozen):
     """When ``journey serve`` runs the pipeline (a Prefect deployment with a cron schedule)."""
 
@@ -363,6 +416,7 @@ class Settings(_Frozen):
     taxonomy: str | None = None
     referrers: str | None = None
     patterns: str | None = None
+    audiences: str | None = None  # default: the package's defaults/audiences.toml
     privacy: PrivacySettings = PrivacySettings()
     ingest: IngestSettings = IngestSettings()
     sessions: SessionSettings = SessionSettings()
@@ -371,6 +425,8 @@ class Settings(_Frozen):
     paths: PathSettings = PathSettings()
     graphs: GraphSettings = GraphSettings()
     leakage: LeakageSettings = LeakageSettings()
+    personas: PersonaSettings = PersonaSettings()
+    scorecard: ScorecardSettings = ScorecardSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     scale: ScaleSettings = ScaleSettings()
     output: OutputSettings = OutputSettings()

@@ -79,6 +79,19 @@ _SEGMENT_KPIS = {
     "omnichannel_share": pl.Float64,
 }  # fmt: skip
 _LEAKAGE = {"from_stage": pl.String, "journeys": pl.Int64}
+_PERSONAS = {
+    "persona": pl.Int32, "name": pl.String, "description": pl.String, "customers": pl.Int64,
+    "share_of_customers": pl.Float64, "conversion_rate": pl.Float64,
+    "basket_value": pl.Float64, "typical_path": pl.String,
+}  # fmt: skip
+_SCORECARD = {
+    "touchpoint": pl.String, "is_managed": pl.Boolean, "journeys_through": pl.Int64,
+    "reach": pl.Float64, "lift": pl.Float64, "dropoff_rate": pl.Float64,
+    "leakage_rate": pl.Float64, "removal_effect": pl.Float64,
+    "median_seconds_to_next": pl.Float64, "reach_trend": pl.Float64,
+    "is_strength": pl.Boolean, "is_weakness": pl.Boolean, "is_opportunity": pl.Boolean,
+    "is_threat": pl.Boolean, "swot": pl.String,
+}  # fmt: skip
 
 _REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "transitions": ("segment", "from_touchpoint", "to_touchpoint", "transitions", "probability"),
@@ -93,6 +106,8 @@ _REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "pattern_kpis": tuple(_PATTERN_KPIS),
     "segment_kpis": tuple(_SEGMENT_KPIS),
     "leakage": ("from_stage", "journeys"),
+    "personas": tuple(_PERSONAS),
+    "scorecard": tuple(_SCORECARD),
 }  # fmt: skip
 
 
@@ -117,6 +132,10 @@ class DashboardData:
     pattern_kpis: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_PATTERN_KPIS))
     segment_kpis: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_SEGMENT_KPIS))
     leakage: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_LEAKAGE))
+    personas: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_PERSONAS))
+    scorecard: pl.DataFrame = field(  # marts.touchpoint_scorecard
+        default_factory=lambda: pl.DataFrame(schema=_SCORECARD)
+    )
 
 
 @dataclass(frozen=True)
@@ -862,6 +881,40 @@ def _stores_figure(segment_kpis: pl.DataFrame, *, min_group_size: int) -> go.Fig
     return fig
 
 
+def _personas_figure(personas: pl.DataFrame, *, min_group_size: int) -> go.Figure:
+    """Per persona with at least ``min_group_size`` customers, the largest first: customers
+    and the conversion rate of their closed journeys."""
+    rows = personas.filter(pl.col("customers") >= min_group_size).sort("persona")
+    labels = [html.escape(name) for name in rows["name"].to_list()]
+    customers = rows["customers"].cast(pl.Int64).to_list()
+    rates = rows["conversion_rate"].cast(pl.Float64).to_list()
+    details = rows.select(
+        pl.col("share_of_customers").cast(pl.Float64), pl.col("basket_value").cast(pl.Float64)
+    ).rows()
+    left = go.Bar(
+        name="customers",
+        x=customers,
+        text=[_fmt_int(value) for value in customers],
+        customdata=details,
+        marker={"color": _BLUE},
+        hovertemplate="%{y}: %{x:,} customers, %{customdata[0]:.0%} of all<extra></extra>",
+    )
+    right = go.Bar(
+        name="conversion_rate",
+        x=rates,
+        text=[_fmt_pct(value) for value in rates],
+        customdata=details,
+        marker={"color": _GREEN},
+        hovertemplate=(
+            "%{y}: %{x:.1%} of closed journeys converted, average basket "
+            "%{customdata[1]:,.2f}<extra></extra>"
+        ),
+    )
+    fig = _paired_bars(labels, left, right, titles=("Customers", "Conversion rate"))
+    fig.update_xaxes(range=[0, 1.0], row=1, col=2)
+    return fig
+
+
 def _attribution_figure(attribution: pl.DataFrame) -> go.Figure:
     rows = attribution.filter(pl.col("dimension") == "channel").with_columns(
         pl.col("conversions").cast(pl.Float64), pl.col("revenue").cast(pl.Float64)
@@ -972,6 +1025,7 @@ def build_figures(
         ),
         "attribution": _attribution_figure(data.attribution),
         "stores": _stores_figure(data.segment_kpis, min_group_size=min_group_size),
+        "personas": _personas_figure(data.personas, min_group_size=min_group_size),
     }
 
 
@@ -1030,6 +1084,8 @@ _SECTION_TITLES = {
     "time_to_convert": "Time to convert by pattern",
     "attribution": "Attribution by channel",
     "stores": "By region and store",
+    "personas": "Buyer personas",
+    "scorecard": "Touchpoint scorecard",
     "paths": "Top 10 paths",
 }
 
@@ -1148,6 +1204,79 @@ def _sankey_caption(selection: _SankeySelection, *, min_group_size: int) -> str:
             "a Sankey cannot draw a link from a node to itself."
         )
     return " ".join(notes)
+
+
+def _personas_table(personas: pl.DataFrame, *, min_group_size: int) -> str:
+    rows = personas.filter(pl.col("customers") >= min_group_size).sort("persona")
+    if rows.is_empty():
+        return "<p>No persona has enough customers to be shown.</p>"
+    header = (
+        "<tr><th>Persona</th><th>Who they are</th><th>Typical path</th>"
+        '<th class="num">Customers</th></tr>'
+    )
+    body = "\n".join(
+        f"<tr><td><b>{html.escape(row['name'])}</b></td>"
+        f"<td>{html.escape(row['description'])}</td>"
+        f"<td>{_path_label(row['typical_path']) if row['typical_path'] else ''}</td>"
+        f'<td class="num">{_fmt_int(row["customers"])}</td></tr>'
+        for row in rows.iter_rows(named=True)
+    )
+    return f"<table>\n<thead>{header}</thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
+_SWOT_BADGES = (
+    ("is_strength", "S", "strength", _GREEN),
+    ("is_weakness", "W", "weakness", _RED),
+    ("is_opportunity", "O", "opportunity", _BLUE),
+    ("is_threat", "T", "threat", "#b7791f"),
+)
+
+
+def _swot_badges(row: dict[str, Any]) -> str:
+    return " ".join(
+        f'<span title="{title}" style="display:inline-block;min-width:1.4em;text-align:center;'
+        f'border-radius:4px;color:#fff;font-weight:650;background:{colour}">{letter}</span>'
+        for column, letter, title, colour in _SWOT_BADGES
+        if row[column]
+    )
+
+
+def _scorecard_table(scorecard: pl.DataFrame, *, min_group_size: int) -> str:
+    rows = scorecard.filter(pl.col("journeys_through") >= min_group_size).sort(
+        ["reach", "touchpoint"], descending=[True, False]
+    )
+    if rows.is_empty():
+        return "<p>No touchpoint is passed by enough journeys to be scored.</p>"
+    header = (
+        '<tr><th>Touchpoint</th><th class="num">Reach</th><th class="num">Lift</th>'
+        '<th class="num">Drop-off rate</th><th class="num">Leakage</th>'
+        '<th class="num">Removal effect</th><th class="num">To next step</th>'
+        '<th class="num">Reach trend</th><th>SWOT</th></tr>'
+    )
+
+    def lift(value: float | None) -> str:
+        return "no drop-off" if value is None else f"{value:.2f}"
+
+    def trend(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:+.0%}"
+
+    def seconds(value: float | None) -> str:
+        return "n/a" if value is None else _fmt_duration(value)
+
+    body = "\n".join(
+        f"<tr><td>{_label(row['touchpoint'])}"
+        f"{'' if row['is_managed'] is not False else ' <small>(unmanaged)</small>'}</td>"
+        f'<td class="num">{_fmt_pct(row["reach"])}</td>'
+        f'<td class="num">{lift(row["lift"])}</td>'
+        f'<td class="num">{_fmt_pct(row["dropoff_rate"])}</td>'
+        f'<td class="num">{_fmt_pct(row["leakage_rate"])}</td>'
+        f'<td class="num">{_fmt_pct(row["removal_effect"])}</td>'
+        f'<td class="num">{seconds(row["median_seconds_to_next"])}</td>'
+        f'<td class="num">{trend(row["reach_trend"])}</td>'
+        f"<td>{_swot_badges(row)} <small>{html.escape(row['swot'])}</small></td></tr>"
+        for row in rows.iter_rows(named=True)
+    )
+    return f"<table>\n<thead>{header}</thead>\n<tbody>\n{body}\n</tbody>\n</table>"
 
 
 def _paths_table(paths: pl.DataFrame) -> str:
@@ -1269,6 +1398,24 @@ def render_dashboard(
             "stores",
             _stores_caption(data.segment_kpis, min_group_size=min_group_size),
             charts["stores"],
+        ),
+        _section(
+            "personas",
+            "Customers grouped by how they behave (channels, conversion, basket, patterns, "
+            "time to convert, recency, frequency), each named and described from its numbers; "
+            f"personas of fewer than {min_group_size} customers are not shown.",
+            charts["personas"] + _personas_table(data.personas, min_group_size=min_group_size),
+        ),
+        _section(
+            "scorecard",
+            "Every touchpoint passed by at least "
+            f"{min_group_size} closed journeys: the share of journeys through it (reach); "
+            "lift, how much more often converted journeys pass it than dropped ones; the "
+            "journeys ending there, and leaving there to buy offline; its share of the Markov "
+            "removal effect; the median time to the next step; the change of its reach since "
+            "the period before. S, W, O, T: strength, weakness, opportunity, threat, by the "
+            "rules of the README (Touchpoint scorecard).",
+            _scorecard_table(data.scorecard, min_group_size=min_group_size),
         ),
         _section(
             "paths",

@@ -33,6 +33,7 @@ class RunTables:
     journeys: pl.DataFrame  # journey_id, status, conversion_event_id, revenue, last_touchpoint
     patterns: pl.DataFrame  # journey_id, pattern, variant
     batches: pl.DataFrame  # ops.batches
+    personas: pl.DataFrame | None = None  # customer_key, persona (marts.customer_personas)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Truth:
     journeys: pl.DataFrame  # journey_id, converted, patterns, variant, dropoff_touchpoint, ...
     rows_written: int | None  # data rows in the source files, from summary.json
     malformed_rows: int | None = None  # rows written broken on purpose, from summary.json
+    customers: pl.DataFrame | None = None  # customer_id, kind (truth/customers.csv)
 
 
 def truth_from(
@@ -324,9 +326,35 @@ def score_accounting(run: RunTables, truth: Truth) -> dict[str, Any]:
     }
 
 
+def score_personas(run: RunTables, truth: Truth) -> dict[str, Any] | None:
+    """How well the personas recover the simulator's planted customer kinds: the adjusted Rand
+    index over the run's customers with a persona, each taken as the kind of the true customer
+    most of its events belong to (ties: the first customer id). None without personas or
+    without the truth's customers."""
+    if run.personas is None or truth.customers is None:
+        return None
+    valid = truth.events.filter(pl.col("status") == "valid")
+    owners = (
+        valid.join(run.events.select("event_id", "customer_key"), on="event_id")
+        .group_by("customer_key", "customer_id")
+        .len()
+        .sort("customer_key", "len", "customer_id", descending=[False, True, False])
+        .unique("customer_key", keep="first")
+    )
+    pairs = run.personas.join(owners, on="customer_key").join(
+        truth.customers.select("customer_id", "kind"), on="customer_id"
+    )
+    return {
+        "customers_scored": pairs.height,
+        "personas": run.personas.get_column("persona").n_unique(),
+        "kinds": pairs.get_column("kind").n_unique(),
+        "adjusted_rand_index": adjusted_rand_index(pairs, "persona", "kind"),
+    }
+
+
 def evaluate(run: RunTables, truth: Truth) -> dict[str, Any]:
     """Every score of a run against the truth."""
-    return {
+    scores = {
         "identity": score_identity(run, truth),
         "journeys": score_journeys(run, truth),
         "patterns": score_patterns(run, truth),
@@ -334,6 +362,10 @@ def evaluate(run: RunTables, truth: Truth) -> dict[str, Any]:
         "totals": score_totals(run, truth),
         "accounting": score_accounting(run, truth),
     }
+    personas = score_personas(run, truth)
+    if personas is not None:
+        scores["personas"] = personas
+    return scores
 
 
 def score_rows(scores: dict[str, Any]) -> list[tuple[str, str, str]]:

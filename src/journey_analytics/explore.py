@@ -17,12 +17,13 @@ Example::
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import networkx as nx
 import polars as pl
 
-from journey_analytics import graphs, journeys
+from journey_analytics import audiences, graphs, journeys
 from journey_analytics.errors import NotFoundError
 from journey_analytics.warehouse import Warehouse
 
@@ -83,6 +84,93 @@ def transition_graph(database: Database, *, segment: str = "all") -> nx.DiGraph:
         raise NotFoundError(msg)
     nodes = read_table(database, "marts.transition_nodes").filter(pl.col("segment") == segment)
     return graphs.graph_from_frames(transitions, nodes)
+
+
+def persona_profiles(database: Database) -> pl.DataFrame:
+    """The buyer personas (``marts.personas``): name, description, size, conversion, revenue,
+    typical path and the averages they are described by, persona 1 the largest."""
+    return read_table(database, "marts.personas").sort("persona")
+
+
+def by_persona(database: Database, analysis: str) -> pl.DataFrame:
+    """An analysis split by persona, with the persona's name: ``funnel``, ``dropoffs``,
+    ``patterns``, ``transitions`` or ``paths`` (``marts.persona_<analysis>``)."""
+    if analysis not in PERSONA_ANALYSES:
+        known = ", ".join(PERSONA_ANALYSES)
+        msg = f"No analysis {analysis!r} by persona; did you mean one of: {known}?"
+        raise NotFoundError(msg)
+    names = read_table(database, "marts.personas").select("persona", "name")
+    split = read_table(database, f"marts.persona_{analysis}")
+    return names.join(split, on="persona", how="inner").sort(split.columns[:3])
+
+
+PERSONA_ANALYSES = ("funnel", "dropoffs", "patterns", "transitions", "paths")
+
+
+def persona_graph(database: Database, persona: int) -> nx.DiGraph:
+    """The transition graph of one persona's journeys (``marts.persona_transitions``), with
+    edge attributes; the persona's name and size as graph attributes."""
+    described = persona_profiles(database).filter(pl.col("persona") == persona)
+    if described.is_empty():
+        known = ", ".join(
+            f"{p} {n}" for p, n in persona_profiles(database).select("persona", "name").iter_rows()
+        )
+        msg = f"No persona {persona} in {database}; the personas are: {known}"
+        raise NotFoundError(msg)
+    transitions = read_table(database, "marts.persona_transitions").filter(
+        pl.col("persona") == persona
+    )
+    graph = graphs.graph_from_frames(transitions)
+    graph.graph.update(persona=persona, name=described.item(0, "name"))
+    graph.graph["customers"] = described.item(0, "customers")
+    return graph
+
+
+def audience_sizes(database: Database) -> pl.DataFrame:
+    """Every audience's size at each run, with how many entered and left since the run before
+    (``marts.audience_sizes``), the latest run first."""
+    return read_table(database, "marts.audience_sizes").sort(
+        ["run_at", "audience"], descending=[True, False]
+    )
+
+
+def audience_members(
+    database: Database,
+    rules: audiences.AudienceRules | str | None = None,
+    *,
+    as_of: datetime | None = None,
+) -> pl.DataFrame:
+    """The members of audiences (columns audience, customer_key) as of ``as_of`` (default: the
+    end of the data): ``rules`` an :class:`audiences.AudienceRules`, the text of an audiences
+    file (a draft to try before adding it to the file the runs read), or None for the members
+    the last run stored."""
+    if rules is None:
+        return read_table(database, "marts.audience_members")
+    if isinstance(rules, str):
+        rules = audiences.parse_audiences(rules)
+    with Warehouse.open(_existing(database), read_only=True) as wh:
+        end = wh.query("select max(occurred_at) from core.events").item()
+        as_of = as_of or end
+        if as_of is None:
+            return pl.DataFrame(schema={"audience": pl.String, "customer_key": pl.String})
+        since = as_of - timedelta(days=max(a.within_days for a in rules.audience))
+        events = wh.query(
+            f"select {', '.join(audiences.EVENT_COLUMNS)} from core.events "
+            "where occurred_at >= $since",
+            {"since": since},
+        )
+    return audiences.audience_members(events, rules, as_of=as_of)
+
+
+def audience_export(database: Database, members: pl.DataFrame) -> pl.DataFrame:
+    """Members (of one audience) as an export for a CRM: customer_key and the keyed e-mail and
+    phone hashes, never a raw identifier (see :func:`audiences.audience_export`)."""
+    with Warehouse.open(_existing(database), read_only=True) as wh:
+        identifiers = wh.query(
+            "select identifier_type, identifier_value, customer_key from core.customers "
+            "where identifier_type in ('email_hash', 'phone_hash')"
+        )
+    return audiences.audience_export(members, identifiers)
 
 
 def compare_segments(

@@ -105,6 +105,20 @@ def transition_edges(
     return pl.concat([inner, ends]).sort("journey", maintain_order=True).drop("journey")
 
 
+def path_ends(edges: pl.DataFrame) -> pl.DataFrame:
+    """The ends of each journey's edges (:func:`transition_edges`): ``entry_touchpoint``, the
+    target of its ``START`` edge, and ``exit_touchpoint``, the source of its edge into
+    ``CONVERSION`` or ``DROP_OFF`` (null while the journey is open). With the inner edges they
+    give the journey's whole transition graph. Journeys without edges have no row."""
+    entries = edges.filter(pl.col("from_touchpoint") == START).select(
+        "journey_id", pl.col("to_touchpoint").alias("entry_touchpoint")
+    )
+    exits = edges.filter(pl.col("to_touchpoint").is_in([CONVERSION, DROP_OFF])).select(
+        "journey_id", pl.col("from_touchpoint").alias("exit_touchpoint")
+    )
+    return entries.join(exits, on="journey_id", how="left", maintain_order="left")
+
+
 TRANSITION_SCHEMA: dict[str, pl.DataType] = {
     "segment": pl.String(),
     "from_touchpoint": pl.String(),

@@ -29,6 +29,7 @@ import polars.selectors as cs
 
 from journey_analytics import (
     attribution,
+    audiences,
     dashboards,
     evaluate,
     graphs,
@@ -37,6 +38,7 @@ from journey_analytics import (
     ingest,
     journeys,
     leakage,
+    personas,
     privacy,
     reconstruct,
 )
@@ -68,6 +70,16 @@ IDENTIFIER_COLUMNS = (
     "loyalty_id",
     "payment_hash",
 )
+# built with the marts, after them (build_personas)
+PERSONA_MARTS = (
+    "marts.personas",
+    "marts.customer_personas",
+    "marts.persona_funnel",
+    "marts.persona_dropoffs",
+    "marts.persona_patterns",
+    "marts.persona_transitions",
+    "marts.persona_paths",
+)
 MARTS = (
     "marts.transitions",
     "marts.transition_nodes",
@@ -82,6 +94,9 @@ MARTS = (
     "marts.pattern_periods",
     "marts.pattern_kpis",
     "marts.segment_kpis",
+    "marts.touchpoint_scorecard",
+    "marts.audience_members",
+    *PERSONA_MARTS,
 )
 STEP_COLUMNS = (
     "journey_id",
@@ -2196,12 +2211,16 @@ def _mart_rows(
             .select("journey_id", "from_touchpoint", "to_touchpoint", "seconds")
             .join(segments, on="journey_id", how="left", maintain_order="left")
         )
-        kept_facts = journeys.journey_facts(
-            steps,
-            summary,
-            drop_touchpoints=settings.paths.drop_touchpoints,
-            omnichannel=dashboards.OMNICHANNEL_PATTERNS,
-        ).join(segments, on="journey_id", how="left", maintain_order="left")
+        kept_facts = (
+            journeys.journey_facts(
+                steps,
+                summary,
+                drop_touchpoints=settings.paths.drop_touchpoints,
+                omnichannel=dashboards.OMNICHANNEL_PATTERNS,
+            )
+            .join(graphs.path_ends(edges), on="journey_id", how="left", maintain_order="left")
+            .join(segments, on="journey_id", how="left", maintain_order="left")
+        )
     return _MartRows(
         kept_edges,
         memberships,
@@ -2463,6 +2482,13 @@ def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
             wh.build_mart("marts.pattern_periods", periods)
             wh.build_mart("marts.pattern_kpis")
             wh.build_mart("marts.segment_kpis")
+            wh.build_mart(
+                "marts.touchpoint_scorecard",
+                {**periods, **settings.scorecard.model_dump()},
+            )
+            _build_personas(wh, settings)
+            rules = _audience_rules(settings)
+            members = _build_audiences(wh, rules)
             journey_count = wh.query("select count(*) from journeys.journeys").item()
             wh.append(
                 "ops.mart_runs",
@@ -2492,6 +2518,7 @@ def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
             .get_column("segment")
             .to_list()
         )
+        export_audiences(wh, rules, members, settings.reports_path / "audiences")
         for segment, graph in graphs.graphs_of_segments(transitions, nodes, exported).items():
             for suffix in graphs.GRAPH_FORMATS:
                 graphs.export_graph(
@@ -2500,6 +2527,127 @@ def build_marts(settings: Settings, *, full: bool = False) -> dict[str, int]:
         return {
             table: int(wh.query(f"select count(*) as n from {table}").item()) for table in MARTS
         }
+
+
+def _audience_rules(settings: Settings) -> audiences.AudienceRules:
+    return audiences.load_audiences(
+        settings.resolve(settings.audiences) if settings.audiences else None
+    )
+
+
+def _build_audiences(wh: Warehouse, rules: audiences.AudienceRules) -> pl.DataFrame:
+    """The audiences' members as of the end of the data (``marts.audience_members``), and
+    their sizes with who entered and left since the last run (appended to
+    ``marts.audience_sizes``). Returns the members."""
+    as_of = wh.query("select max(occurred_at) from core.events").item()
+    if as_of is None:
+        members = audiences.audience_members(
+            pl.DataFrame(schema={"customer_key": pl.String}), rules, as_of=datetime.now(UTC)
+        ).head(0)
+    else:
+        since = as_of - timedelta(days=max(a.within_days for a in rules.audience))
+        events = wh.query(
+            f"select {', '.join(audiences.EVENT_COLUMNS)} from core.events "
+            "where occurred_at >= $since",
+            {"since": since},
+        )
+        members = audiences.audience_members(events, rules, as_of=as_of)
+    changes = audiences.audience_changes(wh.read("marts.audience_members"), members, rules)
+    wh.replace("marts.audience_members", members)
+    wh.append(
+        "marts.audience_sizes",
+        changes.select(
+            pl.lit(datetime.now(UTC)).alias("run_at"),
+            pl.lit(as_of, pl.Datetime("us", "UTC")).alias("as_of"),
+            pl.all(),
+        ),
+    )
+    return members
+
+
+def export_audiences(
+    wh: Warehouse, rules: audiences.AudienceRules, members: pl.DataFrame, folder: Path
+) -> list[Path]:
+    """Writes each audience as ``<folder>/<name>.csv`` and ``.parquet`` for a CRM import:
+    the pseudonymous customer key and the keyed e-mail and phone hashes, no raw identifier;
+    removes the files of audiences no longer in the rules."""
+    folder.mkdir(parents=True, exist_ok=True)
+    identifiers = wh.query(
+        "select identifier_type, identifier_value, customer_key from core.customers "
+        "where identifier_type in ('email_hash', 'phone_hash')"
+    )
+    names = {audience.name for audience in rules.audience}
+    for stale in (*folder.glob("*.csv"), *folder.glob("*.parquet")):
+        if stale.stem not in names:
+            stale.unlink()
+    written = []
+    for audience in rules.audience:
+        rows = audiences.audience_export(
+            members.filter(pl.col("audience") == audience.name), identifiers
+        )
+        for path, write in (
+            (folder / f"{audience.name}.csv", rows.write_csv),
+            (folder / f"{audience.name}.parquet", rows.write_parquet),
+        ):
+            write(path)
+            written.append(path)
+    return written
+
+
+def build_personas(settings: Settings) -> personas.PersonaModel:
+    """Builds the personas and their marts again from the journeys and marts already built
+    (``journey personas --k``): what :func:`build_marts` does at its end."""
+    with _open(settings) as wh:
+        wh.ensure_tables()
+        with wh.transaction():
+            return _build_personas(wh, settings)
+
+
+def _build_personas(wh: Warehouse, settings: Settings) -> personas.PersonaModel:
+    """Clusters every customer with a journey into personas (``[personas]``) and builds the
+    persona marts from the journeys and the kept rows; records the run in ``ops.persona_runs``.
+    Done in full every time, from tables that equal a full build's: the same data and seed
+    give the same personas, whichever runs built the journeys."""
+    options = settings.personas
+    features = wh.query_file(
+        "persona_features",
+        {
+            "online_channels": list(settings.leakage.online_channels),
+            "offline_channels": list(settings.leakage.offline_channels),
+        },
+    )
+    model = personas.fit_personas(
+        features, k=options.k, max_k=options.max_k, seed=options.seed, sample=options.sample
+    )
+    assigned = personas.assign_personas(features, model)
+    wh.replace("marts.customer_personas", assigned)
+    wh.build_mart("marts.persona_paths")
+    typical = wh.query(
+        "select persona, path as typical_path from marts.persona_paths where rank = 1"
+    )
+    wh.replace(
+        "marts.personas",
+        personas.describe_personas(features, assigned).join(
+            typical, on="persona", how="left", maintain_order="left"
+        ),
+    )
+    for mart in ("persona_funnel", "persona_dropoffs", "persona_patterns", "persona_transitions"):
+        wh.build_mart(f"marts.{mart}")
+    wh.append(
+        "ops.persona_runs",
+        pl.DataFrame(
+            {
+                "run_at": [datetime.now(UTC)],
+                "customers": [features.height],
+                "personas": [model.k],
+                "chosen_by": [model.chosen_by],
+                "seed": [model.seed],
+                "silhouettes": [json.dumps({str(k): v for k, v in model.silhouettes.items()})],
+                "features": [",".join(personas.FEATURE_NAMES)],
+            }
+        ),
+    )
+    return model
 
 
 def rebuild_as_of(settings: Settings, *, loaded_by: datetime, folder: Path) -> Settings:
@@ -2790,6 +2938,8 @@ def read_dashboard_data(settings: Settings) -> dashboards.DashboardData:
             pattern_kpis=wh.read("marts.pattern_kpis"),
             segment_kpis=wh.read("marts.segment_kpis"),
             leakage=wh.read("marts.leakage"),
+            personas=wh.read("marts.personas"),
+            scorecard=wh.read("marts.touchpoint_scorecard"),
         )
 
 
@@ -2814,10 +2964,14 @@ def read_truth(folder: Path) -> evaluate.Truth:
         msg = f"{folder} is not a truth folder: expected events.csv and journeys.csv in it."
         raise SourceError(msg)
     summary = folder / "summary.json"
-    return evaluate.truth_from(
-        pl.read_csv(folder / "events.csv", infer_schema=False),
-        pl.read_csv(folder / "journeys.csv", infer_schema=False),
-        json.loads(summary.read_text()) if summary.exists() else None,
+    customers = folder / "customers.csv"
+    return replace(
+        evaluate.truth_from(
+            pl.read_csv(folder / "events.csv", infer_schema=False),
+            pl.read_csv(folder / "journeys.csv", infer_schema=False),
+            json.loads(summary.read_text()) if summary.exists() else None,
+        ),
+        customers=pl.read_csv(customers, infer_schema=False) if customers.exists() else None,
     )
 
 
@@ -2833,6 +2987,9 @@ def evaluate_run(database: Path, truth_dir: Path, out: Path | None) -> dict[str,
             ),
             patterns=wh.query("select journey_id, pattern, variant from marts.patterns"),
             batches=wh.read("ops.batches"),
+            personas=wh.read("marts.customer_personas")
+            if "marts.customer_personas" in wh.tables("marts")
+            else None,
         )
     scores = evaluate.evaluate(run, read_truth(truth_dir))
     if out is not None:

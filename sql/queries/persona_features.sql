@@ -1,0 +1,68 @@
+-- persona features: one row per customer with a journey: the habits its persona is made of
+-- (personas.FEATURES). $online_channels and $offline_channels are [leakage]'s channel lists.
+with
+journeys as (
+    select
+        journeys.customer_key,
+        journeys.status,
+        journeys.converted,
+        journeys.revenue,
+        journeys.seconds_to_convert,
+        journeys.ended_at,
+        facts.furthest_stage_order,
+        list_contains(journeys.patterns, 'ropo') as is_ropo,
+        list_contains(journeys.patterns, 'click_and_collect') as is_click_and_collect,
+        list_contains(journeys.patterns, 'try_and_buy') as is_try_and_buy
+    from journeys.journeys as journeys
+    inner join marts.journey_facts as facts using (journey_id)
+),
+per_customer as (
+    select
+        customer_key,
+        count(*) as journeys,
+        count(*) filter (where status <> 'open') as closed_journeys,
+        count(*) filter (where converted) as conversions,
+        coalesce(sum(revenue) filter (where converted), 0)::double as revenue,
+        coalesce(avg(revenue) filter (where converted), 0)::double as basket_value,
+        coalesce(max(furthest_stage_order), 0)::integer as furthest_stage,
+        (median(seconds_to_convert) filter (where converted) / 86400)::double as days_to_convert,
+        avg(is_ropo::integer)::double as ropo_share,
+        avg(is_click_and_collect::integer)::double as click_and_collect_share,
+        avg(is_try_and_buy::integer)::double as try_and_buy_share,
+        max(ended_at) as last_seen_at
+    from journeys
+    group by customer_key
+),
+channels as (
+    select
+        customer_key,
+        avg(list_contains($online_channels, channel)::integer)::double as online_share,
+        avg(list_contains($offline_channels, channel)::integer)::double as offline_share
+    from journeys.steps
+    where not is_fulfilment
+    group by customer_key
+),
+final as (
+    select
+        per_customer.customer_key,
+        per_customer.journeys,
+        per_customer.closed_journeys,
+        per_customer.conversions,
+        coalesce(per_customer.conversions / nullif(per_customer.closed_journeys, 0), 0)::double
+            as conversion_rate,
+        per_customer.revenue,
+        per_customer.basket_value,
+        coalesce(channels.online_share, 0) as online_share,
+        coalesce(channels.offline_share, 0) as offline_share,
+        per_customer.furthest_stage,
+        per_customer.days_to_convert,
+        per_customer.ropo_share,
+        per_customer.click_and_collect_share,
+        per_customer.try_and_buy_share,
+        (
+            epoch(max(per_customer.last_seen_at) over () - per_customer.last_seen_at) / 86400
+        )::double as recency_days
+    from per_customer
+    left join channels using (customer_key)
+)
+select * from final order by customer_key
