@@ -175,10 +175,11 @@ def test_an_export_holds_the_key_and_keyed_hashes_only() -> None:
 
 
 def _core_event(row: dict[str, Any]) -> dict[str, Any]:
+    # loaded an hour after it happened: the run's end of the data is then the last event
     return {
         **row,
         "source": "web",
-        "ingested_at": AS_OF,
+        "ingested_at": row["occurred_at"] + timedelta(hours=1),
         "batch_id": "b1",
     }
 
@@ -223,7 +224,7 @@ def test_two_runs_record_sizes_and_who_entered_and_left(wh: Warehouse, tmp_path:
         ("tried-in-store-no-purchase", "c9"),
     ]
     sizes = wh.query(
-        'select as_of, audience, members, entered, "left" from marts.audience_sizes '
+        "select as_of, audience, members, entered, exited from ops.audience_sizes "
         "order by run_at, audience"
     )
     assert sizes.rows() == [
@@ -264,3 +265,67 @@ def test_exports_are_written_per_audience_without_raw_identifiers(
         data = path.read_bytes()
         assert b"u-raw-1" not in data
         assert b"L-raw-1" not in data
+
+
+def test_edge_cases_of_the_rules(tmp_path: Path) -> None:
+    rules = _rules(
+        """
+[[audience]]
+name = "no-show"
+within_days = 60
+[[audience.did]]
+touchpoint = ["order_placed"]
+older_than_days = 7
+not_followed_by = { touchpoint = ["store_pickup"], same = "order_id" }
+
+[[audience]]
+name = "tried-no-purchase"
+within_days = 14
+[[audience.did]]
+touchpoint = ["try_on"]
+not_followed_by = { is_conversion = true }
+
+[[audience]]
+name = "no-second-shoe"
+within_days = 30
+[[audience.did]]
+touchpoint = ["store_purchase"]
+not_followed_by = { is_conversion = true, same = "category" }
+""",
+        tmp_path,
+    )
+    events = pl.DataFrame(
+        [
+            # picked up by another customer (a partner, not stitched): not a no-show
+            _order("a1", "OA", 20),
+            _pickup("a2", "OA", 18),
+            # exactly 7 days old: older_than_days includes the boundary
+            _order("b1", "OB", 7),
+            # a purchase at the very moment of the try-on does not follow it: still a member
+            _event("c1", "try_on", 3, channel="store"),
+            _event("c1", "store_purchase", 3, channel="store", conversion=True),
+            # a later purchase in another category does not undo one in the same category
+            {**_event("d1", "store_purchase", 10, channel="store", conversion=True)},
+            {**_event("d1", "order_placed", 5, conversion=True), "category": "bags"},
+            {**_event("d2", "store_purchase", 10, channel="store", conversion=True)},
+            {**_event("d2", "order_placed", 5, conversion=True)},  # shoes again: undone
+        ]
+    )
+    members = audiences.audience_members(events, rules, as_of=AS_OF)
+    # (d1's and d2's orders are 5 days old: not yet no-shows)
+    assert members.rows() == [
+        ("no-second-shoe", "c1"),
+        ("no-second-shoe", "d1"),
+        ("no-show", "b1"),
+        ("tried-no-purchase", "c1"),
+    ]
+
+
+def test_an_empty_database_has_empty_audiences(wh: Warehouse) -> None:
+    members = jobs._build_audiences(wh, audiences.load_audiences())
+    assert members.is_empty()
+    assert wh.query("select audience, members, entered, exited from ops.audience_sizes").rows() == [
+        ("online-researchers-no-store", 0, 0, 0),
+        ("click-and-collect-no-show", 0, 0, 0),
+        ("tried-in-store-no-purchase", 0, 0, 0),
+    ]

@@ -339,9 +339,9 @@ def test_no_raw_personal_value_in_any_table_log_or_dashboard(
             .get_column("name")
             .to_list()
         )
-        # 5 raw, quarantine, 3 core, 3 journeys (+ 3 of replaced rows), 13 marts (+ 5 of kept
-        # rows), 11 ops
-        assert len(tables) == 44
+        # 5 raw, quarantine, 3 core, 3 journeys (+ 3 of replaced rows), 22 marts (+ 5 of kept
+        # rows), 13 ops
+        assert len(tables) == 55
         leaks = {}
         for table in tables:
             frame = wh.read(table)

@@ -238,7 +238,7 @@ def test_audiences_shows_the_sizes_a_draft_and_what_its_export_holds(
     latest = sizes.filter(pl.col("run_at") == pl.col("run_at").max())
     assert latest.height == 3  # the shipped audiences, one run
     assert _printed(notebook, "sizes-summary") == "".join(
-        f"{row['audience']}: {row['members']} members (+{row['entered']}, -{row['left']})\n"
+        f"{row['audience']}: {row['members']} members (+{row['entered']}, -{row['exited']})\n"
         for row in latest.iter_rows(named=True)
     )
     # the draft (a store purchase in the 30 days before the end of the data, no web or app
@@ -246,9 +246,11 @@ def test_audiences_shows_the_sizes_a_draft_and_what_its_export_holds(
     with Warehouse.open(database, read_only=True) as wh:
         counted = wh.query(
             """
-            with end_of_data as (select max(occurred_at) as at from core.events),
+            with end_of_data as (  -- the run's: its last event, or its last load if earlier
+                select least(max(occurred_at), max(ingested_at)) as at from core.events
+            ),
             recent as (
-                select core.events.* from core.events, end_of_data
+                select e.* from core.events as e, end_of_data
                 where customer_key is not null
                     and occurred_at between end_of_data.at - interval 30 days and end_of_data.at
             ),

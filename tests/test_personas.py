@@ -215,15 +215,17 @@ def test_every_customer_with_a_journey_has_one_persona(sample_database: Path) ->
 
 
 def test_persona_transitions_add_up_to_all_transitions(sample_database: Path) -> None:
-    # an independent sum: every edge of segment all is some persona's, counted once
+    # an independent sum: every edge of segment all is some persona's, counted once, and every
+    # customer is in one persona
     differences = _query(
         sample_database,
         """
         with by_persona as (
-            select from_touchpoint, to_touchpoint, sum(transitions) as transitions
+            select from_touchpoint, to_touchpoint, sum(transitions) as transitions,
+                sum(customers) as customers
             from marts.persona_transitions group by all
         ), everyone as (
-            select from_touchpoint, to_touchpoint, transitions
+            select from_touchpoint, to_touchpoint, transitions, customers
             from marts.transitions where segment = 'all'
         )
         (select * from by_persona except all select * from everyone)

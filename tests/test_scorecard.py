@@ -275,3 +275,32 @@ def test_a_trend_needs_enough_journeys_in_the_period_before(wh: Warehouse) -> No
         "weakness: 25% of the journeys through it end there; "
         "opportunity: 25% of the journeys through it leave to buy offline"
     )
+
+
+def test_one_settled_period_gives_no_trend(wh: Warehouse) -> None:
+    # without the open journey April is not over (the data end on April 20): March alone
+    wh.execute("delete from journeys.journeys where journey_id = 'j7'")
+    wh.execute("delete from marts.journey_facts where journey_id = 'j7'")
+    wh.build_mart("marts.period_kpis", {"period": "month", "omnichannel": ["ropo"]})
+    card = _scorecard(wh)
+    assert {
+        (row["reach_latest"], row["reach_previous"], row["reach_trend"]) for row in card.values()
+    } == {(None, None, None)}
+
+
+def test_without_a_conversion_no_touchpoint_has_a_lift(wh: Warehouse) -> None:
+    for table in ("journeys.journeys", "marts.journey_facts"):
+        wh.execute(
+            f"update {table} set status = 'dropped', converted = false where status <> 'open'"
+        )
+    wh.build_mart("marts.dropoffs")
+    card = _scorecard(wh)
+    assert {row["lift"] for row in card.values()} == {None}
+    assert not any(row["is_strength"] for row in card.values())
+    # the rules without a lift are left (drop-offs, the fixture's leak, trends): no "lift 0.00"
+    assert not any("lift" in row["swot"] for row in card.values())
+    assert card["product_view"]["swot"] == (
+        "weakness: 25% of the journeys through it end there; "  # only j6 ends there
+        "opportunity: 25% of the journeys through it leave to buy offline; "
+        "threat: its reach fell 50% since the period before"
+    )

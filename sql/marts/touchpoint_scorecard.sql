@@ -12,7 +12,10 @@
 --                period before; or unmanaged with dropoff_rate >= $weak_dropoff_rate: journeys
 --                end at a place the company does not control
 -- A touchpoint no dropped journey passes (the purchase itself, or what only follows one: a
--- pick-up, a return) has no lift and is neither a strength nor an opportunity by lift.
+-- pick-up, a return) has no lift and is neither a strength nor an opportunity by lift; nor has
+-- any touchpoint while no journey converted. is_managed: most of its events are managed.
+-- The median time to the next step is the transition graph's, keyed by the name [paths]
+-- aliases give; the other numbers by the touchpoint's own name (with no aliases, the same).
 -- Its reach_trend needs at least $min_trend_journeys journeys through it in the period before
 -- (a change of a handful of journeys says nothing).
 -- A journey's period is that of marts.period_kpis (its conversion, or its last event), by $period.
@@ -97,7 +100,7 @@ scored as (
         coalesce(through.converted_through / nullif(totals.converted, 0), 0)::double
             as converted_share,
         coalesce(through.dropped_through / nullif(totals.dropped, 0), 0)::double as dropped_share,
-        converted_share / nullif(dropped_share, 0) as lift,
+        case when totals.converted > 0 then converted_share / nullif(dropped_share, 0) end as lift,
         coalesce(dropoffs.dropoff_rate, 0)::double as dropoff_rate,
         coalesce(dropoffs.leakage_rate, 0)::double as leakage_rate,
         markov.removal_effect::double as removal_effect,

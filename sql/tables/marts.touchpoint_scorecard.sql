@@ -8,7 +8,7 @@ create table if not exists marts.touchpoint_scorecard (
     reach double not null,              -- journeys_through / closed journeys
     converted_share double not null,    -- of the converted journeys, those through it
     dropped_share double not null,      -- of the dropped journeys, those through it
-    lift double,                        -- converted_share / dropped_share; null: no dropped journey passes it
+    lift double,                        -- converted_share / dropped_share; null: no dropped journey passes it, or none converted
     dropoff_rate double not null,       -- dropped journeys ending there / journeys_through (marts.dropoffs)
     leakage_rate double not null,       -- journeys that left online there to buy offline / journeys_through
     removal_effect double,              -- its share of the Markov removal-effect credit (marts.attribution); null: no credit

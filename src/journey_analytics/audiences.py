@@ -10,8 +10,11 @@ A rule is evaluated on the events of the ``within_days`` before ``as_of`` (the e
 data, unless given). A customer is a member when every ``did`` condition holds (an event in
 the window matches its filters; if it says ``older_than_days``, at least that long before
 ``as_of``; if it says ``not_followed_by``, with no later event of the same customer -- and of
-the same order, with ``same = "order_id"`` -- matching that) and no ``did_not`` condition does
-(no event in the window matches it). An audience file::
+the same order, by whoever, with ``same = "order_id"`` -- matching that) and no ``did_not``
+condition does (no event in the window matches it). Only customers with an event in the window
+are considered: an audience of ``did_not`` conditions alone is "active in the window, but not
+...". A later event is one with a later ``occurred_at``: one at the same moment does not
+follow. An audience file::
 
     [[audience]]
     name = "tried_in_store_no_purchase"
@@ -83,7 +86,9 @@ class EventFilter(_Frozen):
 
 
 class FollowFilter(EventFilter):
-    """Events that, coming later, undo a ``did`` condition; ``same``: and share this key."""
+    """Events that, coming later, undo a ``did`` condition: of the same customer (``same =
+    "category"``: and in the same category); ``same = "order_id"``: of the same order, by
+    whoever (a pick-up by someone else counts)."""
 
     same: Literal["order_id", "category"] | None = None
 
@@ -174,12 +179,16 @@ def _holds(window: pl.DataFrame, condition: Condition, *, as_of: datetime) -> pl
         )
     follow = condition.not_followed_by
     if follow is not None:
-        later = window.filter(follow.expression()).select(
-            "customer_key",
-            *([follow.same] if follow.same else []),
-            pl.col("occurred_at").alias("followed_at"),
+        # an order is followed by whoever picks it up (another customer, unstitched, too);
+        # anything else by the same customer, in the same category if asked
+        keys = (
+            ["order_id"]
+            if follow.same == "order_id"
+            else ["customer_key", *([follow.same] if follow.same else [])]
         )
-        keys = ["customer_key", *([follow.same] if follow.same else [])]
+        later = window.filter(follow.expression()).select(
+            *keys, pl.col("occurred_at").alias("followed_at")
+        )
         undone = (
             matches.join(later, on=keys, how="inner")
             .filter(pl.col("followed_at") > pl.col("occurred_at"))
@@ -233,7 +242,7 @@ def audience_changes(
                 "audience": audience.name,
                 "members": new.len(),
                 "entered": new.filter(~new.is_in(old.implode())).len(),
-                "left": old.filter(~old.is_in(new.implode())).len(),
+                "exited": old.filter(~old.is_in(new.implode())).len(),
             }
         )
     return pl.DataFrame(
@@ -242,7 +251,7 @@ def audience_changes(
             "audience": pl.String,
             "members": pl.Int64,
             "entered": pl.Int64,
-            "left": pl.Int64,
+            "exited": pl.Int64,
         },
     )
 

@@ -246,7 +246,7 @@ def run(
     console.print(
         "audiences: "
         + ", ".join(
-            f"{row['audience']} {row['members']} (+{row['entered']}, -{row['left']})"
+            f"{row['audience']} {row['members']} (+{row['entered']}, -{row['exited']})"
             for row in latest.iter_rows(named=True)
         )
         + f"; exported to {settings.reports_path / 'audiences'}"

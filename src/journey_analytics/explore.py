@@ -17,7 +17,7 @@ Example::
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import networkx as nx
@@ -128,8 +128,8 @@ def persona_graph(database: Database, persona: int) -> nx.DiGraph:
 
 def audience_sizes(database: Database) -> pl.DataFrame:
     """Every audience's size at each run, with how many entered and left since the run before
-    (``marts.audience_sizes``), the latest run first."""
-    return read_table(database, "marts.audience_sizes").sort(
+    (``ops.audience_sizes``), the latest run first."""
+    return read_table(database, "ops.audience_sizes").sort(
         ["run_at", "audience"], descending=[True, False]
     )
 
@@ -140,26 +140,19 @@ def audience_members(
     *,
     as_of: datetime | None = None,
 ) -> pl.DataFrame:
-    """The members of audiences (columns audience, customer_key) as of ``as_of`` (default: the
-    end of the data): ``rules`` an :class:`audiences.AudienceRules`, the text of an audiences
-    file (a draft to try before adding it to the file the runs read), or None for the members
-    the last run stored."""
+    """The members of audiences (columns audience, customer_key) as of ``as_of`` (default:
+    the end of the data as a run takes it: its last event, or its last load if earlier).
+    ``rules``: an :class:`audiences.AudienceRules`, the text of an audiences file (a draft to
+    try before adding it to the file the runs read), or None for the members the last run
+    stored."""
     if rules is None:
         return read_table(database, "marts.audience_members")
     if isinstance(rules, str):
         rules = audiences.parse_audiences(rules)
+    from journey_analytics import jobs  # noqa: PLC0415 - the run's reading, loaded when used
+
     with Warehouse.open(_existing(database), read_only=True) as wh:
-        end = wh.query("select max(occurred_at) from core.events").item()
-        as_of = as_of or end
-        if as_of is None:
-            return pl.DataFrame(schema={"audience": pl.String, "customer_key": pl.String})
-        since = as_of - timedelta(days=max(a.within_days for a in rules.audience))
-        events = wh.query(
-            f"select {', '.join(audiences.EVENT_COLUMNS)} from core.events "
-            "where occurred_at >= $since",
-            {"since": since},
-        )
-    return audiences.audience_members(events, rules, as_of=as_of)
+        return jobs.audience_members_in(wh, rules, as_of=as_of)
 
 
 def audience_export(database: Database, members: pl.DataFrame) -> pl.DataFrame:

@@ -1617,8 +1617,8 @@ def customer_fingerprints(wh: Warehouse) -> pl.DataFrame:
     return wh.query_file("customer_fingerprints")
 
 
-def _end_of_data(wh: Warehouse) -> datetime:
-    """:func:`end_of_data` of ``core.events``, computed in the warehouse."""
+def end_of_data_in(wh: Warehouse) -> datetime:
+    """:func:`end_of_data` of ``core.events``, computed in the warehouse (1970 when empty)."""
     bounds = wh.query("select max(occurred_at), max(ingested_at) from core.events")
     return _earlier_end(bounds.item(0, 0), bounds.item(0, 1))
 
@@ -1726,7 +1726,7 @@ class _JourneyScope:
 def _journey_scope(
     wh: Warehouse, settings: Settings, *, as_of: datetime | None, full: bool
 ) -> _JourneyScope:
-    as_of = as_of or _end_of_data(wh)
+    as_of = as_of or end_of_data_in(wh)
     prints = customer_fingerprints(wh)
     rules = _pattern_rules(settings)
     fingerprint = rules_fingerprint(settings, rules)
@@ -2535,27 +2535,44 @@ def _audience_rules(settings: Settings) -> audiences.AudienceRules:
     )
 
 
+def _audience_events(
+    wh: Warehouse, rules: audiences.AudienceRules, *, as_of: datetime
+) -> pl.DataFrame:
+    """The events the audiences' rules look at: those of the longest window before ``as_of``."""
+    since = as_of - timedelta(days=max(audience.within_days for audience in rules.audience))
+    return wh.query(
+        f"select {', '.join(audiences.EVENT_COLUMNS)} from core.events "
+        "where occurred_at between $since and $as_of",
+        {"since": since, "as_of": as_of},
+    )
+
+
+def audience_members_in(
+    wh: Warehouse, rules: audiences.AudienceRules, *, as_of: datetime | None = None
+) -> pl.DataFrame:
+    """The audiences' members in the database of ``wh`` as of ``as_of`` (default: the end of
+    the data, as a run takes it)."""
+    as_of = as_of or end_of_data_in(wh)
+    return audiences.audience_members(_audience_events(wh, rules, as_of=as_of), rules, as_of=as_of)
+
+
 def _build_audiences(wh: Warehouse, rules: audiences.AudienceRules) -> pl.DataFrame:
     """The audiences' members as of the end of the data (``marts.audience_members``), and
     their sizes with who entered and left since the last run (appended to
-    ``marts.audience_sizes``). Returns the members."""
-    as_of = wh.query("select max(occurred_at) from core.events").item()
-    if as_of is None:
-        members = audiences.audience_members(
-            pl.DataFrame(schema={"customer_key": pl.String}), rules, as_of=datetime.now(UTC)
-        ).head(0)
+    ``ops.audience_sizes``). Returns the members."""
+    as_of: datetime | None = end_of_data_in(wh)  # as the journeys' statuses see it
+    if wh.query("select count(*) from core.events").item() == 0:
+        as_of = None  # no event yet: every audience is empty
+        members = pl.DataFrame(schema={"audience": pl.String, "customer_key": pl.String})
     else:
-        since = as_of - timedelta(days=max(a.within_days for a in rules.audience))
-        events = wh.query(
-            f"select {', '.join(audiences.EVENT_COLUMNS)} from core.events "
-            "where occurred_at >= $since",
-            {"since": since},
+        assert as_of is not None
+        members = audiences.audience_members(
+            _audience_events(wh, rules, as_of=as_of), rules, as_of=as_of
         )
-        members = audiences.audience_members(events, rules, as_of=as_of)
     changes = audiences.audience_changes(wh.read("marts.audience_members"), members, rules)
     wh.replace("marts.audience_members", members)
     wh.append(
-        "marts.audience_sizes",
+        "ops.audience_sizes",
         changes.select(
             pl.lit(datetime.now(UTC)).alias("run_at"),
             pl.lit(as_of, pl.Datetime("us", "UTC")).alias("as_of"),
@@ -2821,7 +2838,7 @@ def forget(settings: Settings, *, by: str, value: str) -> ErasureReport:
                 "normalising, with the config's hashing key)."
             )
             raise NotFoundError(msg)
-        as_of = _end_of_data(wh)
+        as_of = end_of_data_in(wh)
         pos = [name for name, source in settings.sources.items() if isinstance(source, PosSource)]
         records = events.select(
             pl.when(pl.col("source").is_in(pos))

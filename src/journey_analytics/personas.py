@@ -118,7 +118,8 @@ def fit_personas(
     fitted = _scaled(matrix, lows, ranges)[_sample_rows(len(matrix), sample=sample, seed=seed)]
     distinct = len(np.unique(fitted, axis=0)) if len(fitted) else 0
     candidates = [k] if k is not None else list(range(2, max_k + 1))
-    candidates = [c for c in candidates if c <= distinct]
+    # a silhouette needs 2 .. n - 1 clusters (n customers fitted)
+    candidates = [c for c in candidates if c <= distinct and c < len(fitted)]
     if not candidates:  # one kind of customer, or none
         centre = fitted.mean(axis=0) if len(fitted) else np.zeros(len(FEATURES))
         return PersonaModel(
@@ -286,7 +287,10 @@ def describe_personas(features: pl.DataFrame, assigned: pl.DataFrame) -> pl.Data
     conversions, revenue, and the averages of :data:`DESCRIBED` (``days_to_convert``: the
     median over its customers who converted; ``conversion_rate``: conversions over closed
     journeys, pooled)."""
-    joined = features.join(assigned, on="customer_key")
+    # in key order whatever order the rows came in: float sums are then the same every run
+    joined = features.sort("customer_key").join(
+        assigned, on="customer_key", how="inner", maintain_order="left"
+    )
     total = max(joined.height, 1)
     buyers = joined.filter(pl.col("conversions") > 0)
     overall = {
@@ -294,7 +298,7 @@ def describe_personas(features: pl.DataFrame, assigned: pl.DataFrame) -> pl.Data
         "journeys": float(joined.get_column("journeys").mean() or 0.0),  # type: ignore[arg-type]
     }
     per_persona = (
-        joined.group_by("persona")
+        joined.group_by("persona", maintain_order=True)
         .agg(
             pl.len().alias("customers"),
             pl.col("journeys").sum().alias("all_journeys"),
