@@ -216,6 +216,9 @@ def test_segment_kpis_count_each_closed_journey_once_per_dimension() -> None:
             "is_omnichannel": omni,
             "furthest_stage_order": 4,
             "touchpoints": ["order_placed"],
+            "own_steps": 1,
+            "online_steps": 1,
+            "offline_steps": 0,
             "status_segment": None if status == "open" else status,
             "store_segment": store,
         }

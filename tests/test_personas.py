@@ -10,6 +10,7 @@ index of at least 0.8.
 
 from __future__ import annotations
 
+import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,11 @@ from typing import Any
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from typer.testing import CliRunner
 
 from journey_analytics import jobs, personas
-from journey_analytics.config import OutputSettings, load_settings
+from journey_analytics.cli import app
+from journey_analytics.config import load_settings
 from journey_analytics.sample import generate_sample, load_simulator_config
 from journey_analytics.warehouse import Warehouse
 
@@ -173,20 +176,21 @@ def test_persona_name_rules(changes: dict[str, float], name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def sample_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sample_config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed sample through the jobs `journey run` calls; its config file."""
     folder = tmp_path_factory.mktemp("personas")
-    settings = load_settings(REPO / "journey.toml").model_copy(
-        update={
-            "output": OutputSettings(
-                database=str(folder / "j.duckdb"), reports_dir=str(folder / "reports")
-            )
-        }
-    )
+    config = sample_config(REPO / "data" / "sample", folder)
+    settings = load_settings(config)
     jobs.ingest_sources(settings)
     jobs.build_core(settings)
     jobs.build_journeys(settings)
     jobs.build_marts(settings)
-    return settings.database_path
+    return config
+
+
+@pytest.fixture(scope="module")
+def sample_database(sample_config_file: Path) -> Path:
+    return load_settings(sample_config_file).database_path
 
 
 def _query(database: Path, sql: str) -> pl.DataFrame:
@@ -318,3 +322,33 @@ def test_personas_recover_the_planted_kinds_of_customer(tmp_path: Path) -> None:
     assert scores["personas"]["customers_scored"] == 2000
     assert scores["personas"]["adjusted_rand_index"] >= 0.8
     assert round(scores["personas"]["adjusted_rand_index"], 2) == 0.90
+
+
+def test_the_personas_and_audiences_commands(sample_config_file: Path, tmp_path: Path) -> None:
+    runner = CliRunner(env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["personas", "--config", str(sample_config_file)])
+    assert result.exit_code == 0, result.output
+    described = _query(
+        load_settings(sample_config_file).database_path, "select * from marts.personas"
+    )
+    for row in described.iter_rows(named=True):
+        assert row["name"] in result.output
+        assert f"{row['customers']:,}" in result.output
+    result = runner.invoke(app, ["audiences", "--config", str(sample_config_file)])
+    assert result.exit_code == 0, result.output
+    assert "click-and-collect-no-show" in result.output
+    assert "exports:" in result.output
+    # --k clusters again, here in a copy of the database
+    copy = tmp_path / "journey.toml"
+    database = tmp_path / "copy.duckdb"
+    shutil.copy(load_settings(sample_config_file).database_path, database)
+    copy.write_text(
+        sample_config_file.read_text().replace(
+            str(load_settings(sample_config_file).database_path), str(database)
+        )
+    )
+    result = runner.invoke(app, ["personas", "--config", str(copy), "--k", "3"])
+    assert result.exit_code == 0, result.output
+    assert "3 personas" in result.output
+    runs = _query(database, "select personas, chosen_by from ops.persona_runs order by run_at")
+    assert runs.rows()[-1] == (3, "config")

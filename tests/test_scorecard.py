@@ -75,6 +75,9 @@ def _fact_rows() -> list[dict[str, Any]]:
             "touchpoints": touchpoints,
             "entry_touchpoint": touchpoints[0],
             "exit_touchpoint": last,
+            "own_steps": len(touchpoints),
+            "online_steps": len(touchpoints),
+            "offline_steps": 0,
             **{f"{dimension}_segment": None for dimension in SEGMENT_DIMENSIONS},
         }
         for journey_id, status, _, touchpoints, last in JOURNEYS

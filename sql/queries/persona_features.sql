@@ -1,5 +1,6 @@
 -- persona features: one row per customer with a journey: the habits its persona is made of
--- (personas.FEATURES). $online_channels and $offline_channels are [leakage]'s channel lists.
+-- (personas.FEATURES), from one row per journey (marts.journey_facts: its steps' channels by
+-- [leakage]'s channel lists, counted when the journey was kept).
 with
 journeys as (
     select
@@ -10,6 +11,9 @@ journeys as (
         journeys.seconds_to_convert,
         journeys.ended_at,
         facts.furthest_stage_order,
+        facts.own_steps,
+        facts.online_steps,
+        facts.offline_steps,
         list_contains(journeys.patterns, 'ropo') as is_ropo,
         list_contains(journeys.patterns, 'click_and_collect') as is_click_and_collect,
         list_contains(journeys.patterns, 'try_and_buy') as is_try_and_buy
@@ -29,17 +33,10 @@ per_customer as (
         avg(is_ropo::integer)::double as ropo_share,
         avg(is_click_and_collect::integer)::double as click_and_collect_share,
         avg(is_try_and_buy::integer)::double as try_and_buy_share,
-        max(ended_at) as last_seen_at
+        max(ended_at) as last_seen_at,
+        coalesce(sum(online_steps) / nullif(sum(own_steps), 0), 0)::double as online_share,
+        coalesce(sum(offline_steps) / nullif(sum(own_steps), 0), 0)::double as offline_share
     from journeys
-    group by customer_key
-),
-channels as (
-    select
-        customer_key,
-        avg(list_contains($online_channels, channel)::integer)::double as online_share,
-        avg(list_contains($offline_channels, channel)::integer)::double as offline_share
-    from journeys.steps
-    where not is_fulfilment
     group by customer_key
 ),
 final as (
@@ -52,8 +49,8 @@ final as (
             as conversion_rate,
         per_customer.revenue,
         per_customer.basket_value,
-        coalesce(channels.online_share, 0) as online_share,
-        coalesce(channels.offline_share, 0) as offline_share,
+        per_customer.online_share,
+        per_customer.offline_share,
         per_customer.furthest_stage,
         per_customer.days_to_convert,
         per_customer.ropo_share,
@@ -63,6 +60,5 @@ final as (
             epoch(max(per_customer.last_seen_at) over () - per_customer.last_seen_at) / 86400
         )::double as recency_days
     from per_customer
-    left join channels using (customer_key)
 )
-select * from final order by customer_key
+select * from final  -- in no order: personas.fit_personas takes the customers in key order

@@ -13,6 +13,9 @@ create table if not exists marts.journey_facts (
     touchpoints varchar[] not null,     -- distinct, sorted, without the noise ([paths] drop_touchpoints)
     entry_touchpoint varchar,           -- the first touchpoint of its cleaned path (after START); null: no edges
     exit_touchpoint varchar,            -- the last one, before CONVERSION or DROP_OFF; null: open or no edges
+    own_steps integer not null,         -- its steps that are not fulfilment steps (personas' channel mix)
+    online_steps integer not null,      -- of those, in [leakage] online_channels
+    offline_steps integer not null,     -- ... in offline_channels
     -- the journey's segment per dimension, as on marts.journey_edges; null: in none of it
     status_segment varchar,
     first_channel_segment varchar,

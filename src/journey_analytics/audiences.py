@@ -266,6 +266,7 @@ def audience_export(members: pl.DataFrame, identifiers: pl.DataFrame) -> pl.Data
     ``core.customers`` rows (identifier_type, identifier_value, customer_key)."""
     hashes = (
         identifiers.filter(pl.col("identifier_type").is_in(list(EXPORT_IDENTIFIERS)))
+        .join(members.select("customer_key").unique(), on="customer_key", how="semi")
         .group_by("customer_key", "identifier_type")
         .agg(pl.col("identifier_value").unique().sort().str.join(";"))
         .pivot("identifier_type", index="customer_key", values="identifier_value")

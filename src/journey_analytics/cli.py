@@ -617,6 +617,49 @@ def personas(
         console.print(f"[bold]{row['persona']} {row['name']}[/]: {row['description']}")
 
 
+@app.command()
+def audiences(
+    config: ConfigOption = Path("journey.toml"),
+    history: Annotated[
+        int, typer.Option(min=1, help="How many runs of each audience's size to show.")
+    ] = 1,
+) -> None:
+    """The audiences of the last runs: size, and how many customers entered and left (counted,
+    not named), with where the exports are. The rules: `audiences` in the config.
+
+    Example: journey audiences --history 7
+    """
+    from journey_analytics import explore  # noqa: PLC0415
+    from journey_analytics.audiences import load_audiences  # noqa: PLC0415
+    from journey_analytics.config import load_settings  # noqa: PLC0415
+
+    try:
+        settings = load_settings(config)
+        rules = load_audiences(settings.resolve(settings.audiences) if settings.audiences else None)
+        sizes = explore.audience_sizes(settings.database_path)
+    except JourneyError as error:
+        raise _fail(error) from None
+    runs = sizes.get_column("run_at").unique().sort(descending=True).head(history)
+    table = Table(title=f"Audiences, last {runs.len()} run(s)")
+    for column in ("run", "as of", "audience", "members", "entered", "exited"):
+        table.add_column(
+            column, justify="right" if column in {"members", "entered", "exited"} else "left"
+        )
+    for row in sizes.filter(sizes["run_at"].is_in(runs.implode())).iter_rows(named=True):
+        table.add_row(
+            _cell(row["run_at"]),
+            _cell(row["as_of"]) if row["as_of"] else "",
+            row["audience"],
+            _cell(row["members"]),
+            _cell(row["entered"]),
+            _cell(row["exited"]),
+        )
+    console.print(table)
+    for audience in rules.audience:
+        console.print(f"[bold]{audience.name}[/]: {escape(audience.description)}")
+    console.print(f"exports: {settings.reports_path / 'audiences'}/<name>.csv and .parquet")
+
+
 def _cell(value: object) -> str:
     if isinstance(value, datetime):
         return f"{value:%Y-%m-%d %H:%M}"

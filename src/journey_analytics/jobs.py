@@ -2217,6 +2217,8 @@ def _mart_rows(
                 summary,
                 drop_touchpoints=settings.paths.drop_touchpoints,
                 omnichannel=dashboards.OMNICHANNEL_PATTERNS,
+                online_channels=settings.leakage.online_channels,
+                offline_channels=settings.leakage.offline_channels,
             )
             .join(graphs.path_ends(edges), on="journey_id", how="left", maintain_order="left")
             .join(segments, on="journey_id", how="left", maintain_order="left")
@@ -2589,10 +2591,12 @@ def export_audiences(
     the pseudonymous customer key and the keyed e-mail and phone hashes, no raw identifier;
     removes the files of audiences no longer in the rules."""
     folder.mkdir(parents=True, exist_ok=True)
-    identifiers = wh.query(
-        "select identifier_type, identifier_value, customer_key from core.customers "
-        "where identifier_type in ('email_hash', 'phone_hash')"
-    )
+    with wh.registered(_members=members.select("customer_key").unique()):
+        identifiers = wh.query(
+            "select identifier_type, identifier_value, customer_key from core.customers "
+            "where identifier_type in ('email_hash', 'phone_hash') "
+            "and customer_key in (select customer_key from _members)"
+        )
     names = {audience.name for audience in rules.audience}
     for stale in (*folder.glob("*.csv"), *folder.glob("*.parquet")):
         if stale.stem not in names:
@@ -2626,13 +2630,7 @@ def _build_personas(wh: Warehouse, settings: Settings) -> personas.PersonaModel:
     Done in full every time, from tables that equal a full build's: the same data and seed
     give the same personas, whichever runs built the journeys."""
     options = settings.personas
-    features = wh.query_file(
-        "persona_features",
-        {
-            "online_channels": list(settings.leakage.online_channels),
-            "offline_channels": list(settings.leakage.offline_channels),
-        },
-    )
+    features = wh.query_file("persona_features")
     model = personas.fit_personas(
         features, k=options.k, max_k=options.max_k, seed=options.seed, sample=options.sample
     )

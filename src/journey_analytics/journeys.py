@@ -324,24 +324,29 @@ def journey_facts(
     *,
     drop_touchpoints: tuple[str, ...] = (),
     omnichannel: tuple[str, ...] = (),
+    online_channels: tuple[str, ...] = (),
+    offline_channels: tuple[str, ...] = (),
 ) -> pl.DataFrame:
-    """One row per journey with what the funnel, drop-off and segment marts count of it:
-    ``status``, ``converted``, ``revenue``, ``last_touchpoint``, ``is_omnichannel`` (one of
+    """One row per journey with what the funnel, drop-off, segment and persona marts count of
+    it: ``status``, ``converted``, ``revenue``, ``last_touchpoint``, ``is_omnichannel`` (one of
     its ``patterns`` is in ``omnichannel``), ``furthest_stage_order`` (1 awareness to 6
-    loyalty: the furthest stage of its steps; null if none has a stage) and ``touchpoints``
-    (the distinct touchpoints of its steps, sorted, without ``drop_touchpoints``). ``steps``
+    loyalty: the furthest stage of its steps; null if none has a stage), ``touchpoints``
+    (the distinct touchpoints of its steps, sorted, without ``drop_touchpoints``), and
+    ``own_steps``, ``online_steps``, ``offline_steps`` (its steps that are not fulfilment
+    steps, and of those the ones in ``online_channels`` and ``offline_channels``). ``steps``
     must hold every step of the journeys, another customer's pick-up too.
 
     Example:
         >>> steps = pl.DataFrame({"journey_id": ["j1", "j1", "j1"],
         ...     "touchpoint": ["sign_in", "product_view", "store_purchase"],
-        ...     "stage": ["interest", "consideration", "purchase"]})
+        ...     "stage": ["interest", "consideration", "purchase"],
+        ...     "channel": ["web", "web", "store"], "is_fulfilment": [False, False, False]})
         >>> journeys = pl.DataFrame({"journey_id": ["j1"], "customer_key": ["c1"],
         ...     "status": ["converted"], "converted": [True], "revenue": [20.0],
         ...     "last_touchpoint": ["store_purchase"], "patterns": [["ropo"]]})
         >>> journey_facts(steps, journeys, drop_touchpoints=("sign_in",),
-        ...     omnichannel=("ropo",)).row(0)[4:]
-        ('store_purchase', True, 4, ['product_view', 'store_purchase'])
+        ...     omnichannel=("ropo",), online_channels=("web",)).row(0)[4:]
+        ('store_purchase', True, 4, ['product_view', 'store_purchase'], 3, 2, 0)
     """
     stage_order = pl.col("stage").replace_strict(
         STAGES, range(1, len(STAGES) + 1), default=None, return_dtype=pl.Int32
@@ -350,9 +355,19 @@ def journey_facts(
         pl.lit(list(drop_touchpoints), pl.List(pl.String))
     )
     # both in one pass over the steps (a join and two group-bys took a third longer)
+    own = ~pl.col("is_fulfilment")
     per_journey = steps.group_by("journey_id").agg(
         stage_order.max().alias("furthest_stage_order"),
         pl.col("touchpoint").filter(counted).unique().sort().alias("touchpoints"),
+        own.sum().cast(pl.Int32).alias("own_steps"),
+        (own & pl.col("channel").is_in(list(online_channels)))
+        .sum()
+        .cast(pl.Int32)
+        .alias("online_steps"),
+        (own & pl.col("channel").is_in(list(offline_channels)))
+        .sum()
+        .cast(pl.Int32)
+        .alias("offline_steps"),
     )
     return (
         journeys.select(
@@ -368,7 +383,10 @@ def journey_facts(
             .alias("is_omnichannel"),
         )
         .join(per_journey, on="journey_id", how="left", maintain_order="left")
-        .with_columns(pl.col("touchpoints").fill_null(pl.lit([], pl.List(pl.String))))
+        .with_columns(
+            pl.col("touchpoints").fill_null(pl.lit([], pl.List(pl.String))),
+            pl.col("own_steps", "online_steps", "offline_steps").fill_null(0),
+        )
     )
 
 

@@ -46,6 +46,9 @@ FEATURES: tuple[tuple[str, str], ...] = (
 FEATURE_NAMES = tuple(name for name, _ in FEATURES)
 # silhouettes are computed on at most this many of the sampled customers (its cost is quadratic)
 SILHOUETTE_SAMPLE = 5_000
+# k-means runs from this many seeded starts per number of personas and keeps the best: 10
+# cost 4.7 s of a 10M-event run's marts (7 numbers tried on 20,000 customers), 3 ~1.5 s
+N_INIT = 3
 TOP_PERCENTILE = 99  # a feature's scale ends here: the few customers beyond it are at 1
 
 
@@ -133,7 +136,7 @@ def fit_personas(
     silhouettes: dict[int, float] = {}
     best: tuple[float, int, np.ndarray] | None = None
     for count in candidates:
-        model = KMeans(n_clusters=count, n_init=10, random_state=seed).fit(fitted)
+        model = KMeans(n_clusters=count, n_init=N_INIT, random_state=seed).fit(fitted)
         labels = model.labels_
         score = (
             float(
