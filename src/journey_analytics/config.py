@@ -314,7 +314,7 @@ class PersonaSettings(_Frozen):
     max_k: int = Field(default=8, ge=2, le=20, description="most personas tried when k is none")
     seed: int = Field(default=0, ge=0, description="same data and seed, same personas")
     sample: int = Field(
-        default=20_000,
+        default=10_000,
         ge=100,
         description="customers the clustering is fitted on (drawn with the seed); all are "
         "then given the nearest persona",

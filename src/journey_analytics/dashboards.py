@@ -852,19 +852,43 @@ def _stores_figure(segment_kpis: pl.DataFrame, *, min_group_size: int) -> go.Fig
         .with_columns((pl.col("dimension") == "store").alias("is_store"))
         .sort(["is_store", "journeys", "segment"], descending=[False, True, False])
     )
-    labels = [_segment_label(segment) for segment in rows["segment"].to_list()]
-    journeys = rows["journeys"].cast(pl.Int64).to_list()
+    return _counts_and_rates(
+        [_segment_label(segment) for segment in rows["segment"].to_list()],
+        rows.select(
+            pl.col("journeys").alias("count"),
+            "conversion_rate",
+            pl.col("revenue").alias("detail_0"),
+            pl.col("omnichannel_share").alias("detail_1"),
+        ),
+        noun="journeys",
+        count_hover="%{y}: %{x:,} journeys, revenue %{customdata[0]:,.0f}",
+        rate_hover="%{y}: %{x:.1%} converted; omnichannel %{customdata[1]:.0%} of purchases",
+        count_title="Closed journeys",
+    )
+
+
+def _counts_and_rates(
+    labels: list[str],
+    rows: pl.DataFrame,
+    *,
+    noun: str,
+    count_hover: str,
+    rate_hover: str,
+    count_title: str,
+) -> go.Figure:
+    """Paired bars: a count per row (``count``) and its conversion rate
+    (``conversion_rate``), each hover with the row's two details (``detail_0``,
+    ``detail_1``, as ``customdata[0]`` and ``[1]``)."""
+    counts = rows["count"].cast(pl.Int64).to_list()
     rates = rows["conversion_rate"].cast(pl.Float64).to_list()
-    details = rows.select(
-        pl.col("revenue").cast(pl.Float64), pl.col("omnichannel_share").cast(pl.Float64)
-    ).rows()
+    details = rows.select(pl.col("detail_0", "detail_1").cast(pl.Float64)).rows()
     left = go.Bar(
-        name="journeys",
-        x=journeys,
-        text=[_fmt_int(value) for value in journeys],
+        name=noun,
+        x=counts,
+        text=[_fmt_int(value) for value in counts],
         customdata=details,
         marker={"color": _BLUE},
-        hovertemplate="%{y}: %{x:,} journeys, revenue %{customdata[0]:,.0f}<extra></extra>",
+        hovertemplate=count_hover + "<extra></extra>",
     )
     right = go.Bar(
         name="conversion_rate",
@@ -872,11 +896,9 @@ def _stores_figure(segment_kpis: pl.DataFrame, *, min_group_size: int) -> go.Fig
         text=[_fmt_pct(value) for value in rates],
         customdata=details,
         marker={"color": _GREEN},
-        hovertemplate=(
-            "%{y}: %{x:.1%} converted; omnichannel %{customdata[1]:.0%} of purchases<extra></extra>"
-        ),
+        hovertemplate=rate_hover + "<extra></extra>",
     )
-    fig = _paired_bars(labels, left, right, titles=("Closed journeys", "Conversion rate"))
+    fig = _paired_bars(labels, left, right, titles=(count_title, "Conversion rate"))
     fig.update_xaxes(range=[0, 1.0], row=1, col=2)
     return fig
 
@@ -885,34 +907,20 @@ def _personas_figure(personas: pl.DataFrame, *, min_group_size: int) -> go.Figur
     """Per persona with at least ``min_group_size`` customers, the largest first: customers
     and the conversion rate of their closed journeys."""
     rows = personas.filter(pl.col("customers") >= min_group_size).sort("persona")
-    labels = [html.escape(name) for name in rows["name"].to_list()]
-    customers = rows["customers"].cast(pl.Int64).to_list()
-    rates = rows["conversion_rate"].cast(pl.Float64).to_list()
-    details = rows.select(
-        pl.col("share_of_customers").cast(pl.Float64), pl.col("basket_value").cast(pl.Float64)
-    ).rows()
-    left = go.Bar(
-        name="customers",
-        x=customers,
-        text=[_fmt_int(value) for value in customers],
-        customdata=details,
-        marker={"color": _BLUE},
-        hovertemplate="%{y}: %{x:,} customers, %{customdata[0]:.0%} of all<extra></extra>",
-    )
-    right = go.Bar(
-        name="conversion_rate",
-        x=rates,
-        text=[_fmt_pct(value) for value in rates],
-        customdata=details,
-        marker={"color": _GREEN},
-        hovertemplate=(
-            "%{y}: %{x:.1%} of closed journeys converted, average basket "
-            "%{customdata[1]:,.2f}<extra></extra>"
+    return _counts_and_rates(
+        [html.escape(name) for name in rows["name"].to_list()],
+        rows.select(
+            pl.col("customers").alias("count"),
+            "conversion_rate",
+            pl.col("share_of_customers").alias("detail_0"),
+            pl.col("basket_value").alias("detail_1"),
         ),
+        noun="customers",
+        count_hover="%{y}: %{x:,} customers, %{customdata[0]:.0%} of all",
+        rate_hover="%{y}: %{x:.1%} of closed journeys converted, average basket "
+        "%{customdata[1]:,.2f}",
+        count_title="Customers",
     )
-    fig = _paired_bars(labels, left, right, titles=("Customers", "Conversion rate"))
-    fig.update_xaxes(range=[0, 1.0], row=1, col=2)
-    return fig
 
 
 def _attribution_figure(attribution: pl.DataFrame) -> go.Figure:

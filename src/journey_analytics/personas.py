@@ -44,10 +44,12 @@ FEATURES: tuple[tuple[str, str], ...] = (
     ("recency_days", "log"),  # days from the last journey's end to the end of the data
 )
 FEATURE_NAMES = tuple(name for name, _ in FEATURES)
-# silhouettes are computed on at most this many of the sampled customers (its cost is quadratic)
-SILHOUETTE_SAMPLE = 5_000
-# k-means runs from this many seeded starts per number of personas and keeps the best: 10
-# cost 4.7 s of a 10M-event run's marts (7 numbers tried on 20,000 customers), 3 ~1.5 s
+# silhouettes are computed on at most this many of the sampled customers (its cost is
+# quadratic): at 10M events, 3,000 of a 10,000 sample chose the same k as 5,000 of 20,000
+# with scores within 0.01, in 1.5 s against 3.7 s for the whole fit
+SILHOUETTE_SAMPLE = 3_000
+# k-means runs from this many seeded starts per number of personas and keeps the best (10
+# starts took 4.7 s of a 10M-event run's marts, 3 starts 3.3 s, both on 20,000 customers)
 N_INIT = 3
 TOP_PERCENTILE = 99  # a feature's scale ends here: the few customers beyond it are at 1
 
@@ -100,7 +102,7 @@ def fit_personas(
     k: int | None = None,
     max_k: int = 8,
     seed: int = 0,
-    sample: int = 20_000,
+    sample: int = 10_000,
 ) -> PersonaModel:
     """Clusters the customers of ``features`` (one row per customer, :data:`FEATURE_NAMES`
     and ``customer_key``) into personas.
