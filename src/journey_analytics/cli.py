@@ -577,8 +577,9 @@ def personas(
         typer.Option(
             min=1,
             max=20,
-            help="Cluster again into this many personas (default: show the personas the last "
-            "run made, as \\[personas] of the config chose them).",
+            help="Cluster again into this many personas, until the next run (which follows "
+            "\\[personas] k of the config: set it there to keep a number); default: show the "
+            "personas the last run made.",
         ),
     ] = None,
 ) -> None:
