@@ -2,7 +2,7 @@
 -- persona's journeys' edges -- the inner edges kept in marts.journey_edges, and the START and
 -- end edges from the path ends kept in marts.journey_facts -- counted as in marts.transitions.
 with
-journeys as (
+customer_journeys as (
     select
         facts.journey_id,
         journeys.customer_key,
@@ -15,18 +15,18 @@ journeys as (
     inner join marts.customer_personas as customer_personas using (customer_key)
 ),
 edges as (
-    select journeys.persona, journeys.customer_key, edges.from_touchpoint, edges.to_touchpoint,
-        edges.seconds
+    select customer_journeys.persona, customer_journeys.customer_key, edges.from_touchpoint,
+        edges.to_touchpoint, edges.seconds
     from marts.journey_edges as edges
-    inner join journeys using (journey_id)
+    inner join customer_journeys using (journey_id)
     union all
     select persona, customer_key, 'START', entry_touchpoint, null
-    from journeys
+    from customer_journeys
     where entry_touchpoint is not null
     union all
     select persona, customer_key, exit_touchpoint,
         case status when 'converted' then 'CONVERSION' else 'DROP_OFF' end, null
-    from journeys
+    from customer_journeys
     where exit_touchpoint is not null and status <> 'open'
 ),
 counted as (

@@ -2,7 +2,7 @@
 -- (personas.FEATURES), from one row per journey (marts.journey_facts: its steps' channels by
 -- [leakage]'s channel lists, counted when the journey was kept).
 with
-journeys as (
+customer_journeys as (
     select
         journeys.customer_key,
         journeys.status,
@@ -36,7 +36,7 @@ per_customer as (
         max(ended_at) as last_seen_at,
         coalesce(sum(online_steps) / nullif(sum(own_steps), 0), 0)::double as online_share,
         coalesce(sum(offline_steps) / nullif(sum(own_steps), 0), 0)::double as offline_share
-    from journeys
+    from customer_journeys
     group by customer_key
 ),
 final as (

@@ -2562,15 +2562,12 @@ def _build_audiences(wh: Warehouse, rules: audiences.AudienceRules) -> pl.DataFr
     """The audiences' members as of the end of the data (``marts.audience_members``), and
     their sizes with who entered and left since the last run (appended to
     ``ops.audience_sizes``). Returns the members."""
-    as_of: datetime | None = end_of_data_in(wh)  # as the journeys' statuses see it
-    if wh.query("select count(*) from core.events").item() == 0:
-        as_of = None  # no event yet: every audience is empty
+    if wh.query("select count(*) = 0 from core.events").item():  # every audience is empty
+        as_of = None
         members = pl.DataFrame(schema={"audience": pl.String, "customer_key": pl.String})
     else:
-        assert as_of is not None
-        members = audiences.audience_members(
-            _audience_events(wh, rules, as_of=as_of), rules, as_of=as_of
-        )
+        as_of = end_of_data_in(wh)  # as the journeys' statuses see it
+        members = audience_members_in(wh, rules, as_of=as_of)
     changes = audiences.audience_changes(wh.read("marts.audience_members"), members, rules)
     wh.replace("marts.audience_members", members)
     wh.append(
