@@ -28,17 +28,15 @@ follow. An audience file::
 from __future__ import annotations
 
 import re
-import tomllib
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from journey_analytics.config import load_toml_model
-from journey_analytics.errors import ConfigError, format_problems
+from journey_analytics.config import load_toml_model, parse_toml_model
 
 EVENT_COLUMNS = (
     "customer_key",
@@ -152,22 +150,7 @@ def parse_audiences(text: str, *, source: str = "<text>") -> AudienceRules:
     Raises:
         ConfigError: naming ``source`` and every key that is wrong, with what was found.
     """
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        msg = f"{source}: not valid TOML: {error}"
-        raise ConfigError(msg) from None
-    try:
-        return AudienceRules.model_validate(data)
-    except ValidationError as error:
-        raise ConfigError(format_problems(f"{source} is not valid", _problems(error))) from None
-
-
-def _problems(error: ValidationError) -> list[str]:
-    return [
-        f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']} (found {item['input']!r})"
-        for item in error.errors()
-    ]
+    return parse_toml_model(text, AudienceRules, source=source)
 
 
 def _holds(window: pl.DataFrame, condition: Condition, *, as_of: datetime) -> pl.DataFrame:

@@ -470,12 +470,26 @@ def load_toml_model(
             what was found there.
     """
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         msg = f"{what} {path} not found."
         raise ConfigError(msg) from None
+    return parse_toml_model(text, model, source=str(path), extra=extra)
+
+
+def parse_toml_model(
+    text: str, model: type[Model], *, source: str, extra: dict[str, Any] | None = None
+) -> Model:
+    """TOML text into a pydantic model (``source``: where the text came from, for errors).
+
+    Raises:
+        ConfigError: naming ``source``, and every key that is missing or of the wrong type
+            with what was found there.
+    """
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        msg = f"{path}: not valid TOML: {error}"
+        msg = f"{source}: not valid TOML: {error}"
         raise ConfigError(msg) from None
     try:
         return model.model_validate({**data, **(extra or {})})
@@ -485,7 +499,7 @@ def load_toml_model(
             f" (found {item['input']!r})"
             for item in error.errors()
         ]
-        raise ConfigError(format_problems(f"{path} is not valid", problems)) from None
+        raise ConfigError(format_problems(f"{source} is not valid", problems)) from None
 
 
 def load_settings(path: Path | str) -> Settings:

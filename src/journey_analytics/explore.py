@@ -158,11 +158,10 @@ def audience_members(
 def audience_export(database: Database, members: pl.DataFrame) -> pl.DataFrame:
     """Members (of one audience) as an export for a CRM: customer_key and the keyed e-mail and
     phone hashes, never a raw identifier (see :func:`audiences.audience_export`)."""
+    from journey_analytics import jobs  # noqa: PLC0415 - the run's reading, loaded when used
+
     with Warehouse.open(_existing(database), read_only=True) as wh:
-        identifiers = wh.query(
-            "select identifier_type, identifier_value, customer_key from core.customers "
-            "where identifier_type in ('email_hash', 'phone_hash')"
-        )
+        identifiers = jobs.member_hashes(wh, members)
     return audiences.audience_export(members, identifiers)
 
 

@@ -2581,6 +2581,18 @@ def _build_audiences(wh: Warehouse, rules: audiences.AudienceRules) -> pl.DataFr
     return members
 
 
+def member_hashes(wh: Warehouse, members: pl.DataFrame) -> pl.DataFrame:
+    """The keyed identifiers an audience export may carry (``audiences.EXPORT_IDENTIFIERS``)
+    of the customers in ``members``: ``core.customers`` rows."""
+    with wh.registered(_members=members.select("customer_key").unique()):
+        return wh.query(
+            "select identifier_type, identifier_value, customer_key from core.customers "
+            "where list_contains($types, identifier_type) "
+            "and customer_key in (select customer_key from _members)",
+            {"types": list(audiences.EXPORT_IDENTIFIERS)},
+        )
+
+
 def export_audiences(
     wh: Warehouse, rules: audiences.AudienceRules, members: pl.DataFrame, folder: Path
 ) -> list[Path]:
@@ -2588,12 +2600,7 @@ def export_audiences(
     the pseudonymous customer key and the keyed e-mail and phone hashes, no raw identifier;
     removes the files of audiences no longer in the rules."""
     folder.mkdir(parents=True, exist_ok=True)
-    with wh.registered(_members=members.select("customer_key").unique()):
-        identifiers = wh.query(
-            "select identifier_type, identifier_value, customer_key from core.customers "
-            "where identifier_type in ('email_hash', 'phone_hash') "
-            "and customer_key in (select customer_key from _members)"
-        )
+    identifiers = member_hashes(wh, members)
     names = {audience.name for audience in rules.audience}
     for stale in (*folder.glob("*.csv"), *folder.glob("*.parquet")):
         if stale.stem not in names:
